@@ -1,0 +1,92 @@
+"""The ``simcse-rag`` command line.
+
+Each command group lives in its own module under ``simcse_rag.cli`` and exposes
+``register(subparsers)``; :data:`COMMAND_MODULES` lists them in help order. User mistakes
+(:class:`ValueError`, :class:`TypeError`, missing files, missing extras) print a one-line
+``error: ...`` to stderr and exit with status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from simcse_rag import __version__
+
+COMMAND_MODULES: tuple[str, ...] = ("encode",)
+
+#: Exceptions that signal a user mistake rather than a bug.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError,
+    TypeError,
+    FileNotFoundError,
+    FileExistsError,
+    NotADirectoryError,
+    IsADirectoryError,
+    PermissionError,
+    ImportError,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser with every command group registered."""
+    parser = argparse.ArgumentParser(
+        prog="simcse-rag",
+        description="SimCSE embeddings, hybrid BM25 + dense search (RRF) and domain adaptation.",
+    )
+    parser.add_argument("--version", action="version", version=f"simcse-rag {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"simcse_rag.cli.{name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI.
+
+    Args:
+        argv: Arguments without the program name (default: ``sys.argv[1:]``).
+
+    Returns:
+        Process exit status: 0 on success, 2 on a user mistake, 130 when interrupted.
+    """
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    _quiet_third_party()
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except USER_ERRORS as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+
+
+def _quiet_third_party() -> None:
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

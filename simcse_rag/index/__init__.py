@@ -1,0 +1,1 @@
+"""Indexes: FAISS dense, BM25 sparse, reciprocal rank fusion and the hybrid retriever."""

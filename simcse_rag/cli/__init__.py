@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from simcse_rag import __version__
 
-COMMAND_MODULES: tuple[str, ...] = ("encode", "eval")
+COMMAND_MODULES: tuple[str, ...] = ("encode", "eval", "train")
 
 #: Exceptions that signal a user mistake rather than a bug.
 USER_ERRORS: tuple[type[BaseException], ...] = (

@@ -1,0 +1,62 @@
+"""DenseBackend: the interface every dense (vector) index implements.
+
+Two implementations ship: :class:`~simcse_rag.index.dense.DenseIndex` (FAISS, embedded, the
+default) and :class:`~simcse_rag.index.milvus.MilvusDenseIndex` (Milvus through ``pymilvus``:
+Milvus Lite on a local ``.db`` path, or a Milvus server / cluster by URI). The protocol is
+structural, so ``DenseIndex`` satisfies it without inheriting from it, and third-party indexes
+can too.
+
+Contract (shared by both implementations and checked by their tests):
+
+* ids are non-empty strings; ``add`` upserts by id, ``delete`` returns how many ids it removed
+  and ignores unknown ones;
+* vectors are compared by inner product (callers pass unit vectors, so this is cosine);
+* ``search`` takes an ``(m, dim)`` array and returns ``(ids, scores)``, both ``(m, k')`` with
+  ``k' = min(k, len(index))``: ids of dtype object (str), scores float32, best first, never a
+  missing / ``-1`` id;
+* ``save(dir)`` writes what is needed to reopen the index (all of it for FAISS; the connection
+  settings for Milvus, which persists its own data), crash-safely; ``load(dir)`` validates it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+#: Dense backends selectable by name (``HybridConfig`` / ``simcse-rag index build --backend``).
+BACKENDS: tuple[str, ...] = ("faiss", "milvus")
+
+
+@runtime_checkable
+class DenseBackend(Protocol):
+    """A string-keyed inner-product vector index (see the module docstring for the contract)."""
+
+    dim: int
+
+    def add(self, ids: Sequence[str], vectors: np.ndarray) -> None:
+        """Insert or replace one vector per id."""
+        ...
+
+    def delete(self, ids: Iterable[str]) -> int:
+        """Remove vectors by id; return how many were present."""
+        ...
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(ids, scores)`` of shape ``(m, min(k, len(self)))``, best first."""
+        ...
+
+    def __len__(self) -> int:
+        """Number of vectors held."""
+        ...
+
+    def __contains__(self, doc_id: object) -> bool:
+        """Whether ``doc_id`` is indexed."""
+        ...
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Persist to a folder (atomically) and return it."""
+        ...

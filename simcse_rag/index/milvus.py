@@ -1,0 +1,562 @@
+"""MilvusDenseIndex: the dense backend on Milvus, through ``pymilvus`` (extra ``milvus``).
+
+The same code runs embedded or against a cluster, chosen by the URI:
+
+* a local path ending in ``.db`` (e.g. ``./index/vectors.db``) starts **Milvus Lite** inside the
+  process (package ``milvus-lite``; it serves gRPC on 127.0.0.1 on a free port and stores the data
+  in that folder);
+* ``http://host:19530`` / ``https://...`` / ``tcp://...`` / ``unix:...`` talks to a Milvus server
+  or cluster (pass ``token="user:password"`` or an API key, or set ``MILVUS_TOKEN``).
+
+Vectors live in one collection with a ``VARCHAR`` primary key ``id`` and a ``FLOAT_VECTOR`` field
+``vector``, compared by inner product (``IP``; callers pass unit vectors, so this is cosine). Milvus
+persists the vectors itself: :meth:`MilvusDenseIndex.save` writes only the connection settings
+(never the token) and the count, which :meth:`MilvusDenseIndex.load` checks against the
+collection.
+
+Ids are matched with filter expressions that this module quotes itself, because ``pymilvus``'s
+``get`` / ``delete(ids=...)`` paste string ids into the expression unescaped (an id holding a
+quote breaks them) and Milvus Lite does not support templated ``filter_params``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from simcse_rag import _io
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+SETTINGS_FILE = "milvus.json"
+INDEX_TYPES: tuple[str, ...] = ("AUTOINDEX", "FLAT", "HNSW", "IVF_FLAT")
+#: Milvus rejects ``limit`` above this (``topk`` limit of the server).
+MAX_TOP_K = 16_384
+#: Longest id accepted (UTF-8 bytes); the ``VARCHAR`` primary key's ``max_length``.
+MAX_ID_BYTES = 2_048
+_ID_FIELD = "id"
+_VECTOR_FIELD = "vector"
+_COLLECTION_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
+_REMOTE_SCHEMES = ("http://", "https://", "tcp://", "unix:")
+#: Rows per insert / delete request, keeping gRPC messages far below their 64 MiB cap.
+_WRITE_BYTES = 8 * 1024 * 1024
+_DELETE_BATCH = 1_000
+#: Largest HNSW ``ef`` Milvus accepts.
+_MAX_EF = 32_768
+#: Queries per search request.
+_SEARCH_BATCH = 1_024
+
+
+def _import_pymilvus() -> Any:
+    try:
+        import pymilvus
+    except ImportError:
+        raise ImportError(
+            "The Milvus backend needs pymilvus and milvus-lite; install them with "
+            "`pip install 'simcse-rag[milvus]'`."
+        ) from None
+    return pymilvus
+
+
+def _one_line(exc: BaseException) -> str:
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return " ".join(str(message).split())
+
+
+def quote(text: str) -> str:
+    """Quote ``text`` as a Milvus filter-expression string literal (C-style escapes)."""
+    escaped = (
+        text.replace("\\", "\\\\")
+        .replace('"', '\\"')
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+        .replace("\t", "\\t")
+    )
+    return f'"{escaped}"'
+
+
+def _ids_expr(ids: Sequence[str]) -> str:
+    return f"{_ID_FIELD} in [{', '.join(quote(i) for i in ids)}]"
+
+
+def _check_ids(ids: Iterable[str], what: str = "ids") -> list[str]:
+    if isinstance(ids, str):
+        raise TypeError(
+            f"{what} must be a sequence of strings, not a single string; wrap it in a list."
+        )
+    out = list(ids)
+    for i, doc_id in enumerate(out):
+        if not isinstance(doc_id, str) or not doc_id:
+            raise ValueError(f"{what}[{i}] must be a non-empty string, got {doc_id!r}.")
+        if len(doc_id.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
+            raise ValueError(
+                f"{what}[{i}] is longer than {MAX_ID_BYTES} UTF-8 bytes (Milvus VARCHAR primary "
+                "key limit); shorten or hash the id."
+            )
+        try:
+            doc_id.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(
+                f"{what}[{i}] is not valid Unicode (lone surrogate): {doc_id!r}."
+            ) from None
+    return out
+
+
+def _check_k(k: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
+        raise ValueError(f"k must be a positive integer, got {k!r}.")
+    return int(k)
+
+
+def _as_matrix(vectors: Any, dim: int, what: str = "vectors") -> np.ndarray:
+    arr = np.asarray(vectors)
+    if arr.ndim != 2 or arr.shape[1] != dim:
+        raise ValueError(f"{what} must have shape (n, {dim}), got {arr.shape}.")
+    if not np.issubdtype(arr.dtype, np.number):
+        raise TypeError(f"{what} must be numeric, got dtype {arr.dtype}.")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{what} contain NaN or infinity.")
+    return arr
+
+
+def resolve_uri(uri: str) -> str:
+    """Validate a Milvus URI; a Milvus Lite path is made absolute.
+
+    Raises:
+        ValueError: Neither a server URI nor a local path ending in ``.db``, or the path's folder
+            does not exist.
+    """
+    if not isinstance(uri, (str, os.PathLike)):
+        raise TypeError(f"uri must be a string, got {type(uri).__name__}.")
+    uri = os.fspath(uri)
+    if uri.startswith(_REMOTE_SCHEMES):
+        return uri
+    if "://" in uri:
+        raise ValueError(
+            f"Milvus URI {uri!r} has an unsupported scheme; use http://host:19530 (or https://, "
+            "tcp://, unix:) for a server, or a local path ending in .db for Milvus Lite."
+        )
+    if not uri.endswith(".db"):
+        raise ValueError(
+            f"Milvus Lite path {uri!r} must end in '.db' (e.g. {uri.rstrip('/')}.db), or use "
+            "http://host:19530 for a Milvus server."
+        )
+    path = Path(uri).expanduser().resolve()
+    if not path.parent.is_dir():
+        raise ValueError(
+            f"Milvus Lite path {uri!r}: folder {str(path.parent)!r} does not exist; "
+            "create it first."
+        )
+    if path.exists() and not path.is_dir():
+        raise ValueError(
+            f"Milvus Lite path {uri!r} is a file, not a Milvus Lite data folder; "
+            "choose another path."
+        )
+    return str(path)
+
+
+def is_lite(uri: str) -> bool:
+    """Whether ``uri`` names a local Milvus Lite database (rather than a server)."""
+    return not os.fspath(uri).startswith(_REMOTE_SCHEMES)
+
+
+class MilvusDenseIndex:
+    """Inner-product vector index in a Milvus collection, keyed by string ids.
+
+    Args:
+        dim: Vector dimension; an existing collection must match it.
+        uri: Local path ending in ``.db`` (Milvus Lite) or a server URI (``http://host:19530``).
+        collection: Collection name (letters, digits, ``_``; created when missing).
+        index_type: ``AUTOINDEX`` (server's choice; HNSW on Lite), ``FLAT`` (exact), ``HNSW`` or
+            ``IVF_FLAT``. Applies when the collection is created.
+        index_params: Build parameters, e.g. ``{"M": 32, "efConstruction": 200}`` (HNSW) or
+            ``{"nlist": 1024}`` (IVF_FLAT).
+        search_params: Search parameters, e.g. ``{"ef": 128}`` (HNSW) or ``{"nprobe": 32}``.
+        token: Server credentials (``"user:password"`` or an API key); default ``$MILVUS_TOKEN``.
+            Never saved.
+        db_name: Milvus database (server only; default the server's default database).
+
+    Raises:
+        ImportError: pymilvus / milvus-lite missing (names the extra).
+        ValueError: Bad URI or collection name, Milvus unreachable, or an existing collection
+            whose schema does not fit (wrong dimension, metric or fields).
+
+    Note:
+        :meth:`__len__` is cached and refreshed after every write through this object; call
+        :meth:`refresh` when other clients write to the same collection.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        uri: str,
+        *,
+        collection: str = "simcse_rag",
+        index_type: str = "AUTOINDEX",
+        index_params: Mapping[str, Any] | None = None,
+        search_params: Mapping[str, Any] | None = None,
+        token: str | None = None,
+        db_name: str = "",
+    ) -> None:
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0:
+            raise ValueError(f"dim must be a positive integer, got {dim!r}.")
+        if not isinstance(collection, str) or not _COLLECTION_RE.match(collection):
+            raise ValueError(
+                f"Milvus collection name {collection!r} is invalid; use letters, digits and '_' "
+                "(not starting with a digit, at most 255 characters)."
+            )
+        if index_type not in INDEX_TYPES:
+            raise ValueError(
+                f"Unknown Milvus index_type {index_type!r}; "
+                f"choose one of: {', '.join(INDEX_TYPES)}."
+            )
+        for name, value in (("index_params", index_params), ("search_params", search_params)):
+            if value is not None and not isinstance(value, Mapping):
+                raise TypeError(f"{name} must be a dict or None, got {type(value).__name__}.")
+        self.dim = dim
+        self.uri = resolve_uri(uri)
+        self.collection = collection
+        self.index_type = index_type
+        self.index_params = dict(index_params or {})
+        self.search_params = dict(search_params or {})
+        self.db_name = db_name
+        self._pymilvus = _import_pymilvus()
+        self._client = self._connect(
+            token if token is not None else os.environ.get("MILVUS_TOKEN", "")
+        )
+        self._ensure_collection()
+        self._count = self._count_rows()
+
+    # ------------------------------------------------------------------ connection
+    def _connect(self, token: str) -> Any:
+        kwargs: dict[str, Any] = {"uri": self.uri, "token": token or ""}
+        if self.db_name:
+            kwargs["db_name"] = self.db_name
+        try:
+            return self._pymilvus.MilvusClient(**kwargs)
+        except self._pymilvus.MilvusException as exc:
+            raise ValueError(f"Cannot open Milvus at {self.uri!r}: {_one_line(exc)}") from None
+
+    def _call(self, what: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call a MilvusClient method, turning server errors into one-line ``ValueError``s."""
+        try:
+            return getattr(self._client, method)(*args, **kwargs)
+        except self._pymilvus.MilvusException as exc:
+            raise ValueError(
+                f"Milvus {what} failed on collection {self.collection!r} at {self.uri!r}: "
+                f"{_one_line(exc)}"
+            ) from None
+
+    def _ensure_collection(self) -> None:
+        if self._call("lookup", "has_collection", self.collection):
+            self._check_schema()
+            self._call("load", "load_collection", self.collection)
+            return
+        data_type = self._pymilvus.DataType
+        schema = self._client.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field(_ID_FIELD, data_type.VARCHAR, is_primary=True, max_length=MAX_ID_BYTES)
+        schema.add_field(_VECTOR_FIELD, data_type.FLOAT_VECTOR, dim=self.dim)
+        index = self._client.prepare_index_params()
+        index.add_index(
+            _VECTOR_FIELD, index_type=self.index_type, metric_type="IP", params=self.index_params
+        )
+        self._call(
+            "create collection",
+            "create_collection",
+            self.collection,
+            schema=schema,
+            consistency_level="Strong",
+        )
+        # sync=False: do not poll for the index build (pymilvus sleeps 0.5 s per poll, and its
+        # AllocTimestamp call is not implemented by Milvus Lite); searches work while it builds.
+        self._call("create index", "create_index", self.collection, index, sync=False)
+        self._call("load", "load_collection", self.collection)
+        logger.info(
+            "Created Milvus collection %s (%d-d, %s, IP) at %s",
+            self.collection,
+            self.dim,
+            self.index_type,
+            self.uri,
+        )
+
+    def _check_schema(self) -> None:
+        info = self._call("describe", "describe_collection", self.collection)
+        fields = {f["name"]: f for f in info.get("fields", [])}
+        vec, pk = fields.get(_VECTOR_FIELD), fields.get(_ID_FIELD)
+        data_type = self._pymilvus.DataType
+        if (
+            vec is None
+            or pk is None
+            or vec.get("type") != data_type.FLOAT_VECTOR
+            or pk.get("type") != data_type.VARCHAR
+            or not pk.get("is_primary")
+        ):
+            raise ValueError(
+                f"Milvus collection {self.collection!r} at {self.uri!r} was not made by simcse-rag "
+                f"(needs VARCHAR primary key {_ID_FIELD!r} and FLOAT_VECTOR {_VECTOR_FIELD!r}); "
+                "choose another collection name."
+            )
+        have = int(vec.get("params", {}).get("dim", -1))
+        if have != self.dim:
+            raise ValueError(
+                f"Milvus collection {self.collection!r} at {self.uri!r} holds {have}-d vectors but "
+                f"the model gives {self.dim}-d; use another collection name or drop this one."
+            )
+
+    def close(self) -> None:
+        """Close the connection (Milvus Lite keeps serving the file until the process exits)."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def drop(self) -> None:
+        """Delete the collection and everything in it."""
+        self._call("drop", "drop_collection", self.collection)
+        self._count = 0
+
+    # ------------------------------------------------------------------ contents
+    def _count_rows(self) -> int:
+        rows = self._call(
+            "count",
+            "query",
+            self.collection,
+            filter="",
+            output_fields=["count(*)"],
+            consistency_level="Strong",
+        )
+        return int(rows[0]["count(*)"]) if rows else 0
+
+    def refresh(self) -> int:
+        """Re-read the row count from Milvus (after writes by other clients); return it."""
+        self._count = self._count_rows()
+        return self._count
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __contains__(self, doc_id: object) -> bool:
+        if not isinstance(doc_id, str) or not doc_id:
+            return False
+        return bool(self._existing([doc_id]))
+
+    def _existing(self, ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(ids), _DELETE_BATCH):
+            chunk = ids[start : start + _DELETE_BATCH]
+            rows = self._call(
+                "query",
+                "query",
+                self.collection,
+                filter=_ids_expr(chunk),
+                output_fields=[_ID_FIELD],
+                consistency_level="Strong",
+            )
+            found.update(r[_ID_FIELD] for r in rows)
+        return found
+
+    # ------------------------------------------------------------------ updates
+    def add(self, ids: Sequence[str], vectors: np.ndarray) -> None:
+        """Insert vectors; an id already present is replaced (upsert).
+
+        Raises:
+            ValueError: Shape mismatch, repeated / empty / over-long ids, non-finite values, or a
+                Milvus error (one line, naming the collection).
+        """
+        ids = _check_ids(ids)
+        matrix = _as_matrix(vectors, self.dim)
+        if matrix.shape[0] != len(ids):
+            raise ValueError(f"Got {len(ids)} ids but {matrix.shape[0]} vectors; pass one per id.")
+        if len(set(ids)) != len(ids):
+            seen: set[str] = set()
+            dup = next(i for i in ids if i in seen or seen.add(i))
+            raise ValueError(f"Duplicate id {dup!r} in one add() call; ids must be unique.")
+        if not ids:
+            return
+        step = max(1, _WRITE_BYTES // (4 * self.dim))
+        for start in range(0, len(ids), step):
+            rows = [
+                {_ID_FIELD: doc_id, _VECTOR_FIELD: vec}
+                for doc_id, vec in zip(
+                    ids[start : start + step], matrix[start : start + step], strict=True
+                )
+            ]
+            self._call("upsert", "upsert", self.collection, rows)
+        self._count = self._count_rows()
+
+    def delete(self, ids: Iterable[str]) -> int:
+        """Remove vectors by id; unknown ids are ignored.
+
+        Returns:
+            The number of vectors removed.
+        """
+        wanted = list(dict.fromkeys(_check_ids(ids)))
+        present = sorted(self._existing(wanted))
+        for start in range(0, len(present), _DELETE_BATCH):
+            chunk = present[start : start + _DELETE_BATCH]
+            self._call("delete", "delete", self.collection, filter=_ids_expr(chunk))
+        if present:
+            self._count = self._count_rows()
+        return len(present)
+
+    # ------------------------------------------------------------------ search
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` ids by inner product for each query row.
+
+        Args:
+            queries: ``(m, dim)`` array.
+            k: Results per query (> 0); clamped to the number of vectors and to Milvus's
+                :data:`MAX_TOP_K`.
+
+        Returns:
+            ``(ids, scores)``: ``(m, min(k, len(self), MAX_TOP_K))`` arrays of dtype object (str)
+            and float32, best first.
+
+        Raises:
+            ValueError: Bad shapes, or Milvus returned fewer hits than that width for some query
+                even at exhaustive search settings (an index that cannot reach every vector).
+        """
+        k = _check_k(k)
+        q = _as_matrix(queries, self.dim, "queries")
+        width = min(k, len(self), MAX_TOP_K)
+        out_ids = np.empty((q.shape[0], width), dtype=object)
+        out_scores = np.zeros((q.shape[0], width), dtype=np.float32)
+        if width == 0 or q.shape[0] == 0:
+            return out_ids, out_scores
+        for start in range(0, q.shape[0], _SEARCH_BATCH):
+            block = q[start : start + _SEARCH_BATCH]
+            results = self._search(block, width, self.search_params)
+            short = [i for i, hits in enumerate(results) if len(hits) < width]
+            if short:  # approximate index gave fewer than asked: retry those rows exhaustively
+                again = self._search(block[short], width, self._exhaustive_params(width))
+                for i, hits in zip(short, again, strict=True):
+                    results[i] = hits
+            for i, hits in enumerate(results):
+                if len(hits) < width:
+                    raise ValueError(
+                        f"Milvus returned {len(hits)} of {width} hits for query {start + i}; the "
+                        f"collection's {self.index_type} index cannot reach every vector. "
+                        "Rebuild it with index_type='FLAT' or 'HNSW'."
+                    )
+                out_ids[start + i] = [h[_ID_FIELD] for h in hits[:width]]
+                out_scores[start + i] = [h["distance"] for h in hits[:width]]
+        return out_ids, out_scores
+
+    def _search(
+        self, q: np.ndarray, limit: int, params: Mapping[str, Any]
+    ) -> list[list[dict[str, Any]]]:
+        results = self._call(
+            "search",
+            "search",
+            self.collection,
+            data=q,
+            limit=limit,
+            anns_field=_VECTOR_FIELD,
+            output_fields=[_ID_FIELD],
+            search_params={"metric_type": "IP", "params": dict(params)},
+            consistency_level="Strong",
+        )
+        return [list(hits) for hits in results]
+
+    def _exhaustive_params(self, width: int) -> dict[str, Any]:
+        params = dict(self.search_params)
+        if self.index_type == "IVF_FLAT":  # probe every list (Milvus's default nlist is 128)
+            params["nprobe"] = int(self.index_params.get("nlist", 128))
+        elif self.index_type in ("HNSW", "AUTOINDEX"):
+            params["ef"] = min(_MAX_EF, max(int(params.get("ef", 0)), 4 * width))
+        return params
+
+    # ------------------------------------------------------------------ persistence
+    def settings(self) -> dict[str, Any]:
+        """JSON-serialisable settings to reopen this index (no credentials)."""
+        return {
+            "format_version": FORMAT_VERSION,
+            "backend": "milvus",
+            "uri": self.uri,
+            "collection": self.collection,
+            "db_name": self.db_name,
+            "dim": self.dim,
+            "metric": "IP",
+            "index_type": self.index_type,
+            "index_params": self.index_params,
+            "search_params": self.search_params,
+            "count": len(self),
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the settings (``milvus.json``) to a folder, atomically.
+
+        Milvus persists the vectors itself; with Milvus Lite the ``.db`` folder should live
+        outside ``path`` (saving replaces ``path`` as a whole).
+        """
+        target = Path(path)
+        if is_lite(self.uri) and Path(self.uri).resolve().is_relative_to(target.resolve()):
+            raise ValueError(
+                f"Milvus Lite data {self.uri!r} lies inside {str(target)!r}, which save() "
+                "replaces; keep the .db folder beside the saved index instead."
+            )
+        _io.atomic_write_dir(target, self._write)
+        return target
+
+    def _write(self, folder: Path) -> None:
+        _io.write_json(Path(folder) / SETTINGS_FILE, self.settings())
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        uri: str | None = None,
+        token: str | None = None,
+    ) -> MilvusDenseIndex:
+        """Reopen an index saved by :meth:`save`.
+
+        Args:
+            path: Folder holding ``milvus.json``.
+            uri: Override the saved URI (e.g. the same data behind another address).
+            token: Server credentials (default ``$MILVUS_TOKEN``).
+
+        Raises:
+            ValueError: Missing / corrupted settings, other format version, or a collection whose
+                dimension or row count differs from the saved one (both named).
+        """
+        folder = Path(path)
+        settings = _io.read_json(folder / SETTINGS_FILE, what="Milvus index settings")
+        if not isinstance(settings, dict) or settings.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"{folder / SETTINGS_FILE}: unsupported format version; expected {FORMAT_VERSION}."
+            )
+        try:
+            dim, count = int(settings["dim"]), int(settings["count"])
+            index = cls(
+                dim,
+                uri or settings["uri"],
+                collection=settings["collection"],
+                index_type=settings["index_type"],
+                index_params=settings["index_params"],
+                search_params=settings["search_params"],
+                token=token,
+                db_name=settings.get("db_name", ""),
+            )
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"{folder / SETTINGS_FILE} is corrupted ({exc!r}).") from None
+        if len(index) != count:
+            raise ValueError(
+                f"Milvus collection {index.collection!r} at {index.uri!r} holds {len(index)} "
+                f"vectors but {folder / SETTINGS_FILE} recorded {count}; it was changed "
+                "since the save. Rebuild the index (or re-save it if the change was intended)."
+            )
+        return index
+
+    def __repr__(self) -> str:
+        return (
+            f"MilvusDenseIndex(dim={self.dim}, uri={self.uri!r}, collection={self.collection!r}, "
+            f"index_type={self.index_type!r}, n={len(self)})"
+        )

@@ -15,5 +15,6 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     ) from exc
 
 from langchain_simcse.embeddings import SimCSEEmbeddings
+from langchain_simcse.retrievers import SimCSERetriever
 
-__all__ = ["SimCSEEmbeddings"]
+__all__ = ["SimCSEEmbeddings", "SimCSERetriever"]

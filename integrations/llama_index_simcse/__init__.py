@@ -15,5 +15,6 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     ) from exc
 
 from llama_index_simcse.embeddings import SimCSEEmbedding
+from llama_index_simcse.retrievers import HybridRRFRetriever
 
-__all__ = ["SimCSEEmbedding"]
+__all__ = ["HybridRRFRetriever", "SimCSEEmbedding"]

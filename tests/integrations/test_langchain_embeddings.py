@@ -24,8 +24,8 @@ class _TinyModelParams:
     model_dir: Path
 
     @pytest.fixture(autouse=True)
-    def _tiny_model(self, tiny_model_dir: Path) -> None:
-        type(self).model_dir = tiny_model_dir
+    def _tiny_model(self, model_dir: Path) -> None:
+        type(self).model_dir = model_dir
 
     @property
     def embeddings_class(self) -> type[SimCSEEmbeddings]:
@@ -45,8 +45,8 @@ class TestSimCSEEmbeddingsIntegration(_TinyModelParams, EmbeddingsIntegrationTes
 
 
 @pytest.fixture
-def embeddings(tiny_encoder) -> SimCSEEmbeddings:
-    return SimCSEEmbeddings(encoder=tiny_encoder, batch_size=2)
+def embeddings(encoder) -> SimCSEEmbeddings:
+    return SimCSEEmbeddings(encoder=encoder, batch_size=2)
 
 
 def test_query_and_document_vectors_agree_and_are_unit_length(embeddings) -> None:
@@ -58,18 +58,18 @@ def test_query_and_document_vectors_agree_and_are_unit_length(embeddings) -> Non
     np.testing.assert_allclose(np.linalg.norm(docs, axis=1), 1.0, atol=1e-5)
 
 
-def test_matches_the_core_encoder_and_path_loading(tiny_encoder, tiny_model_dir) -> None:
+def test_matches_the_core_encoder_and_path_loading(encoder, model_dir) -> None:
     texts = ["the heart and blood", "头痛", "cash flow"]
-    expected = tiny_encoder.encode(texts)
-    by_encoder = SimCSEEmbeddings(encoder=tiny_encoder).embed_documents(texts)
-    by_path = SimCSEEmbeddings(model_name_or_path=str(tiny_model_dir), device="cpu")
+    expected = encoder.encode(texts)
+    by_encoder = SimCSEEmbeddings(encoder=encoder).embed_documents(texts)
+    by_path = SimCSEEmbeddings(model_name_or_path=str(model_dir), device="cpu")
     np.testing.assert_allclose(np.array(by_encoder), expected, atol=1e-6)
     np.testing.assert_allclose(np.array(by_path.embed_documents(texts)), expected, atol=1e-5)
 
 
-def test_unnormalised_vectors_keep_their_length(tiny_encoder) -> None:
-    emb = SimCSEEmbeddings(encoder=tiny_encoder, normalize=False)
-    raw = tiny_encoder.encode(["stock price"], normalize=False)[0]
+def test_unnormalised_vectors_keep_their_length(encoder) -> None:
+    emb = SimCSEEmbeddings(encoder=encoder, normalize=False)
+    raw = encoder.encode(["stock price"], normalize=False)[0]
     np.testing.assert_allclose(emb.embed_query("stock price"), raw, atol=1e-5)
     assert abs(np.linalg.norm(raw) - 1.0) > 1e-3
 
@@ -88,14 +88,14 @@ def test_empty_document_list_gives_empty_list(embeddings) -> None:
     assert embeddings.embed_documents([]) == []
 
 
-def test_unknown_field_is_rejected(tiny_encoder) -> None:
+def test_unknown_field_is_rejected(encoder) -> None:
     with pytest.raises(ValidationError, match="model_name"):
-        SimCSEEmbeddings(encoder=tiny_encoder, model_name="x")
+        SimCSEEmbeddings(encoder=encoder, model_name="x")
 
 
-def test_encoder_and_path_together_are_rejected(tiny_encoder, tiny_model_dir) -> None:
+def test_encoder_and_path_together_are_rejected(encoder, model_dir) -> None:
     with pytest.raises(ValueError, match="pass only one"):
-        SimCSEEmbeddings(encoder=tiny_encoder, model_name_or_path=str(tiny_model_dir))
+        SimCSEEmbeddings(encoder=encoder, model_name_or_path=str(model_dir))
 
 
 def test_missing_model_folder_names_the_path(tmp_path) -> None:
@@ -104,6 +104,6 @@ def test_missing_model_folder_names_the_path(tmp_path) -> None:
         SimCSEEmbeddings(model_name_or_path=str(missing))
 
 
-def test_bad_batch_size_is_rejected(tiny_encoder) -> None:
+def test_bad_batch_size_is_rejected(encoder) -> None:
     with pytest.raises(ValidationError, match="batch_size"):
-        SimCSEEmbeddings(encoder=tiny_encoder, batch_size=0)
+        SimCSEEmbeddings(encoder=encoder, batch_size=0)

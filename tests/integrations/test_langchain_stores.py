@@ -15,19 +15,14 @@ from langchain_core.runnables import RunnablePassthrough  # noqa: E402
 from langchain_core.vectorstores import InMemoryVectorStore  # noqa: E402
 
 from langchain_simcse import SimCSEEmbeddings  # noqa: E402
+from tests.integrations.corpus import CORPUS  # noqa: E402
 
-TEXTS = [
-    "Fever in children above 38.5 degrees needs a doctor.",
-    "Insulin dose depends on blood sugar.",
-    "儿童发烧超过三天应该去医院。",
-    "Dividend income is taxed at the shareholder rate.",
-    "The bank raised the loan interest rate this quarter.",
-]
+TEXTS = [text for _, text, _ in CORPUS]
 
 
 @pytest.fixture
-def embeddings(tiny_encoder) -> SimCSEEmbeddings:
-    return SimCSEEmbeddings(encoder=tiny_encoder)
+def embeddings(encoder) -> SimCSEEmbeddings:
+    return SimCSEEmbeddings(encoder=encoder)
 
 
 @pytest.fixture

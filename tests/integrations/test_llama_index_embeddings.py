@@ -12,19 +12,14 @@ from llama_index.core.base.embeddings.base import BaseEmbedding  # noqa: E402
 from llama_index.core.schema import TextNode  # noqa: E402
 
 from llama_index_simcse import SimCSEEmbedding  # noqa: E402
+from tests.integrations.corpus import CORPUS  # noqa: E402
 
-TEXTS = [
-    "Fever in children above 38.5 degrees needs a doctor.",
-    "Insulin dose depends on blood sugar.",
-    "儿童发烧超过三天应该去医院。",
-    "Dividend income is taxed at the shareholder rate.",
-    "The bank raised the loan interest rate this quarter.",
-]
+TEXTS = [text for _, text, _ in CORPUS]
 
 
 @pytest.fixture
-def embed_model(tiny_encoder) -> SimCSEEmbedding:
-    return SimCSEEmbedding(encoder=tiny_encoder, embed_batch_size=2)
+def embed_model(encoder) -> SimCSEEmbedding:
+    return SimCSEEmbedding(encoder=encoder, embed_batch_size=2)
 
 
 def test_is_a_base_embedding_with_class_name(embed_model) -> None:
@@ -34,10 +29,10 @@ def test_is_a_base_embedding_with_class_name(embed_model) -> None:
     assert embed_model.embed_batch_size == 2
 
 
-def test_query_text_and_batch_agree_with_the_core_encoder(embed_model, tiny_encoder) -> None:
-    expected = tiny_encoder.encode(TEXTS)
+def test_query_text_and_batch_agree_with_the_core_encoder(embed_model, encoder) -> None:
+    expected = encoder.encode(TEXTS)
     batch = np.array(embed_model.get_text_embedding_batch(TEXTS))  # 3 calls of <= 2 texts
-    assert batch.shape == (len(TEXTS), tiny_encoder.dim)
+    assert batch.shape == (len(TEXTS), encoder.dim)
     np.testing.assert_allclose(batch, expected, atol=1e-5)
     np.testing.assert_allclose(embed_model.get_text_embedding(TEXTS[2]), expected[2], atol=1e-5)
     np.testing.assert_allclose(embed_model.get_query_embedding(TEXTS[3]), expected[3], atol=1e-5)
@@ -50,18 +45,18 @@ async def test_async_methods_agree_with_sync(embed_model) -> None:
     np.testing.assert_allclose(await embed_model.aget_text_embedding(TEXTS[1]), sync[1], atol=1e-6)
 
 
-def test_loads_from_a_path(tiny_model_dir, tiny_encoder) -> None:
-    model = SimCSEEmbedding(str(tiny_model_dir), device="cpu")
-    assert model.model_name_or_path == str(tiny_model_dir)
-    assert model.model_name == str(tiny_model_dir)
+def test_loads_from_a_path(model_dir, encoder) -> None:
+    model = SimCSEEmbedding(str(model_dir), device="cpu")
+    assert model.model_name_or_path == str(model_dir)
+    assert model.model_name == str(model_dir)
     np.testing.assert_allclose(
-        model.get_query_embedding("头痛"), tiny_encoder.embed_query("头痛"), atol=1e-5
+        model.get_query_embedding("头痛"), encoder.embed_query("头痛"), atol=1e-5
     )
 
 
-def test_encoder_and_loading_options_together_are_rejected(tiny_encoder, tiny_model_dir) -> None:
+def test_encoder_and_loading_options_together_are_rejected(encoder, model_dir) -> None:
     with pytest.raises(ValueError, match="pass only one"):
-        SimCSEEmbedding(str(tiny_model_dir), encoder=tiny_encoder)
+        SimCSEEmbedding(str(model_dir), encoder=encoder)
 
 
 def test_works_as_settings_embed_model_for_vector_store_index(embed_model) -> None:

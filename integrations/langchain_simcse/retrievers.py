@@ -1,0 +1,308 @@
+"""SimCSERetriever: a LangChain retriever over simcse-rag's hybrid BM25 + dense index."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForRetrieverRun,
+    CallbackManagerForRetrieverRun,
+)
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from langchain_core.runnables.config import run_in_executor
+from pydantic import ConfigDict, Field
+
+from langchain_simcse.embeddings import SimCSEEmbeddings
+from simcse_rag import _io
+from simcse_rag.encoder import SimCSEEncoder
+from simcse_rag.index.hybrid import HybridConfig, HybridRetriever
+from simcse_rag.schema import Hit, Passage
+
+Mode = Literal["hybrid", "dense", "bm25"]
+
+#: Adapter settings saved next to the index (plain JSON, shared with llama_index_simcse).
+SETTINGS_FILE = "retriever.json"
+#: Sub-folder holding the core index written by ``HybridRetriever.save``.
+INDEX_DIR = "index"
+FORMAT_VERSION = 1
+
+
+def _check_k(k: object, name: str = "k") -> int:
+    if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {k!r}.")
+    return k
+
+
+def _check_mode(mode: object) -> str:
+    if mode not in ("hybrid", "dense", "bm25"):
+        raise ValueError(f"mode must be 'hybrid', 'dense' or 'bm25', got {mode!r}.")
+    return str(mode)
+
+
+def _resolve_encoder(
+    embeddings: SimCSEEmbeddings | None, encoder: SimCSEEncoder | None
+) -> SimCSEEncoder | None:
+    if embeddings is not None and encoder is not None:
+        raise ValueError("Pass either embeddings= or encoder=, not both.")
+    if embeddings is None:
+        return encoder
+    if not isinstance(embeddings, SimCSEEmbeddings):
+        raise TypeError(
+            f"embeddings must be a SimCSEEmbeddings, got {type(embeddings).__name__}; to fuse "
+            "another embedding model with BM25 use it in a vector store and LangChain's "
+            "EnsembleRetriever."
+        )
+    return embeddings.encoder
+
+
+def _to_passages(documents: Iterable[Document], ids: Sequence[str] | None) -> list[Passage]:
+    documents = list(documents)
+    if ids is not None and len(ids) != len(documents):
+        raise ValueError(
+            f"Got {len(ids)} ids for {len(documents)} documents; pass one per document."
+        )
+    passages = []
+    for i, doc in enumerate(documents):
+        if not isinstance(doc, Document):
+            raise TypeError(
+                f"documents[{i}] is {type(doc).__name__}, expected a LangChain Document."
+            )
+        # Documents without an id get a random one, as LangChain's own vector stores do.
+        doc_id = ids[i] if ids is not None else (doc.id or uuid.uuid4().hex)
+        passages.append(Passage(id=doc_id, text=doc.page_content, metadata=dict(doc.metadata)))
+    return passages
+
+
+def _to_document(hit: Hit) -> Document:
+    metadata = dict(hit.metadata)
+    metadata["score"] = hit.score
+    metadata["rank"] = hit.rank
+    metadata["sources"] = {
+        name: {"rank": src.rank, "score": src.score} for name, src in hit.sources.items()
+    }
+    return Document(id=hit.id, page_content=hit.text, metadata=metadata)
+
+
+class SimCSERetriever(BaseRetriever):
+    """LangChain retriever: hybrid BM25 + SimCSE dense search fused by Reciprocal Rank Fusion.
+
+    One index holds the passages, their vectors (FAISS) and a BM25 index (Chinese text is
+    tokenized with jieba); a query runs both and fuses the rankings with weighted, 1-based RRF
+    merged by document id. Each returned ``Document`` carries its ``id`` and, in ``metadata``,
+    the passage metadata plus ``score`` (the fused score, or the source score in a single-source
+    mode), ``rank`` and ``sources`` (``{"dense": {"rank", "score"}, "bm25": {...}}``); these three
+    keys override passage metadata of the same name.
+
+    Example:
+        .. code-block:: python
+
+            from langchain_simcse import SimCSEEmbeddings, SimCSERetriever
+
+            retriever = SimCSERetriever.from_documents(docs, embeddings=SimCSEEmbeddings(), k=5)
+            retriever.invoke("儿童发烧怎么办")
+            retriever.invoke("fever in children", k=10)
+            retriever.save("my-index")
+            retriever = SimCSERetriever.load("my-index")
+    """
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    index: HybridRetriever = Field(repr=False, exclude=True)
+    """The core hybrid index (passages, FAISS vectors, BM25)."""
+
+    k: int = Field(default=4, gt=0)
+    """Number of documents to return (override per call with ``invoke(query, k=...)``)."""
+
+    mode: Mode = "hybrid"
+    """``hybrid`` (BM25 + dense fused by RRF), ``dense`` or ``bm25``."""
+
+    candidates: int = Field(default=100, gt=0)
+    """How many hits each source contributes to the fusion (at least ``k`` are used)."""
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_documents(
+        cls,
+        documents: Iterable[Document],
+        embeddings: SimCSEEmbeddings | None = None,
+        *,
+        encoder: SimCSEEncoder | None = None,
+        ids: Sequence[str] | None = None,
+        config: HybridConfig | None = None,
+        show_progress: bool = False,
+        **kwargs: Any,
+    ) -> SimCSERetriever:
+        """Index LangChain documents.
+
+        Args:
+            documents: The documents; ``Document.id`` is kept (a random id when unset).
+            embeddings: The embedding model; ``None`` (and no ``encoder``) loads the bundled
+                all-MiniLM-L6-v2.
+            encoder: An already-loaded encoder, instead of ``embeddings``.
+            ids: Ids to use instead of the documents' own.
+            config: Index settings (dense index kind, tokenizer, RRF k and weights...).
+            show_progress: Show a progress bar while encoding.
+            **kwargs: Retriever fields (``k``, ``mode``, ``candidates``, ``tags``...).
+
+        Returns:
+            The retriever.
+        """
+        resolved = _resolve_encoder(embeddings, encoder) or SimCSEEncoder.from_pretrained()
+        index = HybridRetriever.from_passages(
+            _to_passages(documents, ids), resolved, config=config, show_progress=show_progress
+        )
+        return cls(index=index, **kwargs)
+
+    @classmethod
+    def from_texts(
+        cls,
+        texts: Iterable[str],
+        embeddings: SimCSEEmbeddings | None = None,
+        metadatas: Sequence[dict[str, Any]] | None = None,
+        *,
+        ids: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> SimCSERetriever:
+        """Index plain texts (see :meth:`from_documents` for the other arguments).
+
+        Args:
+            texts: The texts.
+            embeddings: The embedding model.
+            metadatas: One metadata dict per text.
+            ids: One id per text (random ids when omitted).
+            **kwargs: Passed to :meth:`from_documents`.
+
+        Returns:
+            The retriever.
+        """
+        texts = list(texts)
+        if metadatas is not None and len(metadatas) != len(texts):
+            raise ValueError(
+                f"Got {len(metadatas)} metadatas for {len(texts)} texts; pass one per text."
+            )
+        documents = [
+            Document(page_content=t, metadata=dict(metadatas[i]) if metadatas else {})
+            for i, t in enumerate(texts)
+        ]
+        return cls.from_documents(documents, embeddings, ids=ids, **kwargs)
+
+    # ------------------------------------------------------------------ updates
+    def add_documents(
+        self,
+        documents: Iterable[Document],
+        *,
+        ids: Sequence[str] | None = None,
+        show_progress: bool = False,
+    ) -> list[str]:
+        """Add or replace documents (by id).
+
+        Returns:
+            The ids of the added documents.
+        """
+        passages = _to_passages(documents, ids)
+        self.index.add(passages, show_progress=show_progress)
+        return [p.id for p in passages]
+
+    def delete(self, ids: Iterable[str]) -> int:
+        """Remove documents by id.
+
+        Returns:
+            The number removed.
+        """
+        return self.index.delete(ids)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> Path:
+        """Save the index and these settings (JSON, ``.npy``, FAISS files; no pickle).
+
+        The folder is written to a temporary sibling and renamed into place.
+
+        Returns:
+            The folder.
+        """
+        target = Path(path)
+
+        def write(tmp: Path) -> None:
+            self.index.save(tmp / INDEX_DIR)
+            _io.write_json(
+                tmp / SETTINGS_FILE,
+                {
+                    "format_version": FORMAT_VERSION,
+                    "k": self.k,
+                    "mode": self.mode,
+                    "candidates": self.candidates,
+                },
+            )
+
+        _io.atomic_write_dir(target, write)
+        return target
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        embeddings: SimCSEEmbeddings | None = None,
+        *,
+        encoder: SimCSEEncoder | None = None,
+        **kwargs: Any,
+    ) -> SimCSERetriever:
+        """Load a retriever written by :meth:`save` (or a bare ``HybridRetriever.save`` folder).
+
+        Args:
+            path: The folder.
+            embeddings: Embedding model to use; ``None`` loads the model named in the index.
+                Its fingerprint must match the one the index was built with.
+            encoder: An already-loaded encoder, instead of ``embeddings``.
+            **kwargs: Field overrides (``k``, ``mode``...).
+
+        Returns:
+            The retriever.
+        """
+        folder = Path(path)
+        settings_file = folder / SETTINGS_FILE
+        settings: dict[str, Any] = {}
+        index_dir = folder
+        if settings_file.is_file():
+            data = _io.read_json(settings_file, what="retriever settings")
+            if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
+                raise ValueError(
+                    f"{settings_file} has an unsupported format (expected format_version "
+                    f"{FORMAT_VERSION}); re-save the retriever with this version."
+                )
+            settings = {key: data[key] for key in ("k", "mode", "candidates") if key in data}
+            index_dir = folder / INDEX_DIR
+        index = HybridRetriever.load(index_dir, encoder=_resolve_encoder(embeddings, encoder))
+        return cls(index=index, **{**settings, **kwargs})
+
+    # ------------------------------------------------------------------ retrieval
+    def _search(self, query: str, k: int | None, mode: str | None) -> list[Document]:
+        k = _check_k(self.k if k is None else k)
+        mode = _check_mode(self.mode if mode is None else mode)
+        if not query.strip():
+            return []
+        hits = self.index.search(query, k=k, mode=mode, candidates=max(self.candidates, k))
+        return [_to_document(hit) for hit in hits]
+
+    def _get_relevant_documents(
+        self,
+        query: str,
+        *,
+        run_manager: CallbackManagerForRetrieverRun,
+        k: int | None = None,
+        mode: Mode | None = None,
+    ) -> list[Document]:
+        return self._search(query, k, mode)
+
+    async def _aget_relevant_documents(
+        self,
+        query: str,
+        *,
+        run_manager: AsyncCallbackManagerForRetrieverRun,
+        k: int | None = None,
+        mode: Mode | None = None,
+    ) -> list[Document]:
+        return await run_in_executor(None, self._search, query, k, mode)

@@ -1,0 +1,345 @@
+"""HybridRRFRetriever: weighted, 1-based Reciprocal Rank Fusion for LlamaIndex.
+
+Two ways to build it:
+
+(a) ``HybridRRFRetriever.from_nodes(nodes, embed_model=SimCSEEmbedding(...))`` indexes the nodes in
+    simcse-rag's hybrid index (FAISS dense + BM25 with Chinese tokenization) and fuses the two
+    rankings; ``persist`` / ``from_persist_dir`` save and load it.
+(b) ``HybridRRFRetriever(retrievers=[...], weights=[...])`` fuses any LlamaIndex retrievers. Unlike
+    ``QueryFusionRetriever`` it honours the weights, uses 1-based ranks as in the RRF paper, keeps
+    each retriever's own order, merges by node id, makes no LLM calls and never mutates the nodes
+    the wrapped retrievers return.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from llama_index.core.base.base_retriever import BaseRetriever
+from llama_index.core.callbacks import CallbackManager
+from llama_index.core.schema import (
+    BaseNode,
+    MetadataMode,
+    NodeWithScore,
+    QueryBundle,
+    TextNode,
+)
+from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
+
+from llama_index_simcse.embeddings import SimCSEEmbedding
+from simcse_rag import _io
+from simcse_rag.encoder import SimCSEEncoder
+from simcse_rag.index.fusion import reciprocal_rank_fusion
+from simcse_rag.index.hybrid import HybridConfig, HybridRetriever
+from simcse_rag.schema import Hit, Passage
+
+#: Adapter settings saved next to the index (plain JSON, shared with langchain_simcse).
+SETTINGS_FILE = "retriever.json"
+#: Sub-folder holding the core index written by ``HybridRetriever.save``.
+INDEX_DIR = "index"
+FORMAT_VERSION = 1
+MODES = ("hybrid", "dense", "bm25")
+
+
+def _check_top_k(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"similarity_top_k must be a positive integer, got {value!r}.")
+    return value
+
+
+def _check_mode(mode: object) -> str:
+    if mode not in MODES:
+        raise ValueError(f"mode must be 'hybrid', 'dense' or 'bm25', got {mode!r}.")
+    return str(mode)
+
+
+def _check_weights(weights: Sequence[float] | None, n: int) -> list[float]:
+    if weights is None:
+        return [1.0] * n
+    weights = list(weights)
+    if len(weights) != n:
+        raise ValueError(f"Got {len(weights)} weights for {n} retrievers; pass one per retriever.")
+    for i, w in enumerate(weights):
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
+            raise ValueError(f"weights[{i}] must be a finite number >= 0, got {w!r}.")
+    return [float(w) for w in weights]
+
+
+def _resolve_encoder(
+    embed_model: SimCSEEmbedding | None, encoder: SimCSEEncoder | None
+) -> SimCSEEncoder | None:
+    if embed_model is not None and encoder is not None:
+        raise ValueError("Pass either embed_model= or encoder=, not both.")
+    if embed_model is None:
+        return encoder
+    if not isinstance(embed_model, SimCSEEmbedding):
+        raise TypeError(
+            f"embed_model must be a SimCSEEmbedding, got {type(embed_model).__name__}; to fuse "
+            "another embedding model with BM25, build its retriever yourself and pass "
+            "HybridRRFRetriever(retrievers=[...])."
+        )
+    return embed_model.encoder
+
+
+def _node_to_passage(node: BaseNode) -> Passage:
+    # Index what LlamaIndex itself embeds (text plus non-excluded metadata), and keep the whole
+    # node as JSON (LlamaIndex's own vector-store encoding) so hits come back as the same nodes.
+    return Passage(
+        id=node.node_id,
+        text=node.get_content(metadata_mode=MetadataMode.EMBED),
+        metadata=node_to_metadata_dict(node),
+    )
+
+
+def _hit_to_node(hit: Hit) -> NodeWithScore:
+    if "_node_content" in hit.metadata:
+        node = metadata_dict_to_node(hit.metadata)
+    else:  # an index built outside LlamaIndex (CLI, LangChain adapter, core API)
+        node = TextNode(id_=hit.id, text=hit.text, metadata=dict(hit.metadata))
+    return NodeWithScore(node=node, score=hit.score)
+
+
+class HybridRRFRetriever(BaseRetriever):
+    """Hybrid BM25 + dense retrieval, or weighted RRF over any retrievers, for LlamaIndex.
+
+    Returns ``NodeWithScore`` with the fused RRF score (the source's own score in ``dense`` /
+    ``bm25`` mode), best first; asking for more than the corpus holds returns what exists, and an
+    empty query returns ``[]``.
+
+    Example:
+        .. code-block:: python
+
+            from llama_index_simcse import HybridRRFRetriever, SimCSEEmbedding
+
+            retriever = HybridRRFRetriever.from_nodes(nodes, embed_model=SimCSEEmbedding())
+            retriever.retrieve("儿童发烧怎么办")
+            retriever.persist("my-index")
+
+            fused = HybridRRFRetriever(retrievers=[vector_retriever, bm25], weights=[0.7, 0.3])
+    """
+
+    def __init__(
+        self,
+        retrievers: Sequence[BaseRetriever] | None = None,
+        weights: Sequence[float] | None = None,
+        similarity_top_k: int = 10,
+        *,
+        index: HybridRetriever | None = None,
+        mode: str = "hybrid",
+        rrf_k: float = 60,
+        candidates: int = 100,
+        callback_manager: CallbackManager | None = None,
+        verbose: bool = False,
+    ) -> None:
+        """Wrap a core hybrid index (``index=``) or fuse other retrievers (``retrievers=``).
+
+        Args:
+            retrievers: LlamaIndex retrievers to fuse (mode (b)).
+            weights: One RRF weight per retriever (default 1.0 each; not normalised).
+            similarity_top_k: Number of nodes to return.
+            index: A core :class:`~simcse_rag.index.hybrid.HybridRetriever` (mode (a)); its
+                config holds the RRF k and weights.
+            mode: With ``index``: ``hybrid``, ``dense`` or ``bm25``.
+            rrf_k: With ``retrievers``: the RRF constant (60 as in the paper).
+            candidates: With ``index``: hits each source contributes to the fusion.
+            callback_manager: LlamaIndex callback manager.
+            verbose: LlamaIndex verbosity flag.
+
+        Raises:
+            ValueError: Neither or both of ``retrievers`` / ``index``, a weight count that does not
+                match, or a bad ``similarity_top_k`` / ``mode``.
+        """
+        if (retrievers is None) == (index is None):
+            raise ValueError(
+                "Pass either retrievers=[...] (fuse LlamaIndex retrievers) or index= (a "
+                "simcse_rag HybridRetriever, e.g. via HybridRRFRetriever.from_nodes), not both."
+            )
+        self.similarity_top_k = _check_top_k(similarity_top_k)
+        self.mode = _check_mode(mode)
+        self.candidates = _check_top_k(candidates) if index is not None else candidates
+        self.rrf_k = rrf_k
+        self._index = index
+        self._retrievers: list[BaseRetriever] = []
+        self._weights: list[float] = []
+        if retrievers is not None:
+            self._retrievers = list(retrievers)
+            if not self._retrievers:
+                raise ValueError("retrievers is empty; pass at least one LlamaIndex retriever.")
+            for i, r in enumerate(self._retrievers):
+                if not isinstance(r, BaseRetriever):
+                    raise TypeError(
+                        f"retrievers[{i}] is {type(r).__name__}, expected a LlamaIndex "
+                        "BaseRetriever."
+                    )
+            self._weights = _check_weights(weights, len(self._retrievers))
+        elif weights is not None:
+            raise ValueError(
+                "weights apply to retrievers=[...]; for a hybrid index set them in "
+                "HybridConfig(weights={'dense': ..., 'bm25': ...})."
+            )
+        super().__init__(callback_manager=callback_manager, verbose=verbose)
+
+    @classmethod
+    def class_name(cls) -> str:
+        """Name used by LlamaIndex."""
+        return "HybridRRFRetriever"
+
+    # ------------------------------------------------------------------ mode (a)
+    @classmethod
+    def from_nodes(
+        cls,
+        nodes: Sequence[BaseNode],
+        embed_model: SimCSEEmbedding | None = None,
+        similarity_top_k: int = 10,
+        mode: str = "hybrid",
+        *,
+        encoder: SimCSEEncoder | None = None,
+        config: HybridConfig | None = None,
+        show_progress: bool = False,
+        **kwargs: Any,
+    ) -> HybridRRFRetriever:
+        """Index nodes in simcse-rag's hybrid (dense + BM25) index.
+
+        Args:
+            nodes: The nodes (``Document`` s or chunks); node ids are kept.
+            embed_model: The embedding model; ``None`` (and no ``encoder``) loads the bundled
+                all-MiniLM-L6-v2.
+            similarity_top_k: Number of nodes to return.
+            mode: ``hybrid``, ``dense`` or ``bm25``.
+            encoder: An already-loaded encoder, instead of ``embed_model``.
+            config: Index settings (dense index kind, tokenizer, RRF k and weights...).
+            show_progress: Show a progress bar while encoding.
+            **kwargs: Other constructor arguments (``candidates``, ``callback_manager``...).
+
+        Returns:
+            The retriever.
+        """
+        resolved = _resolve_encoder(embed_model, encoder) or SimCSEEncoder.from_pretrained()
+        passages = [_node_to_passage(node) for node in nodes]
+        index = HybridRetriever.from_passages(
+            passages, resolved, config=config, show_progress=show_progress
+        )
+        return cls(index=index, similarity_top_k=similarity_top_k, mode=mode, **kwargs)
+
+    @property
+    def index(self) -> HybridRetriever:
+        """The core hybrid index (mode (a) only)."""
+        if self._index is None:
+            raise ValueError(
+                "This HybridRRFRetriever fuses other retrievers and has no index of its own."
+            )
+        return self._index
+
+    def persist(self, persist_dir: str | Path) -> Path:
+        """Save the index and settings (JSON, ``.npy``, FAISS files; no pickle).
+
+        Raises:
+            ValueError: The retriever fuses other retrievers (mode (b)); persist those instead.
+        """
+        if self._index is None:
+            raise ValueError(
+                "persist() is only meaningful for a retriever built by from_nodes(); this one "
+                "fuses other retrievers: persist each of them and rebuild "
+                "HybridRRFRetriever(retrievers=[...]) after loading them."
+            )
+        index = self._index
+        target = Path(persist_dir)
+
+        def write(tmp: Path) -> None:
+            index.save(tmp / INDEX_DIR)
+            _io.write_json(
+                tmp / SETTINGS_FILE,
+                {
+                    "format_version": FORMAT_VERSION,
+                    "k": self.similarity_top_k,
+                    "mode": self.mode,
+                    "candidates": self.candidates,
+                },
+            )
+
+        _io.atomic_write_dir(target, write)
+        return target
+
+    @classmethod
+    def from_persist_dir(
+        cls,
+        persist_dir: str | Path,
+        embed_model: SimCSEEmbedding | None = None,
+        *,
+        encoder: SimCSEEncoder | None = None,
+        **kwargs: Any,
+    ) -> HybridRRFRetriever:
+        """Load a retriever written by :meth:`persist` (or a bare ``HybridRetriever.save`` folder).
+
+        Args:
+            persist_dir: The folder.
+            embed_model: Embedding model to use; ``None`` loads the model named in the index. Its
+                fingerprint must match the one the index was built with.
+            encoder: An already-loaded encoder, instead of ``embed_model``.
+            **kwargs: Overrides (``similarity_top_k``, ``mode``, ``candidates``...).
+
+        Returns:
+            The retriever.
+        """
+        folder = Path(persist_dir)
+        settings_file = folder / SETTINGS_FILE
+        settings: dict[str, Any] = {}
+        index_dir = folder
+        if settings_file.is_file():
+            data = _io.read_json(settings_file, what="retriever settings")
+            if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
+                raise ValueError(
+                    f"{settings_file} has an unsupported format (expected format_version "
+                    f"{FORMAT_VERSION}); re-persist the retriever with this version."
+                )
+            if "k" in data:
+                settings["similarity_top_k"] = data["k"]
+            settings.update({key: data[key] for key in ("mode", "candidates") if key in data})
+            index_dir = folder / INDEX_DIR
+        index = HybridRetriever.load(index_dir, encoder=_resolve_encoder(embed_model, encoder))
+        return cls(index=index, **{**settings, **kwargs})
+
+    # ------------------------------------------------------------------ retrieval
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        if not query_bundle.query_str.strip():
+            return []
+        if self._index is not None:
+            hits = self._index.search(
+                query_bundle.query_str,
+                k=self.similarity_top_k,
+                mode=self.mode,
+                candidates=max(self.candidates, self.similarity_top_k),
+            )
+            return [_hit_to_node(hit) for hit in hits]
+        return self._fuse([r.retrieve(query_bundle) for r in self._retrievers])
+
+    async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        if not query_bundle.query_str.strip():
+            return []
+        if self._index is not None:
+            return await asyncio.to_thread(self._retrieve, query_bundle)
+        results = await asyncio.gather(*(r.aretrieve(query_bundle) for r in self._retrievers))
+        return self._fuse(list(results))
+
+    def _fuse(self, results: list[list[NodeWithScore]]) -> list[NodeWithScore]:
+        names = [f"retriever_{i}" for i in range(len(results))]
+        nodes: dict[str, BaseNode] = {}
+        rankings: dict[str, list[tuple[str, float]]] = {}
+        for name, result in zip(names, results, strict=True):
+            ranking = []
+            for nws in result:  # each retriever's own order, as returned
+                nodes.setdefault(nws.node.node_id, nws.node)
+                score = float("nan") if nws.score is None else float(nws.score)
+                ranking.append((nws.node.node_id, score))
+            rankings[name] = ranking
+        hits = reciprocal_rank_fusion(
+            rankings,
+            k=self.rrf_k,
+            weights=dict(zip(names, self._weights, strict=True)),
+            limit=self.similarity_top_k,
+        )
+        return [NodeWithScore(node=nodes[hit.id], score=hit.score) for hit in hits]

@@ -7,6 +7,7 @@ tokenizes character by character), and the model weights are random with a fixed
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 
@@ -43,6 +44,7 @@ def build_tiny_bert(
     num_heads: int = 2,
     max_position_embeddings: int = 128,
     seed: int = 0,
+    initializer_range: float = 0.2,
 ) -> Path:
     """Write a tiny random BERT (config, weights, tokenizer) in Hugging Face layout.
 
@@ -56,6 +58,7 @@ def build_tiny_bert(
         num_heads: Attention heads.
         max_position_embeddings: Longest input in tokens.
         seed: Seed for the random weights.
+        initializer_range: Standard deviation of the random weights.
 
     Returns:
         The folder path.
@@ -67,7 +70,10 @@ def build_tiny_bert(
     folder.mkdir(parents=True, exist_ok=True)
     vocab_file = folder / "vocab.txt"
     vocab_file.write_text("\n".join(tiny_vocab()) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True)
+    # transformers 5 takes the vocabulary as ``vocab`` (``vocab_file`` is ignored there and left
+    # only special tokens); transformers 4 reads ``vocab_file``. Pass both.
+    vocab = {token: i for i, token in enumerate(tiny_vocab())}
+    tokenizer = BertTokenizerFast(vocab_file=str(vocab_file), vocab=vocab, do_lower_case=True)
     tokenizer.model_max_length = max_position_embeddings
     tokenizer.save_pretrained(folder)
     config = BertConfig(
@@ -77,8 +83,13 @@ def build_tiny_bert(
         num_attention_heads=num_heads,
         intermediate_size=hidden_size * 2,
         max_position_embeddings=max_position_embeddings,
+        # Wider than BERT's 0.02 so random sentence vectors differ enough for ranking tests.
+        initializer_range=initializer_range,
     )
     torch.manual_seed(seed)
     model = BertModel(config)
-    model.save_pretrained(folder, safe_serialization=True)
+    from simcse_rag.encoder import _quiet_transformers
+
+    with _quiet_transformers():
+        model.save_pretrained(folder, safe_serialization=True)
     return folder

@@ -410,8 +410,9 @@ class SimCSEEncoder:
         target = Path(path)
 
         def write(tmp: Path) -> None:
-            self.model.save_pretrained(tmp, safe_serialization=True)
-            self.tokenizer.save_pretrained(tmp)
+            with _quiet_transformers():
+                self.model.save_pretrained(tmp, safe_serialization=True)
+                self.tokenizer.save_pretrained(tmp)
             _io.write_json(
                 tmp / CONFIG_NAME,
                 {

@@ -13,17 +13,12 @@ Vectors live in one collection with a ``VARCHAR`` primary key ``id`` and a ``FLO
 persists the vectors itself: :meth:`MilvusDenseIndex.save` writes only the connection settings
 (never the token) and the count, which :meth:`MilvusDenseIndex.load` checks against the
 collection.
-
-Ids are matched with filter expressions that this module quotes itself, because ``pymilvus``'s
-``get`` / ``delete(ids=...)`` paste string ids into the expression unescaped (an id holding a
-quote breaks them) and Milvus Lite does not support templated ``filter_params``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +26,20 @@ from typing import Any
 import numpy as np
 
 from simcse_rag import _io
+from simcse_rag.index._milvus import (
+    ID_FIELD,
+    MAX_ID_BYTES,
+    MilvusCollection,
+    as_matrix,
+    check_collection_name,
+    check_ids,
+    check_k,
+    is_lite,
+    quote,
+    resolve_uri,
+)
+
+__all__ = ["INDEX_TYPES", "MAX_TOP_K", "MilvusDenseIndex", "is_lite", "quote", "resolve_uri"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,136 +48,16 @@ SETTINGS_FILE = "milvus.json"
 INDEX_TYPES: tuple[str, ...] = ("AUTOINDEX", "FLAT", "HNSW", "IVF_FLAT")
 #: Milvus rejects ``limit`` above this (``topk`` limit of the server).
 MAX_TOP_K = 16_384
-#: Longest id accepted (UTF-8 bytes); the ``VARCHAR`` primary key's ``max_length``.
-MAX_ID_BYTES = 2_048
-_ID_FIELD = "id"
 _VECTOR_FIELD = "vector"
-_COLLECTION_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
-_REMOTE_SCHEMES = ("http://", "https://", "tcp://", "unix:")
-#: Rows per insert / delete request, keeping gRPC messages far below their 64 MiB cap.
+#: Rows per insert request, keeping gRPC messages far below their 64 MiB cap.
 _WRITE_BYTES = 8 * 1024 * 1024
-_DELETE_BATCH = 1_000
 #: Largest HNSW ``ef`` Milvus accepts.
 _MAX_EF = 32_768
 #: Queries per search request.
 _SEARCH_BATCH = 1_024
 
 
-def _import_pymilvus() -> Any:
-    try:
-        import pymilvus
-    except ImportError:
-        raise ImportError(
-            "The Milvus backend needs pymilvus and milvus-lite; install them with "
-            "`pip install 'simcse-rag[milvus]'`."
-        ) from None
-    return pymilvus
-
-
-def _one_line(exc: BaseException) -> str:
-    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    return " ".join(str(message).split())
-
-
-def quote(text: str) -> str:
-    """Quote ``text`` as a Milvus filter-expression string literal (C-style escapes)."""
-    escaped = (
-        text.replace("\\", "\\\\")
-        .replace('"', '\\"')
-        .replace("\n", "\\n")
-        .replace("\r", "\\r")
-        .replace("\t", "\\t")
-    )
-    return f'"{escaped}"'
-
-
-def _ids_expr(ids: Sequence[str]) -> str:
-    return f"{_ID_FIELD} in [{', '.join(quote(i) for i in ids)}]"
-
-
-def _check_ids(ids: Iterable[str], what: str = "ids") -> list[str]:
-    if isinstance(ids, str):
-        raise TypeError(
-            f"{what} must be a sequence of strings, not a single string; wrap it in a list."
-        )
-    out = list(ids)
-    for i, doc_id in enumerate(out):
-        if not isinstance(doc_id, str) or not doc_id:
-            raise ValueError(f"{what}[{i}] must be a non-empty string, got {doc_id!r}.")
-        if len(doc_id.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
-            raise ValueError(
-                f"{what}[{i}] is longer than {MAX_ID_BYTES} UTF-8 bytes (Milvus VARCHAR primary "
-                "key limit); shorten or hash the id."
-            )
-        try:
-            doc_id.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError(
-                f"{what}[{i}] is not valid Unicode (lone surrogate): {doc_id!r}."
-            ) from None
-    return out
-
-
-def _check_k(k: int) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
-        raise ValueError(f"k must be a positive integer, got {k!r}.")
-    return int(k)
-
-
-def _as_matrix(vectors: Any, dim: int, what: str = "vectors") -> np.ndarray:
-    arr = np.asarray(vectors)
-    if arr.ndim != 2 or arr.shape[1] != dim:
-        raise ValueError(f"{what} must have shape (n, {dim}), got {arr.shape}.")
-    if not np.issubdtype(arr.dtype, np.number):
-        raise TypeError(f"{what} must be numeric, got dtype {arr.dtype}.")
-    arr = np.ascontiguousarray(arr, dtype=np.float32)
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{what} contain NaN or infinity.")
-    return arr
-
-
-def resolve_uri(uri: str) -> str:
-    """Validate a Milvus URI; a Milvus Lite path is made absolute.
-
-    Raises:
-        ValueError: Neither a server URI nor a local path ending in ``.db``, or the path's folder
-            does not exist.
-    """
-    if not isinstance(uri, (str, os.PathLike)):
-        raise TypeError(f"uri must be a string, got {type(uri).__name__}.")
-    uri = os.fspath(uri)
-    if uri.startswith(_REMOTE_SCHEMES):
-        return uri
-    if "://" in uri:
-        raise ValueError(
-            f"Milvus URI {uri!r} has an unsupported scheme; use http://host:19530 (or https://, "
-            "tcp://, unix:) for a server, or a local path ending in .db for Milvus Lite."
-        )
-    if not uri.endswith(".db"):
-        raise ValueError(
-            f"Milvus Lite path {uri!r} must end in '.db' (e.g. {uri.rstrip('/')}.db), or use "
-            "http://host:19530 for a Milvus server."
-        )
-    path = Path(uri).expanduser().resolve()
-    if not path.parent.is_dir():
-        raise ValueError(
-            f"Milvus Lite path {uri!r}: folder {str(path.parent)!r} does not exist; "
-            "create it first."
-        )
-    if path.exists() and not path.is_dir():
-        raise ValueError(
-            f"Milvus Lite path {uri!r} is a file, not a Milvus Lite data folder; "
-            "choose another path."
-        )
-    return str(path)
-
-
-def is_lite(uri: str) -> bool:
-    """Whether ``uri`` names a local Milvus Lite database (rather than a server)."""
-    return not os.fspath(uri).startswith(_REMOTE_SCHEMES)
-
-
-class MilvusDenseIndex:
+class MilvusDenseIndex(MilvusCollection):
     """Inner-product vector index in a Milvus collection, keyed by string ids.
 
     Args:
@@ -208,11 +97,7 @@ class MilvusDenseIndex:
     ) -> None:
         if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0:
             raise ValueError(f"dim must be a positive integer, got {dim!r}.")
-        if not isinstance(collection, str) or not _COLLECTION_RE.match(collection):
-            raise ValueError(
-                f"Milvus collection name {collection!r} is invalid; use letters, digits and '_' "
-                "(not starting with a digit, at most 255 characters)."
-            )
+        check_collection_name(collection)
         if index_type not in INDEX_TYPES:
             raise ValueError(
                 f"Unknown Milvus index_type {index_type!r}; "
@@ -228,41 +113,13 @@ class MilvusDenseIndex:
         self.index_params = dict(index_params or {})
         self.search_params = dict(search_params or {})
         self.db_name = db_name
-        self._pymilvus = _import_pymilvus()
-        self._client = self._connect(
-            token if token is not None else os.environ.get("MILVUS_TOKEN", "")
-        )
-        self._ensure_collection()
-        self._count = self._count_rows()
+        self._open(token, self._create, self._check_schema)
 
-    # ------------------------------------------------------------------ connection
-    def _connect(self, token: str) -> Any:
-        kwargs: dict[str, Any] = {"uri": self.uri, "token": token or ""}
-        if self.db_name:
-            kwargs["db_name"] = self.db_name
-        try:
-            return self._pymilvus.MilvusClient(**kwargs)
-        except self._pymilvus.MilvusException as exc:
-            raise ValueError(f"Cannot open Milvus at {self.uri!r}: {_one_line(exc)}") from None
-
-    def _call(self, what: str, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Call a MilvusClient method, turning server errors into one-line ``ValueError``s."""
-        try:
-            return getattr(self._client, method)(*args, **kwargs)
-        except self._pymilvus.MilvusException as exc:
-            raise ValueError(
-                f"Milvus {what} failed on collection {self.collection!r} at {self.uri!r}: "
-                f"{_one_line(exc)}"
-            ) from None
-
-    def _ensure_collection(self) -> None:
-        if self._call("lookup", "has_collection", self.collection):
-            self._check_schema()
-            self._call("load", "load_collection", self.collection)
-            return
+    # ------------------------------------------------------------------ collection
+    def _create(self) -> None:
         data_type = self._pymilvus.DataType
         schema = self._client.create_schema(auto_id=False, enable_dynamic_field=False)
-        schema.add_field(_ID_FIELD, data_type.VARCHAR, is_primary=True, max_length=MAX_ID_BYTES)
+        schema.add_field(ID_FIELD, data_type.VARCHAR, is_primary=True, max_length=MAX_ID_BYTES)
         schema.add_field(_VECTOR_FIELD, data_type.FLOAT_VECTOR, dim=self.dim)
         index = self._client.prepare_index_params()
         index.add_index(
@@ -278,7 +135,6 @@ class MilvusDenseIndex:
         # sync=False: do not poll for the index build (pymilvus sleeps 0.5 s per poll, and its
         # AllocTimestamp call is not implemented by Milvus Lite); searches work while it builds.
         self._call("create index", "create_index", self.collection, index, sync=False)
-        self._call("load", "load_collection", self.collection)
         logger.info(
             "Created Milvus collection %s (%d-d, %s, IP) at %s",
             self.collection,
@@ -287,10 +143,9 @@ class MilvusDenseIndex:
             self.uri,
         )
 
-    def _check_schema(self) -> None:
-        info = self._call("describe", "describe_collection", self.collection)
+    def _check_schema(self, info: dict[str, Any]) -> None:
         fields = {f["name"]: f for f in info.get("fields", [])}
-        vec, pk = fields.get(_VECTOR_FIELD), fields.get(_ID_FIELD)
+        vec, pk = fields.get(_VECTOR_FIELD), fields.get(ID_FIELD)
         data_type = self._pymilvus.DataType
         if (
             vec is None
@@ -301,7 +156,7 @@ class MilvusDenseIndex:
         ):
             raise ValueError(
                 f"Milvus collection {self.collection!r} at {self.uri!r} was not made by simcse-rag "
-                f"(needs VARCHAR primary key {_ID_FIELD!r} and FLOAT_VECTOR {_VECTOR_FIELD!r}); "
+                f"(needs VARCHAR primary key {ID_FIELD!r} and FLOAT_VECTOR {_VECTOR_FIELD!r}); "
                 "choose another collection name."
             )
         have = int(vec.get("params", {}).get("dim", -1))
@@ -311,57 +166,6 @@ class MilvusDenseIndex:
                 f"the model gives {self.dim}-d; use another collection name or drop this one."
             )
 
-    def close(self) -> None:
-        """Close the connection (Milvus Lite keeps serving the file until the process exits)."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-
-    def drop(self) -> None:
-        """Delete the collection and everything in it."""
-        self._call("drop", "drop_collection", self.collection)
-        self._count = 0
-
-    # ------------------------------------------------------------------ contents
-    def _count_rows(self) -> int:
-        rows = self._call(
-            "count",
-            "query",
-            self.collection,
-            filter="",
-            output_fields=["count(*)"],
-            consistency_level="Strong",
-        )
-        return int(rows[0]["count(*)"]) if rows else 0
-
-    def refresh(self) -> int:
-        """Re-read the row count from Milvus (after writes by other clients); return it."""
-        self._count = self._count_rows()
-        return self._count
-
-    def __len__(self) -> int:
-        return self._count
-
-    def __contains__(self, doc_id: object) -> bool:
-        if not isinstance(doc_id, str) or not doc_id:
-            return False
-        return bool(self._existing([doc_id]))
-
-    def _existing(self, ids: Sequence[str]) -> set[str]:
-        found: set[str] = set()
-        for start in range(0, len(ids), _DELETE_BATCH):
-            chunk = ids[start : start + _DELETE_BATCH]
-            rows = self._call(
-                "query",
-                "query",
-                self.collection,
-                filter=_ids_expr(chunk),
-                output_fields=[_ID_FIELD],
-                consistency_level="Strong",
-            )
-            found.update(r[_ID_FIELD] for r in rows)
-        return found
-
     # ------------------------------------------------------------------ updates
     def add(self, ids: Sequence[str], vectors: np.ndarray) -> None:
         """Insert vectors; an id already present is replaced (upsert).
@@ -370,8 +174,8 @@ class MilvusDenseIndex:
             ValueError: Shape mismatch, repeated / empty / over-long ids, non-finite values, or a
                 Milvus error (one line, naming the collection).
         """
-        ids = _check_ids(ids)
-        matrix = _as_matrix(vectors, self.dim)
+        ids = check_ids(ids)
+        matrix = as_matrix(vectors, self.dim)
         if matrix.shape[0] != len(ids):
             raise ValueError(f"Got {len(ids)} ids but {matrix.shape[0]} vectors; pass one per id.")
         if len(set(ids)) != len(ids):
@@ -383,7 +187,7 @@ class MilvusDenseIndex:
         step = max(1, _WRITE_BYTES // (4 * self.dim))
         for start in range(0, len(ids), step):
             rows = [
-                {_ID_FIELD: doc_id, _VECTOR_FIELD: vec}
+                {ID_FIELD: doc_id, _VECTOR_FIELD: vec}
                 for doc_id, vec in zip(
                     ids[start : start + step], matrix[start : start + step], strict=True
                 )
@@ -397,14 +201,7 @@ class MilvusDenseIndex:
         Returns:
             The number of vectors removed.
         """
-        wanted = list(dict.fromkeys(_check_ids(ids)))
-        present = sorted(self._existing(wanted))
-        for start in range(0, len(present), _DELETE_BATCH):
-            chunk = present[start : start + _DELETE_BATCH]
-            self._call("delete", "delete", self.collection, filter=_ids_expr(chunk))
-        if present:
-            self._count = self._count_rows()
-        return len(present)
+        return self._delete_ids(ids)
 
     # ------------------------------------------------------------------ search
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -423,8 +220,8 @@ class MilvusDenseIndex:
             ValueError: Bad shapes, or Milvus returned fewer hits than that width for some query
                 even at exhaustive search settings (an index that cannot reach every vector).
         """
-        k = _check_k(k)
-        q = _as_matrix(queries, self.dim, "queries")
+        k = check_k(k)
+        q = as_matrix(queries, self.dim, "queries")
         width = min(k, len(self), MAX_TOP_K)
         out_ids = np.empty((q.shape[0], width), dtype=object)
         out_scores = np.zeros((q.shape[0], width), dtype=np.float32)
@@ -445,7 +242,7 @@ class MilvusDenseIndex:
                         f"collection's {self.index_type} index cannot reach every vector. "
                         "Rebuild it with index_type='FLAT' or 'HNSW'."
                     )
-                out_ids[start + i] = [h[_ID_FIELD] for h in hits[:width]]
+                out_ids[start + i] = [h[ID_FIELD] for h in hits[:width]]
                 out_scores[start + i] = [h["distance"] for h in hits[:width]]
         return out_ids, out_scores
 
@@ -459,7 +256,7 @@ class MilvusDenseIndex:
             data=q,
             limit=limit,
             anns_field=_VECTOR_FIELD,
-            output_fields=[_ID_FIELD],
+            output_fields=[ID_FIELD],
             search_params={"metric_type": "IP", "params": dict(params)},
             consistency_level="Strong",
         )

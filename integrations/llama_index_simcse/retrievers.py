@@ -225,6 +225,24 @@ class HybridRRFRetriever(BaseRetriever):
         )
         return cls(index=index, similarity_top_k=similarity_top_k, mode=mode, **kwargs)
 
+    def add_nodes(self, nodes: Sequence[BaseNode], *, show_progress: bool = False) -> list[str]:
+        """Add nodes to the index, replacing those with the same node id (mode (a) only).
+
+        Returns:
+            The node ids added.
+        """
+        passages = [_node_to_passage(node) for node in nodes]
+        self.index.add(passages, show_progress=show_progress)
+        return [p.id for p in passages]
+
+    def delete(self, node_ids: Sequence[str]) -> int:
+        """Remove nodes by id (mode (a) only).
+
+        Returns:
+            The number removed.
+        """
+        return self.index.delete(node_ids)
+
     @property
     def index(self) -> HybridRetriever:
         """The core hybrid index (mode (a) only)."""

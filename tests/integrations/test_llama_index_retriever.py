@@ -23,6 +23,7 @@ from llama_index.core.schema import (  # noqa: E402
 )
 
 from llama_index_simcse import HybridRRFRetriever, SimCSEEmbedding  # noqa: E402
+from simcse_rag.index.hybrid import HybridRetriever  # noqa: E402
 
 
 @pytest.fixture
@@ -158,6 +159,18 @@ def test_query_engine_with_mock_llm_gets_the_source_nodes(hybrid) -> None:
     assert response.source_nodes[0].node.node_id == "fin-3"
     # MockLLM echoes its prompt: the retrieved text reached the LLM.
     assert question in str(response)
+
+
+def test_add_and_delete_nodes(hybrid, encoder) -> None:
+    hybrid.mode = "bm25"
+    assert hybrid.add_nodes([TextNode(id_="med-5", text="哮喘儿童的用药指南")]) == ["med-5"]
+    assert hybrid.retrieve("哮喘")[0].node.node_id == "med-5"
+    assert hybrid.delete(["med-5"]) == 1
+    assert all(n.node.node_id != "med-5" for n in hybrid.retrieve("哮喘"))
+    empty = HybridRRFRetriever(index=HybridRetriever(encoder), similarity_top_k=3)
+    assert empty.retrieve("哮喘") == []
+    empty.add_nodes([TextNode(id_="a", text="哮喘")])
+    assert [n.node.node_id for n in empty.retrieve("哮喘")] == ["a"]
 
 
 # ---------------------------------------------------------------- mode (b): fuse any retrievers

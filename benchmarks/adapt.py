@@ -1,0 +1,333 @@
+"""Domain adaptation before/after: simcse-rag adapt vs sentence-transformers, one run.
+
+Datasets (../shared/data): ``liveqa_medquad`` (medical, qrels ``test``) and ``tatqa_fin_dev``
+(finance, qrels ``dev``). Neither has a train split, so the *queries* with a relevant document are
+split 50/50 by a seeded hash of the query id (:func:`simcse_rag.pairs.split_queries`): training
+uses only the train half, every system is evaluated on the same held-out half, before and after.
+
+Systems (base model all-MiniLM-L6-v2 for all):
+
+* ``base``: the model as shipped.
+* ``ours-corpus``: ``adapt`` with pseudo-queries from the corpus only (no labels).
+* ``ours-pairs``: ``adapt`` with the labelled pairs of the training queries.
+* ``st-pairs``: sentence-transformers ``util.mine_hard_negatives`` (dense, ``relative_margin``
+  0.05, same ``num_negatives`` and ``range_max``) + ``MultipleNegativesRankingLoss(scale=20)``
+  with ``SentenceTransformerTrainer`` (no-duplicates batches), same pairs, steps, batch size,
+  learning rate, warm-up and training max length. Evaluated with the same code as ours
+  (:func:`simcse_rag.adapt.evaluate_retriever` over the saved model).
+
+Every number is nDCG@10 on the held-out queries in dense, bm25 and hybrid (RRF) mode.
+``--corpus-size N`` keeps every judged passage plus a seeded sample of the others up to N
+(CPU time); 0 keeps the full corpus. ``--timing-only`` adapts the full liveqa corpus
+(17k passages) corpus-only with the library defaults and reports the wall time (CPU budget).
+
+Run::
+
+    python benchmarks/adapt.py --out /tmp/adapt-bench               # both datasets, all systems
+    python benchmarks/adapt.py --datasets tatqa_fin_dev --max-steps 20  # quick look
+    python benchmarks/adapt.py --timing-only --out /tmp/adapt-timing   # 17k-passage CPU budget
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from simcse_rag.adapt import (  # noqa: E402
+    AdaptConfig,
+    EvalSet,
+    adapt,
+    build_retriever,
+    evaluate_retriever,
+)
+from simcse_rag.corpus import read_corpus  # noqa: E402
+from simcse_rag.encoder import SimCSEEncoder, resolve_model_path  # noqa: E402
+from simcse_rag.evaluation.retrieval import load_qrels  # noqa: E402
+from simcse_rag.mining import MiningConfig  # noqa: E402
+from simcse_rag.pairs import pairs_from_beir, read_jsonl_texts, split_queries  # noqa: E402
+
+SPLITS = {"liveqa_medquad": "test", "tatqa_fin_dev": "dev", "zh_med_qa": "dev"}
+SYSTEMS = ("ours-pairs", "st-pairs", "ours-corpus")
+
+
+def load_dataset(data: Path, name: str, corpus_size: int, seed: int) -> dict:
+    folder = data / name
+    split = SPLITS[name]
+    corpus = read_corpus(folder / "corpus.jsonl")
+    qrels = load_qrels(folder / "qrels" / f"{split}.tsv")
+    queries = read_jsonl_texts(folder / "queries.jsonl", what="query")
+    if corpus_size and len(corpus) > corpus_size:
+        judged = {d for docs in qrels.values() for d in docs}
+        keep = [p for p in corpus if p.id in judged]
+        others = [p for p in corpus if p.id not in judged]
+        random.Random(seed).shuffle(others)
+        keep += others[: max(0, corpus_size - len(keep))]
+        kept = {p.id for p in keep}
+        corpus = [p for p in corpus if p.id in kept]
+    with_rel = [q for q, docs in qrels.items() if any(g >= 1 for g in docs.values())]
+    train_ids, eval_ids = split_queries(with_rel, eval_fraction=0.5, seed=seed)
+    eval_set = EvalSet(
+        {q: queries[q] for q in eval_ids},
+        {q: qrels[q] for q in eval_ids},
+        f"{name} qrels/{split}.tsv, held-out half of the queries (seed {seed})",
+    )
+    return {
+        "folder": folder,
+        "split": split,
+        "corpus": corpus,
+        "train_ids": train_ids,
+        "eval_set": eval_set,
+    }
+
+
+def adapt_config(args: argparse.Namespace) -> AdaptConfig:
+    return AdaptConfig(
+        max_steps=args.max_steps,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        train_max_length=args.train_max_length,
+        encode_max_length=args.encode_max_length,
+        max_pairs=args.max_pairs,
+        rounds=args.rounds,
+        mining=MiningConfig(num_negatives=args.num_negatives, range_max=args.range_max),
+        seed=args.seed,
+    )
+
+
+def run_ours(ds: dict, args: argparse.Namespace, system: str, out: Path) -> dict:
+    encoder = SimCSEEncoder.from_pretrained(args.model, device="cpu")
+    pairs = None
+    source = ""
+    if system == "ours-pairs":
+        corpus_map = {p.id: p for p in ds["corpus"]}
+        pairs = pairs_from_beir(ds["folder"], ds["split"], corpus_map, query_ids=ds["train_ids"])
+        source = f"{ds['folder'].name} qrels/{ds['split']} (train half of the queries)"
+    t0 = time.perf_counter()
+    result = adapt(
+        ds["corpus"],
+        encoder,
+        out,
+        config=adapt_config(args),
+        pairs=pairs,
+        pairs_source=source,
+        eval_set=ds["eval_set"],
+        overwrite=True,
+        cache_dir=args.out / "cache",
+        show_progress=args.progress,
+    )
+    rep = result.report
+    return {
+        "before": rep["before"],
+        "after": rep["after"],
+        "seconds": time.perf_counter() - t0,
+        "pairs": rep["training"]["pairs"],
+        "mining": rep["rounds"][-1]["mining"],
+        "train_s": sum(r["train"]["seconds"] for r in rep["rounds"]),
+    }
+
+
+def run_st(ds: dict, args: argparse.Namespace, out: Path) -> dict:
+    import torch
+    from datasets import Dataset
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
+    from sentence_transformers.base.sampler import BatchSamplers
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    from sentence_transformers.util import mine_hard_negatives
+
+    from simcse_rag.adapt import _sample
+
+    corpus_map = {p.id: p for p in ds["corpus"]}
+    pairs = pairs_from_beir(ds["folder"], ds["split"], corpus_map, query_ids=ds["train_ids"])
+    pairs = _sample(pairs, args.max_pairs, args.seed)  # the same pairs as ours-pairs
+    t0 = time.perf_counter()
+    torch.manual_seed(args.seed)
+    model = SentenceTransformer(resolve_model_path(args.model), device="cpu")
+    inference_len = model.max_seq_length
+    if args.encode_max_length:
+        model.max_seq_length = args.encode_max_length
+    dataset = Dataset.from_dict(
+        {"anchor": [p.query for p in pairs], "positive": [p.positive for p in pairs]}
+    )
+    mined = mine_hard_negatives(
+        dataset,
+        model,
+        corpus=[p.text for p in ds["corpus"]],
+        range_max=args.range_max,
+        relative_margin=0.05,
+        num_negatives=args.num_negatives,
+        sampling_strategy="top",
+        output_format="n-tuple" if args.num_negatives > 1 else "triplet",
+        batch_size=64,
+        verbose=False,
+    )
+    mine_s = time.perf_counter() - t0
+    model.max_seq_length = args.train_max_length
+    loss = MultipleNegativesRankingLoss(model, scale=20.0)
+    work = out.parent / f".{out.name}.work"
+    targs = SentenceTransformerTrainingArguments(
+        output_dir=str(work),
+        max_steps=args.max_steps,
+        per_device_train_batch_size=args.batch_size,
+        learning_rate=args.lr,
+        warmup_ratio=0.1,
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        save_strategy="no",
+        report_to="none",
+        logging_steps=10,
+        disable_tqdm=not args.progress,
+        seed=args.seed,
+        use_cpu=True,
+        dataloader_num_workers=0,
+    )
+    t1 = time.perf_counter()
+    SentenceTransformerTrainer(model=model, args=targs, train_dataset=mined, loss=loss).train()
+    train_s = time.perf_counter() - t1
+    model.max_seq_length = inference_len
+    shutil.rmtree(out, ignore_errors=True)
+    model.save(str(out))
+    shutil.rmtree(work, ignore_errors=True)
+    seconds = time.perf_counter() - t0
+    encoder = SimCSEEncoder.from_pretrained(out, device="cpu")
+    if args.encode_max_length:
+        encoder.max_length = args.encode_max_length
+    retriever = build_retriever(ds["corpus"], encoder, show_progress=args.progress)
+    after = evaluate_retriever(retriever, ds["eval_set"])
+    return {
+        "after": after,
+        "seconds": seconds,
+        "pairs": len(pairs),
+        "mined_rows": len(mined),
+        "mining_s": mine_s,
+        "train_s": train_s,
+    }
+
+
+def table(results: dict) -> str:
+    lines = [
+        "| dataset | system | pairs | dense nDCG@10 | bm25 | hybrid | Δ dense | Δ hybrid | "
+        "train s | total s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, res in results.items():
+        base = res.get("base")
+        if base is None:
+            continue
+        b = {m: 100 * base[m]["ndcg@10"] for m in base}
+        lines.append(
+            f"| {name} | base | - | {b['dense']:.2f} | {b['bm25']:.2f} | {b['hybrid']:.2f} | "
+            "- | - | - | - |"
+        )
+        for system in SYSTEMS:
+            if system not in res:
+                continue
+            r = res[system]
+            a = {m: 100 * r["after"][m]["ndcg@10"] for m in r["after"]}
+            lines.append(
+                f"| {name} | {system} | {r['pairs']} | {a['dense']:.2f} | {a['bm25']:.2f} | "
+                f"{a['hybrid']:.2f} | {a['dense'] - b['dense']:+.2f} | "
+                f"{a['hybrid'] - b['hybrid']:+.2f} | {r['train_s']:.0f} | {r['seconds']:.0f} |"
+            )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--out", type=Path, default=Path("/tmp/simcse-adapt-bench"))
+    parser.add_argument("--datasets", default="tatqa_fin_dev,liveqa_medquad")
+    parser.add_argument("--systems", default=",".join(SYSTEMS))
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--max-steps", type=int, default=AdaptConfig.max_steps)
+    parser.add_argument("--batch-size", type=int, default=AdaptConfig.batch_size)
+    parser.add_argument("--lr", type=float, default=AdaptConfig.learning_rate)
+    parser.add_argument("--train-max-length", type=int, default=AdaptConfig.train_max_length)
+    parser.add_argument("--encode-max-length", type=int, default=None)
+    parser.add_argument("--max-pairs", type=int, default=AdaptConfig.max_pairs)
+    parser.add_argument("--num-negatives", type=int, default=1)
+    parser.add_argument("--range-max", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--corpus-size", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--progress", action="store_true")
+    parser.add_argument("--timing-only", action="store_true")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    threads = os.environ.get("OMP_NUM_THREADS") or str(__import__("torch").get_num_threads())
+    print(f"# adapt benchmark; torch threads {threads}; load avg {os.getloadavg()}", flush=True)
+    if args.timing_only:
+        return timing_only(args)
+    results: dict = {}
+    systems = [s for s in args.systems.split(",") if s]
+    for name in args.datasets.split(","):
+        ds = load_dataset(args.data, name, args.corpus_size, args.seed)
+        res: dict = {
+            "corpus": len(ds["corpus"]),
+            "train_queries": len(ds["train_ids"]),
+            "eval_queries": sorted(ds["eval_set"].qrels),
+        }
+        results[name] = res
+        print(
+            f"## {name}: {len(ds['corpus'])} passages, {len(ds['train_ids'])} train queries, "
+            f"{len(ds['eval_set'].qrels)} held-out queries",
+            flush=True,
+        )
+        for system in systems:
+            out = args.out / f"{name}-{system}"
+            try:
+                if system == "st-pairs":
+                    res[system] = run_st(ds, args, out)
+                else:
+                    res[system] = run_ours(ds, args, system, out)
+                    res["base"] = res[system]["before"]
+            except Exception as exc:  # noqa: BLE001 - a failed system must not lose the others
+                print(f"{name} {system} FAILED: {type(exc).__name__}: {exc}", flush=True)
+                res[f"{system}-error"] = repr(exc)
+                continue
+            if "base" not in res:
+                encoder = SimCSEEncoder.from_pretrained(args.model, device="cpu")
+                if args.encode_max_length:
+                    encoder.max_length = args.encode_max_length
+                retriever = build_retriever(ds["corpus"], encoder, cache_dir=args.out / "cache")
+                res["base"] = evaluate_retriever(retriever, ds["eval_set"])
+            print(f"{name} {system}: {res[system]['seconds']:.0f}s", flush=True)
+            print(table(results), flush=True)
+            (args.out / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    print("\n## Final\n")
+    print(table(results))
+
+
+def timing_only(args: argparse.Namespace) -> None:
+    ds = load_dataset(args.data, "liveqa_medquad", 0, args.seed)
+    encoder = SimCSEEncoder.from_pretrained(args.model, device="cpu")
+    t0 = time.perf_counter()
+    result = adapt(
+        ds["corpus"],
+        encoder,
+        args.out / "liveqa-corpus-only",
+        config=adapt_config(args),
+        eval_set=ds["eval_set"],
+        overwrite=True,
+        show_progress=args.progress,
+    )
+    seconds = time.perf_counter() - t0
+    print(json.dumps(result.report["timings"], indent=1))
+    print(json.dumps([r["train"]["seconds"] for r in result.report["rounds"]]))
+    print(f"corpus-only adapt of {len(ds['corpus'])} passages: {seconds / 60:.1f} min")
+    print(f"load avg after: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Before/after report of a domain adaptation: ``report.json``, ``report.md`` and a PNG chart."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+MODES = ("dense", "bm25", "hybrid")
+#: Metrics shown in the Markdown table, in order.
+TABLE_METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
+
+
+def metric_deltas(
+    before: Mapping[str, Mapping[str, float]], after: Mapping[str, Mapping[str, float]]
+) -> dict[str, dict[str, float]]:
+    """``after - before`` for every mode and metric present in both."""
+    return {
+        mode: {
+            m: round(float(after[mode][m]) - float(before[mode][m]), 6)
+            for m in before[mode]
+            if m in after.get(mode, {}) and m != "queries"
+        }
+        for mode in before
+        if mode in after
+    }
+
+
+def write_json(report: Mapping[str, Any], path: Path) -> Path:
+    """Write the report as indented JSON."""
+    path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def markdown_table(
+    before: Mapping[str, Mapping[str, float]], after: Mapping[str, Mapping[str, float]]
+) -> str:
+    """Markdown table: one row per mode, before / after / delta of each metric (in points)."""
+    metrics = [m for m in TABLE_METRICS if any(m in before.get(mode, {}) for mode in MODES)]
+    head = "| mode | " + " | ".join(f"{m} before | {m} after | Δ" for m in metrics) + " |"
+    rule = "|---|" + "---:|---:|---:|" * len(metrics)
+    rows = [head, rule]
+    for mode in MODES:
+        if mode not in before or mode not in after:
+            continue
+        cells = []
+        for m in metrics:
+            b, a = 100 * before[mode][m], 100 * after[mode][m]
+            cells.append(f"{b:.2f} | {a:.2f} | {a - b:+.2f}")
+        rows.append(f"| {mode} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def write_markdown(report: Mapping[str, Any], path: Path) -> Path:
+    """Write a human summary: data used, what was held out, mining counts, the table."""
+    held = report["held_out"]
+    lines = [
+        "# Domain adaptation report",
+        "",
+        f"- base model: `{report['base_model']}`",
+        f"- corpus: {report['corpus']['passages']} passages",
+        f"- training pairs: {report['training']['pairs']} from {report['training']['source']}",
+        f"- evaluation: {held['queries']} queries from {held['source']} (never trained on)",
+        f"- rounds: {len(report['rounds'])}; steps per round: {report['config']['max_steps']}",
+        f"- total time: {report['timings']['total_s']:.0f} s",
+        "",
+        "## Retrieval before and after (points)",
+        "",
+        markdown_table(report["before"], report["after"]),
+        "",
+        "## Mining (candidates removed by each filter)",
+        "",
+        "| round | pairs | candidates | " + " | ".join(report["rounds"][0]["mining"]["removed"]),
+        "|---:|---:|---:|" + "---:|" * len(report["rounds"][0]["mining"]["removed"]),
+    ]
+    for i, rnd in enumerate(report["rounds"], 1):
+        mining = rnd["mining"]
+        removed = " | ".join(str(v) for v in mining["removed"].values())
+        lines.append(f"| {i} | {mining['pairs']} | {mining['candidates']} | {removed} |")
+    lines.append("")
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def write_chart(report: Mapping[str, Any], path: Path, metric: str = "ndcg@10") -> Path | None:
+    """Bar chart of ``metric`` before/after per mode; ``None`` when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        logger.info("matplotlib not installed: no chart (pip install 'simcse-rag[plot]')")
+        return None
+    modes = [m for m in MODES if m in report["before"] and m in report["after"]]
+    before = [100 * report["before"][m][metric] for m in modes]
+    after = [100 * report["after"][m][metric] for m in modes]
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
+    x = range(len(modes))
+    ax.bar([i - 0.2 for i in x], before, width=0.4, label="before")
+    ax.bar([i + 0.2 for i in x], after, width=0.4, label="after")
+    ax.set_xticks(list(x), modes)
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} before / after adaptation")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,249 @@
+"""Domain adaptation: pair loading, held-out splits, bad input, end to end on the tiny model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simcse_rag.adapt import (
+    REPORT_JSON,
+    REPORT_MD,
+    AdaptConfig,
+    EvalSet,
+    adapt,
+    check_output_dir,
+    hold_out,
+)
+from simcse_rag.mining import MiningConfig
+from simcse_rag.pairs import TrainingPair, pairs_from_beir, pairs_from_tsv, split_queries
+from simcse_rag.schema import Passage
+
+TOPICS = [
+    "fever aspirin dose tablet child",
+    "insulin diabetes blood sugar dose",
+    "asthma inhaler breath allergy throat",
+    "rash skin allergy cream infection",
+    "revenue income tax quarter profit",
+    "bank loan interest rate debt",
+    "stock share dividend equity fund",
+    "cash asset liability total cost",
+]
+
+
+def synthetic_corpus(n: int = 40) -> list[Passage]:
+    """Titled passages: each topic's words repeated with a varying second sentence."""
+    out = []
+    for i in range(n):
+        words = TOPICS[i % len(TOPICS)].split()
+        title = f"question {i} about {words[0]} and {words[1]}"
+        body = (
+            f"The {words[0]} answer {i} mentions {words[2]} often. "
+            f"Patients and clients ask about {words[3]} and {words[4]} number {i}. "
+            f"More detail on {words[1]} follows here."
+        )
+        out.append(Passage(f"d{i}", f"{title}\n{body}", {"title": title}))
+    return out
+
+
+def _beir(folder: Path, qrels_rows: list[tuple[str, str, int]], queries: dict[str, str]) -> Path:
+    (folder / "qrels").mkdir(parents=True)
+    with (folder / "queries.jsonl").open("w", encoding="utf-8") as fh:
+        for qid, text in queries.items():
+            fh.write(json.dumps({"_id": qid, "text": text}) + "\n")
+    lines = ["query-id\tcorpus-id\tscore"] + [f"{q}\t{d}\t{s}" for q, d, s in qrels_rows]
+    (folder / "qrels" / "train.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+# --------------------------------------------------------------------------- pairs
+def test_pairs_from_beir_reads_relevant_rows(tmp_path: Path) -> None:
+    corpus = {p.id: p for p in synthetic_corpus(10)}
+    folder = _beir(
+        tmp_path / "b",
+        [("q1", "d1", 1), ("q1", "d2", 0), ("q2", "d3", 2)],
+        {"q1": "fever in a child", "q2": "insulin dose"},
+    )
+    pairs = pairs_from_beir(folder, "train", corpus)
+    assert [(p.query_id, p.positive_id) for p in pairs] == [("q1", "d1"), ("q2", "d3")]
+    assert pairs[0].positive == corpus["d1"].text
+    only = pairs_from_beir(folder, "train", corpus, query_ids=["q2"])
+    assert [p.query_id for p in only] == ["q2"]
+
+
+def test_pairs_from_beir_unknown_ids_are_counted_with_examples(tmp_path: Path) -> None:
+    corpus = {p.id: p for p in synthetic_corpus(10)}
+    folder = _beir(
+        tmp_path / "b",
+        [("q1", "d1", 1), ("q1", "nope1", 1), ("q2", "nope2", 1), ("q2", "nope3", 1)],
+        {"q1": "fever", "q2": "insulin"},
+    )
+    with pytest.raises(ValueError, match=r"3 of 4 pairs .* unknown corpus ids .*'nope1'"):
+        pairs_from_beir(folder, "train", corpus)
+
+
+def test_pairs_from_beir_empty_query_and_missing_split(tmp_path: Path) -> None:
+    corpus = {p.id: p for p in synthetic_corpus(10)}
+    folder = _beir(tmp_path / "b", [("q1", "d1", 1)], {"q1": "   "})
+    with pytest.raises(ValueError, match="empty"):
+        pairs_from_beir(folder, "train", corpus)
+    with pytest.raises(FileNotFoundError, match="splits in .*: train"):
+        pairs_from_beir(folder, "test", corpus)
+
+
+def test_pairs_from_tsv(tmp_path: Path) -> None:
+    corpus = {p.id: p for p in synthetic_corpus(10)}
+    path = tmp_path / "pairs.tsv"
+    path.write_text(
+        f"fever in kids\t{corpus['d0'].text.replace(chr(10), ' ')}\n"
+        "some question\tan outside passage text\n"
+        "fever in kids\tanother outside answer\n",
+        encoding="utf-8",
+    )
+    pairs = pairs_from_tsv(path, corpus)
+    assert [p.positive_id for p in pairs] == ["d0", "", ""]
+    assert pairs[0].query_id == pairs[2].query_id != pairs[1].query_id
+
+    ids = tmp_path / "ids.tsv"
+    ids.write_text("query\tpassage_id\nq a\td1\nq b\tmissing\nq c\tgone\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"2 of 3 pairs .*'missing', 'gone'"):
+        pairs_from_tsv(ids, corpus)
+
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("fine\tpassage\nno tab on this line\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"bad.tsv:2: expected"):
+        pairs_from_tsv(bad, corpus)
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("q\tp\n\tpassage\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"empty.tsv:2: the query is empty"):
+        pairs_from_tsv(empty, corpus)
+
+
+def test_split_queries_is_deterministic_and_disjoint() -> None:
+    ids = [f"q{i}" for i in range(100)]
+    train, held = split_queries(ids, eval_fraction=0.3, seed=1)
+    assert len(held) == 30 and len(train) == 70
+    assert not set(train) & set(held)
+    assert split_queries(list(reversed(ids)), eval_fraction=0.3, seed=1) == (train, held)
+    assert split_queries(ids, eval_fraction=0.3, seed=2)[1] != held
+    with pytest.raises(ValueError, match="eval_fraction"):
+        split_queries(ids, eval_fraction=1.0)
+
+
+def test_hold_out_keeps_all_pairs_of_a_query_together() -> None:
+    pairs = [TrainingPair(f"q{i // 2}", f"query {i // 2}", f"text {i}", f"d{i}") for i in range(40)]
+    train, eval_set = hold_out(pairs, eval_fraction=0.25, seed=0, source="s")
+    held = set(eval_set.qrels)
+    assert held and not held & {p.query_id for p in train}
+    assert all(len(docs) == 2 for docs in eval_set.qrels.values())
+    assert len(train) + 2 * len(held) == 40
+
+
+# --------------------------------------------------------------------------- adapt
+def test_config_validation() -> None:
+    with pytest.raises(ValueError, match="strategy"):
+        AdaptConfig(strategy="gpt")
+    with pytest.raises(ValueError, match="batch_size"):
+        AdaptConfig(batch_size=1)
+    with pytest.raises(TypeError, match="MiningConfig"):
+        AdaptConfig(mining={"num_negatives": 2})  # type: ignore[arg-type]
+
+
+def test_too_small_corpus_is_a_clear_error(tiny_encoder, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"corpus has 5 passages; mining 1 negatives needs"):
+        adapt(synthetic_corpus(5), tiny_encoder, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_pairs_naming_unknown_passages(tiny_encoder, tmp_path: Path) -> None:
+    pairs = [TrainingPair("q", "question", "text", "ghost")] * 3
+    with pytest.raises(ValueError, match=r"1 training pairs name passages .*'ghost'"):
+        adapt(synthetic_corpus(20), tiny_encoder, tmp_path / "out", pairs=pairs)
+
+
+def test_check_output_dir_refuses_non_empty(tmp_path: Path) -> None:
+    (tmp_path / "m").mkdir()
+    assert check_output_dir(tmp_path / "m", overwrite=False) == tmp_path / "m"
+    (tmp_path / "m" / "model.safetensors").write_bytes(b"x")
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        check_output_dir(tmp_path / "m", overwrite=False)
+    assert check_output_dir(tmp_path / "m", overwrite=True) == tmp_path / "m"
+
+
+def test_adapt_end_to_end_tiny(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    from simcse_rag.encoder import SimCSEEncoder
+
+    encoder = SimCSEEncoder.from_pretrained(tiny_model_dir, device="cpu")
+    before_weights = encoder.model.embeddings.word_embeddings.weight.detach().clone()
+    corpus = synthetic_corpus(40)
+    config = AdaptConfig(
+        max_steps=3,
+        batch_size=8,
+        learning_rate=1e-3,
+        mining=MiningConfig(num_negatives=1, relative_margin=None),
+        max_pairs=40,
+    )
+    out = tmp_path / "adapted"
+    result = adapt(corpus, encoder, out, config=config)
+    report = json.loads((out / REPORT_JSON).read_text(encoding="utf-8"))
+    assert report == json.loads(json.dumps(result.report))
+    assert set(report["before"]) == set(report["after"]) == {"dense", "bm25", "hybrid"}
+    assert report["training"]["source"].startswith("pseudo-queries (title)")
+    held = report["held_out"]
+    assert held["queries"] == len(held["query_ids"]) == 12  # 30% of 40 pseudo-queries
+    assert report["training"]["pairs"] == 28
+    # BM25 does not depend on the model: identical before and after.
+    assert report["before"]["bm25"] == report["after"]["bm25"]
+    assert report["rounds"][0]["train"]["steps"] == 3
+    assert report["rounds"][0]["mining"]["negatives_kept"] > 0
+    assert "| dense |" in (out / REPORT_MD).read_text(encoding="utf-8")
+    mined = [json.loads(x) for x in (out / "mined.jsonl").read_text().splitlines()]
+    assert len(mined) == 28 and all(m["negatives"] for m in mined)
+    assert all(n["id"] != m["positive_id"] for m in mined for n in m["negatives"])
+    # The output is a model folder both loaders accept, with trained weights.
+    reloaded = SimCSEEncoder.from_pretrained(out, device="cpu")
+    assert not np.allclose(
+        reloaded.model.embeddings.word_embeddings.weight.detach().numpy(),
+        before_weights.numpy(),
+    )
+    st = SentenceTransformer(str(out), device="cpu")
+    texts = ["fever aspirin dose", "bank loan interest"]
+    np.testing.assert_allclose(
+        st.encode(texts, normalize_embeddings=True), reloaded.encode(texts), atol=1e-5
+    )
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # no temp leftovers
+
+
+def test_adapt_with_eval_set_never_trains_on_eval_queries(tiny_encoder, tmp_path: Path) -> None:
+    corpus = synthetic_corpus(24)
+    pairs = [
+        TrainingPair(f"q{i}", f"about {TOPICS[i % 8]}", corpus[i].text, f"d{i}") for i in range(24)
+    ]
+    eval_set = EvalSet(
+        {"q0": pairs[0].query, "e1": "bank loan"}, {"q0": {"d0": 1}, "e1": {"d5": 1}}
+    )
+    config = AdaptConfig(max_steps=1, batch_size=4, mining=MiningConfig(num_negatives=1))
+    original = tiny_encoder.model.state_dict()
+    original = {k: v.clone() for k, v in original.items()}
+    try:
+        result = adapt(
+            corpus, tiny_encoder, tmp_path / "o", config=config, pairs=pairs, eval_set=eval_set
+        )
+    finally:
+        tiny_encoder.model.load_state_dict(original)  # the session encoder is shared
+    # q0 (same id) and q8, q16 (same text as q0) are excluded from training.
+    assert result.report["training"]["pairs"] == 21
+    assert result.report["held_out"]["query_ids"] == ["e1", "q0"]
+
+
+def test_refuses_to_overwrite_and_keeps_existing_model(tiny_encoder, tmp_path: Path) -> None:
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "model.safetensors").write_bytes(b"precious")
+    with pytest.raises(FileExistsError):
+        adapt(synthetic_corpus(20), tiny_encoder, out)
+    assert (out / "model.safetensors").read_bytes() == b"precious"

@@ -1,0 +1,89 @@
+"""``simcse-rag adapt`` end to end on the tiny model, and its refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from simcse_rag.cli import main
+from tests.unit.test_adapt import synthetic_corpus
+
+
+@pytest.fixture()
+def corpus_file(tmp_path: Path) -> Path:
+    path = tmp_path / "corpus.jsonl"
+    with path.open("w", encoding="utf-8") as fh:
+        for p in synthetic_corpus(30):
+            title, body = p.text.split("\n", 1)
+            fh.write(json.dumps({"_id": p.id, "title": title, "text": body}) + "\n")
+    return path
+
+
+def _args(corpus: Path, out: Path, model: Path, *extra: str) -> list[str]:
+    return [
+        "adapt",
+        "--corpus",
+        str(corpus),
+        "--out",
+        str(out),
+        "--model",
+        str(model),
+        "--device",
+        "cpu",
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--no-progress",
+        *extra,
+    ]
+
+
+def test_cli_adapt_with_pairs_writes_model_and_report(
+    corpus_file: Path, tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text(
+        "query\tpassage_id\n" + "".join(f"question on item {i}\td{i}\n" for i in range(30)),
+        encoding="utf-8",
+    )
+    out = tmp_path / "adapted"
+    assert main(_args(corpus_file, out, tiny_model_dir, "--pairs", str(pairs))) == 0
+    captured = capsys.readouterr()
+    assert "| hybrid |" in captured.out and "[adapt] round 1" in captured.err
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert report["training"]["source"] == str(pairs)
+    assert report["held_out"]["queries"] == 9  # 30% of 30 queries
+    assert (out / "report.md").is_file() and (out / "mined.jsonl").is_file()
+    assert (out / "model.safetensors").is_file() and (out / "modules.json").is_file()
+
+    # A second run without --overwrite is refused and leaves the model untouched.
+    weights = (out / "model.safetensors").read_bytes()
+    assert main(_args(corpus_file, out, tiny_model_dir, "--pairs", str(pairs))) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (out / "model.safetensors").read_bytes() == weights
+
+    # The adapted folder is a model the other commands load.
+    texts = tmp_path / "texts.txt"
+    texts.write_text("fever aspirin\nbank loan\n", encoding="utf-8")
+    npy = tmp_path / "v.npy"
+    assert main(["encode", "--model", str(out), "--input", str(texts), "--output", str(npy)]) == 0
+
+
+def test_cli_adapt_unknown_ids_and_small_corpus(
+    corpus_file: Path, tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("query\tpassage_id\nq one\td1\nq two\tx9\nq three\tx10\n", encoding="utf-8")
+    code = main(_args(corpus_file, tmp_path / "o", tiny_model_dir, "--pairs", str(pairs)))
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: 2 of 3 pairs") and "'x9'" in err and "Traceback" not in err
+
+    small = tmp_path / "small.txt"
+    small.write_text("one passage\nanother passage\n", encoding="utf-8")
+    assert main(_args(small, tmp_path / "o2", tiny_model_dir)) == 2
+    assert "corpus has 2 passages" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "o2").exists()

@@ -1,0 +1,113 @@
+"""Pseudo-queries from a corpus: title -> body, ICT, crops; English and Chinese; seeded."""
+
+from __future__ import annotations
+
+import pytest
+
+from simcse_rag.pseudo_queries import (
+    choose_strategy,
+    make_pseudo_queries,
+    passage_title,
+    split_sentences,
+)
+from simcse_rag.schema import Passage
+
+EN = (
+    "Aspirin reduces fever and mild pain in adults. It should not be given to children with "
+    "viral infections! Ask a doctor before long-term use? Take it with food to protect the stomach."
+)
+ZH = (
+    "阿司匹林可以退烧和缓解轻度疼痛。儿童病毒感染时不应服用阿司匹林！"
+    "长期服用前请咨询医生？随餐服用可以保护胃部。"
+)
+
+
+def _corpus(n: int = 6, titled: bool = False) -> list[Passage]:
+    out = []
+    for i in range(n):
+        title = f"What is drug number {i} used for" if titled else ""
+        text = f"{title}\n{EN} Extra sentence number {i} is here." if titled else f"{EN} Note {i}."
+        out.append(Passage(f"p{i}", text, {"title": title} if titled else {}))
+    return out
+
+
+def test_split_sentences_english_and_chinese() -> None:
+    assert split_sentences(EN) == [
+        "Aspirin reduces fever and mild pain in adults.",
+        "It should not be given to children with viral infections!",
+        "Ask a doctor before long-term use?",
+        "Take it with food to protect the stomach.",
+    ]
+    assert split_sentences(ZH) == [
+        "阿司匹林可以退烧和缓解轻度疼痛。",
+        "儿童病毒感染时不应服用阿司匹林！",
+        "长期服用前请咨询医生？",
+        "随餐服用可以保护胃部。",
+    ]
+    assert split_sentences("first line\n\nsecond line") == ["first line", "second line"]
+
+
+def test_title_strategy_uses_title_as_query_and_body_as_positive() -> None:
+    pairs = make_pseudo_queries(_corpus(titled=True), strategy="title")
+    assert len(pairs) == 6
+    for pair in pairs:
+        assert pair.query.startswith("What is drug number")
+        assert pair.query not in pair.positive  # the title is stripped from the body
+        assert pair.positive_id == f"p{pair.query.split()[-3]}"
+
+
+def test_ict_query_is_a_removed_sentence() -> None:
+    corpus = _corpus()
+    pairs = make_pseudo_queries(corpus, strategy="ict", seed=1)
+    assert len(pairs) == len(corpus)
+    texts = {p.id: p.text for p in corpus}
+    for pair in pairs:
+        assert pair.query in split_sentences(texts[pair.positive_id])
+        assert pair.query not in pair.positive
+
+
+def test_ict_works_for_chinese() -> None:
+    corpus = [Passage(f"z{i}", ZH + f"第{i}条补充说明很重要。", {}) for i in range(4)]
+    pairs = make_pseudo_queries(corpus, strategy="ict", seed=0)
+    assert len(pairs) == 4
+    for pair in pairs:
+        assert pair.query.endswith(("。", "！", "？"))
+        assert pair.query not in pair.positive
+
+
+def test_crop_spans_come_from_the_passage() -> None:
+    corpus = _corpus()
+    pairs = make_pseudo_queries(corpus, strategy="crop", seed=2)
+    texts = {p.id: p.text for p in corpus}
+    for pair in pairs:
+        assert pair.query in texts[pair.positive_id]
+        assert pair.positive in texts[pair.positive_id]
+        assert len(pair.query.split()) <= 32
+    zh = [Passage("z", ZH * 2, {})]
+    (pair,) = make_pseudo_queries(zh, strategy="crop", seed=0)
+    assert pair.query in ZH * 2 and " " not in pair.query
+
+
+def test_deterministic_with_seed_and_max_pairs() -> None:
+    corpus = _corpus(20)
+    a = make_pseudo_queries(corpus, strategy="ict", seed=5, max_pairs=7)
+    b = make_pseudo_queries(corpus, strategy="ict", seed=5, max_pairs=7)
+    c = make_pseudo_queries(corpus, strategy="ict", seed=6, max_pairs=7)
+    assert a == b
+    assert len(a) == 7
+    assert a != c
+
+
+def test_auto_picks_title_when_titled() -> None:
+    assert choose_strategy(_corpus(titled=True)) == "title"
+    assert choose_strategy(_corpus()) == "ict"
+    assert passage_title(_corpus(titled=True)[0])[0] == "What is drug number 0 used for"
+
+
+def test_errors() -> None:
+    with pytest.raises(ValueError, match="Unknown pseudo-query strategy"):
+        make_pseudo_queries(_corpus(), strategy="llm")
+    with pytest.raises(ValueError, match="No passage yields"):
+        make_pseudo_queries([Passage("a", "short", {})], strategy="ict")
+    with pytest.raises(ValueError, match="No passage yields"):
+        make_pseudo_queries(_corpus(), strategy="title")

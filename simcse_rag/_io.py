@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import os
 import shutil
+import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+#: Age after which an abandoned ``.NAME.tmp-*`` folder (a crashed save) is removed.
+_STALE_TMP_SECONDS = 3600
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -57,8 +64,11 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 def atomic_write_dir(target: Path, writer: Callable[[Path], None]) -> None:
     """Build a directory in a temporary sibling, then swap it into place.
 
-    A crash or exception while ``writer`` runs leaves ``target`` exactly as it was; the temporary
-    folder is removed on error.
+    A crash or exception at any moment leaves ``target`` either exactly as it was or complete
+    with the new contents, never half-written: every file is fsynced before the swap, and on Linux
+    the swap is one atomic ``renameat2(RENAME_EXCHANGE)``. Elsewhere the old folder is first
+    renamed aside (``.NAME.old-*``) and the new one renamed in; a crash between those two renames
+    is repaired by :func:`recover_dir`, which this function (and loaders) call first.
 
     Args:
         target: Final directory path.
@@ -66,14 +76,19 @@ def atomic_write_dir(target: Path, writer: Callable[[Path], None]) -> None:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    recover_dir(target)
     tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
         writer(tmp)
-        _fsync_dir(tmp)
+        _fsync_tree(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if target.exists() and _exchange(tmp, target):
+        _fsync_dir(target.parent)
+        shutil.rmtree(tmp, ignore_errors=True)  # now holds the old contents
+        return
     old = None
     if target.exists():
         old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
@@ -82,6 +97,68 @@ def atomic_write_dir(target: Path, writer: Callable[[Path], None]) -> None:
     _fsync_dir(target.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_dir(target: Path) -> None:
+    """Undo a crash inside :func:`atomic_write_dir`'s two-rename fallback.
+
+    If ``target`` is missing but a ``.NAME.old-*`` sibling exists (the previous contents, moved
+    aside just before the crash), move it back. Once ``target`` is in place, leftover
+    ``.NAME.old-*`` folders are removed, and so are ``.NAME.tmp-*`` folders (a crash while
+    writing) older than an hour; younger ones may belong to a save still running.
+    """
+    target = Path(target)
+    parent = target.parent
+    if not parent.is_dir():
+        return
+    if not target.exists():
+        olds = sorted(parent.glob(f".{target.name}.old-*"), key=lambda p: p.stat().st_mtime)
+        if olds:
+            os.replace(olds[-1], target)
+            _fsync_dir(parent)
+    if target.exists():
+        cutoff = time.time() - _STALE_TMP_SECONDS
+        for stale in parent.glob(f".{target.name}.tmp-*"):
+            with contextlib.suppress(OSError):
+                if stale.stat().st_mtime < cutoff:
+                    shutil.rmtree(stale, ignore_errors=True)
+        for stale in parent.glob(f".{target.name}.old-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux ``renameat2`` with ``RENAME_EXCHANGE``).
+
+    Returns False where unsupported (other systems, old kernels / C libraries, some
+    filesystems), so the caller falls back to two renames.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    rc = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    return rc == 0
+
+
+def _fsync_tree(root: Path) -> None:
+    """fsync every file and folder under ``root`` (so a power cut cannot leave empty files)."""
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            try:
+                fd = os.open(os.path.join(folder, name), os.O_RDONLY)
+            except OSError:  # pragma: no cover - unreadable special file
+                continue
+            try:
+                os.fsync(fd)
+            except OSError:  # pragma: no cover
+                pass
+            finally:
+                os.close(fd)
+        _fsync_dir(Path(folder))
 
 
 def _fsync_dir(path: Path) -> None:

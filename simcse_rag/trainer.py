@@ -207,6 +207,7 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     show_progress: bool = False,
+    on_step: Callable[[int, float], None] | None = None,
 ) -> TrainResult:
     """Fine-tune ``encoder`` in place with the SimCSE objective and save it to ``output_dir``.
 
@@ -224,6 +225,7 @@ def train(
             step), giving the same result as an uninterrupted run.
         overwrite: Allow a non-empty ``output_dir`` without resuming (its old ``best`` is removed).
         show_progress: Show a tqdm bar with the loss.
+        on_step: Called as ``on_step(step, loss)`` after every optimizer step (logging, timing).
 
     Returns:
         A :class:`TrainResult`.
@@ -312,6 +314,8 @@ def train(
             state.losses.append(loss)
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+            if on_step is not None:
+                on_step(state.step, loss)
             if eval_fn is not None and state.step % config.eval_steps == 0:
                 evaluate()
                 evaluated_step = state.step

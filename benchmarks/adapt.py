@@ -59,6 +59,10 @@ SPLITS = {"liveqa_medquad": "test", "tatqa_fin_dev": "dev", "zh_med_qa": "dev"}
 SYSTEMS = ("ours-pairs", "st-pairs", "ours-corpus")
 
 
+def _norm(text: str) -> str:
+    return " ".join(text.split()).lower()
+
+
 def load_dataset(data: Path, name: str, corpus_size: int, seed: int) -> dict:
     folder = data / name
     split = SPLITS[name]
@@ -75,6 +79,10 @@ def load_dataset(data: Path, name: str, corpus_size: int, seed: int) -> dict:
         corpus = [p for p in corpus if p.id in kept]
     with_rel = [q for q, docs in qrels.items() if any(g >= 1 for g in docs.values())]
     train_ids, eval_ids = split_queries(with_rel, eval_fraction=0.5, seed=seed)
+    # A training query whose text equals a held-out query's would leak it (TAT-QA repeats
+    # questions across reports): drop it for every system (adapt() would drop it anyway).
+    held_texts = {_norm(queries[q]) for q in eval_ids}
+    train_ids = [q for q in train_ids if _norm(queries[q]) not in held_texts]
     eval_set = EvalSet(
         {q: queries[q] for q in eval_ids},
         {q: qrels[q] for q in eval_ids},
@@ -200,7 +208,9 @@ def run_st(ds: dict, args: argparse.Namespace, out: Path) -> dict:
     model.save(str(out))
     shutil.rmtree(work, ignore_errors=True)
     seconds = time.perf_counter() - t0
-    encoder = SimCSEEncoder.from_pretrained(out, device="cpu")
+    # ST 6 saves pooling as {"pooling_mode": "mean"}, which encoder.py does not read yet
+    # (/work/notes/requests.md): name the pooling the peer trained with.
+    encoder = SimCSEEncoder.from_pretrained(out, device="cpu", pooling="mean")
     if args.encode_max_length:
         encoder.max_length = args.encode_max_length
     retriever = build_retriever(ds["corpus"], encoder, show_progress=args.progress)

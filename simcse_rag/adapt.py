@@ -293,7 +293,7 @@ def _train_round(
     # Pairs of one query may get different numbers of negatives; the trainer takes any count.
     tconfig = TrainingConfig(
         max_steps=config.max_steps,
-        batch_size=min(config.batch_size, len(examples)) if len(examples) >= 2 else 2,
+        batch_size=min(config.batch_size, len(examples)),
         learning_rate=config.learning_rate,
         warmup_ratio=config.warmup_ratio,
         max_length=config.train_max_length,

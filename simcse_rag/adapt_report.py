@@ -74,13 +74,18 @@ def write_markdown(report: Mapping[str, Any], path: Path) -> Path:
         "",
         "## Mining (candidates removed by each filter)",
         "",
-        "| round | pairs | candidates | " + " | ".join(report["rounds"][0]["mining"]["removed"]),
-        "|---:|---:|---:|" + "---:|" * len(report["rounds"][0]["mining"]["removed"]),
+        "| round | pairs | candidates | "
+        + " | ".join(report["rounds"][0]["mining"]["removed"])
+        + " | kept |",
+        "|---:|---:|---:|" + "---:|" * (len(report["rounds"][0]["mining"]["removed"]) + 1),
     ]
     for i, rnd in enumerate(report["rounds"], 1):
         mining = rnd["mining"]
         removed = " | ".join(str(v) for v in mining["removed"].values())
-        lines.append(f"| {i} | {mining['pairs']} | {mining['candidates']} | {removed} |")
+        lines.append(
+            f"| {i} | {mining['pairs']} | {mining['candidates']} | {removed} | "
+            f"{mining['negatives_kept']} |"
+        )
     lines.append("")
     path.write_text("\n".join(lines), encoding="utf-8")
     return path

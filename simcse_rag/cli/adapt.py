@@ -48,6 +48,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="token limit when encoding the corpus for mining/evaluation (faster on CPU)",
     )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="keep corpus embeddings per model here; a re-run skips re-encoding the base model",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -128,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
         pairs_source=source,
         eval_set=eval_set,
         overwrite=args.overwrite,
+        cache_dir=args.cache_dir,
         show_progress=not args.no_progress,
         on_stage=stage,
     )

@@ -29,6 +29,7 @@ import json
 import multiprocessing as mp
 import os
 import queue
+import shutil
 import sys
 import tempfile
 import time
@@ -53,17 +54,23 @@ def _mixture(seed: int, dim: int, clusters: int, rank: int) -> tuple[np.ndarray,
     return centres, basis
 
 
-def _draw(rng: np.random.Generator, m: int, centres: np.ndarray, basis: np.ndarray) -> np.ndarray:
+def _draw(
+    rng: np.random.Generator, m: int, centres: np.ndarray, basis: np.ndarray, spread: float = 1.0
+) -> np.ndarray:
     which = rng.integers(0, centres.shape[0], size=m)
     low_rank = rng.standard_normal((m, basis.shape[0])).astype(np.float32) @ basis
     iso = 0.01 * rng.standard_normal((m, centres.shape[1])).astype(np.float32)
-    x = centres[which] + 0.6 * low_rank + iso
+    # low_rank has norm ~sqrt(rank); scaled so the spread around a centre has norm ``spread``
+    # (1.0: cosine to its centre ~0.7; 2.0: ~0.45, clusters overlap), the isotropic part ~0.2.
+    x = centres[which] + (spread / np.sqrt(basis.shape[0])) * low_rank + iso
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
 def make_data(args: argparse.Namespace) -> tuple[Path, Path, Path]:
     """Write (or reuse) base vectors, queries and exact top-k ids; return their paths."""
-    tag = f"n{args.n}_d{args.dim}_c{args.clusters}_s{args.seed}_q{args.queries}"
+    tag = f"v2_n{args.n}_d{args.dim}_c{args.clusters}_s{args.seed}_q{args.queries}"
+    if args.spread != 1.0:
+        tag += f"_sp{args.spread:g}"
     base_path = args.workdir / f"base_{tag}.npy"
     query_path = args.workdir / f"queries_{tag}.npy"
     truth_path = args.workdir / f"truth_{tag}.npy"
@@ -79,7 +86,7 @@ def make_data(args: argparse.Namespace) -> tuple[Path, Path, Path]:
             rng, min(args.chunk, args.n - start), centres, basis
         )
     base.flush()
-    queries = _draw(np.random.default_rng(args.seed + 2), args.queries, centres, basis)
+    queries = _draw(np.random.default_rng(args.seed + 2), args.queries, centres, basis, args.spread)
     np.save(query_path, queries)
     np.save(truth_path, exact_topk(base, queries, K, args.chunk))
     del base
@@ -234,6 +241,9 @@ def build_and_measure(
         }
         row.update(measure(index, queries, truth, args.latency_queries))
         rows.append(row)
+    if method.startswith("milvus"):
+        index.close()
+        shutil.rmtree(db.parent, ignore_errors=True)
     return {"method": method, "build_s": build_s, "rss_mb": memory, "rows": rows}
 
 
@@ -245,7 +255,8 @@ def _child(method: str, paths: tuple[str, str, str], args: argparse.Namespace, o
 # ---------------------------------------------------------------------------------- report
 def header(args: argparse.Namespace) -> list[str]:
     return [
-        f"n={args.n:,} dim={args.dim} clusters={args.clusters} queries={args.queries} "
+        f"n={args.n:,} dim={args.dim} clusters={args.clusters} spread={args.spread:g} "
+        f"queries={args.queries} "
         f"(latency over {args.latency_queries} single-query calls), {os.cpu_count()} CPUs",
         "",
         "| index | setting | build s | RSS MB | p50 ms | p95 ms | recall@10 | p50<=10 & R>=0.95 |",
@@ -272,6 +283,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n", type=int, default=1_000_000, help="base vectors (default 1M)")
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--clusters", type=int, default=1000)
+    parser.add_argument(
+        "--spread", type=float, default=1.0, help="cluster spread (norm; larger = harder)"
+    )
     parser.add_argument("--queries", type=int, default=1000, help="queries for recall")
     parser.add_argument("--latency-queries", type=int, default=300, help="single-query calls timed")
     parser.add_argument("--seed", type=int, default=0)

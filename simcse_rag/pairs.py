@@ -14,7 +14,6 @@ Unknown ids are counted and named (first examples) in one error, so a user fixes
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
@@ -22,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from simcse_rag.evaluation.retrieval import load_qrels
 from simcse_rag.schema import Passage
 
 #: How many unknown ids an error message shows.
@@ -73,25 +73,6 @@ def read_jsonl_texts(path: Path, *, what: str) -> dict[str, str]:
     return texts
 
 
-def read_qrels(path: Path) -> dict[str, dict[str, int]]:
-    """Read a BEIR qrels TSV (``query-id corpus-id score``) into ``{qid: {docid: score}}``."""
-    qrels: dict[str, dict[str, int]] = {}
-    with path.open(encoding="utf-8", newline="") as fh:
-        for lineno, row in enumerate(csv.reader(fh, delimiter="\t"), 1):
-            if not row or (
-                lineno == 1 and row[0].strip().lower() in {"query-id", "query_id", "qid"}
-            ):
-                continue
-            if len(row) < 3:
-                raise ValueError(f"{path}:{lineno}: expected 'query-id<TAB>corpus-id<TAB>score'.")
-            try:
-                score = int(float(row[2]))
-            except ValueError:
-                raise ValueError(f"{path}:{lineno}: score {row[2]!r} is not a number.") from None
-            qrels.setdefault(row[0], {})[row[1]] = score
-    return qrels
-
-
 def pairs_from_beir(
     folder: str | os.PathLike[str],
     split: str,
@@ -127,7 +108,7 @@ def pairs_from_beir(
             f"{qrels_path} not found; splits in {folder}: {', '.join(splits) or 'none'}."
         )
     queries = read_jsonl_texts(queries_path, what="query")
-    qrels = read_qrels(qrels_path)
+    qrels = load_qrels(qrels_path)
     keep = None if query_ids is None else set(query_ids)
     rows = [
         (qid, did)

@@ -81,7 +81,8 @@ def _config(args: argparse.Namespace):  # noqa: ANN202 - keeps torch out of pars
 
 def _eval_set(args: argparse.Namespace):  # noqa: ANN202
     from simcse_rag.adapt import EvalSet
-    from simcse_rag.pairs import read_jsonl_texts, read_qrels
+    from simcse_rag.evaluation.retrieval import load_qrels
+    from simcse_rag.pairs import read_jsonl_texts
 
     folder: Path = args.eval_data
     qrels_path = folder / "qrels" / f"{args.eval_split}.tsv"
@@ -91,7 +92,7 @@ def _eval_set(args: argparse.Namespace):  # noqa: ANN202
         )
     queries = read_jsonl_texts(folder / "queries.jsonl", what="query")
     qrels = {
-        q: docs for q, docs in read_qrels(qrels_path).items() if any(g >= 1 for g in docs.values())
+        q: docs for q, docs in load_qrels(qrels_path).items() if any(g >= 1 for g in docs.values())
     }
     unknown = sorted(set(qrels) - set(queries))
     if unknown:

@@ -187,7 +187,7 @@ def part_speed(args: argparse.Namespace) -> dict:
     for r in rows:
         print(
             f"| {r['system']} | {r['steps_per_s']:.2f} | {r['peak_rss_mb']:.0f} | "
-            f"{r['train_rss_growth_mb']:.0f} | {r['first_loss']:.3f} -> {r['last_loss']:.3f} |"
+            f"{r['train_rss_growth_mb']:.0f} | {r['first_loss']:.2e} -> {r['last_loss']:.2e} |"
         )
     speedup = ours["steps_per_s"] / st["steps_per_s"]
     mem = ours["peak_rss_mb"] / st["peak_rss_mb"]

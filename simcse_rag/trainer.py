@@ -285,9 +285,11 @@ def train(
     encoder.model.train()
     encoder.pooling = train_pooling
     bar = tqdm(total=total_steps, initial=state.step, disable=not show_progress, desc="Training")
+    batches, batches_epoch = [], -1
     try:
         while state.step < total_steps:
-            batches = sampler.batches(state.epoch)
+            if batches_epoch != state.epoch:  # an epoch's batches depend only on (seed, epoch)
+                batches, batches_epoch = sampler.batches(state.epoch), state.epoch
             if state.batch_in_epoch >= len(batches):
                 state.epoch, state.batch_in_epoch = state.epoch + 1, 0
                 continue

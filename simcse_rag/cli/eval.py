@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-EVAL_MODULES: tuple[str, ...] = ("sts",)
+EVAL_MODULES: tuple[str, ...] = ("sts", "retrieval")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -1,0 +1,377 @@
+"""Retrieval benchmark: simcse-rag (dense, bm25, hybrid) vs LangChain and LlamaIndex hybrids.
+
+Every system uses the same all-MiniLM-L6-v2 model and the same documents, in one run:
+
+* ours: ``HybridRetriever`` in ``dense``, ``bm25`` and ``hybrid`` modes;
+* LangChain: ``EnsembleRetriever([BM25Retriever, FAISS.as_retriever()])`` (RRF, c=60);
+* LlamaIndex: ``QueryFusionRetriever([vector retriever, BM25Retriever], mode="reciprocal_rerank",
+  num_queries=1)`` with a MockLLM (no LLM is ever called).
+
+Corpus embeddings are computed once per dataset with the shared model (timed, reported as
+``encode_s``) and handed to every system (ours through its embedding cache, the peers through
+precomputed vectors), so ``build_s`` is each system's own indexing time on top of that. Queries are
+encoded live for every system (sentence-transformers ``encode`` for the peers, our encoder for
+us), and latency is the wall time of one query, query encoding included. All query timings run
+with the same thread settings (``--threads``, default 1 for torch and FAISS) so no system gains
+from the other's parallelism.
+
+A last section measures our BM25 index alone on ``--synthetic`` passages (default 100k) built
+from the real corpora's vocabulary.
+
+Usage::
+
+    python benchmarks/retrieval.py                      # both datasets, Markdown table
+    python benchmarks/retrieval.py --datasets tatqa_fin_dev --max-queries 200 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO.parent / "shared" / "data"
+DATASETS = {"liveqa_medquad": "test", "tatqa_fin_dev": "dev"}
+K_EVAL = 100
+
+log = logging.getLogger("benchmarks.retrieval")
+
+
+# ---------------------------------------------------------------------------------- helpers
+def timed_queries(
+    search: Callable[[str], list[str]], queries: dict[str, str], warmup: int = 3
+) -> tuple[dict[str, list[str]], list[float]]:
+    """Run every query once (after a short warm-up); return the run and per-query ms."""
+    items = list(queries.items())
+    for _, text in items[:warmup]:
+        search(text)
+    run: dict[str, list[str]] = {}
+    lat: list[float] = []
+    for qid, text in items:
+        t0 = time.perf_counter()
+        run[qid] = search(text)
+        lat.append((time.perf_counter() - t0) * 1000)
+    return run, lat
+
+
+def summarize(name: str, run: dict[str, list[str]], lat: list[float], qrels: Any, build_s: float) -> dict[str, Any]:
+    from simcse_rag.evaluation.retrieval import evaluate_run
+
+    m = evaluate_run(run, qrels, ks=(10, 100))
+    return {
+        "system": name,
+        "ndcg@10": m["ndcg@10"],
+        "recall@100": m["recall@100"],
+        "mrr@10": m["mrr@10"],
+        "p50_ms": float(np.percentile(lat, 50)),
+        "p95_ms": float(np.percentile(lat, 95)),
+        "build_s": build_s,
+        "queries": m["queries"],
+    }
+
+
+def corpus_embeddings(encoder: Any, texts: list[str], cache_dir: Path | None, name: str) -> tuple[Any, float]:
+    """Embed the corpus once with our encoder, reusing an on-disk EmbeddingCache if present."""
+    from simcse_rag.index.cache import EmbeddingCache
+
+    cache = EmbeddingCache(encoder.fingerprint(), encoder.dim)
+    folder = cache_dir / name if cache_dir else None
+    if folder and (folder / "embeddings.json").is_file():
+        cache.merge(EmbeddingCache.read(folder))
+    _, missing = cache.lookup(texts)
+    todo = list(dict.fromkeys(texts[i] for i in missing))
+    t0 = time.perf_counter()
+    if todo:
+        log.warning("%s: encoding %d passages (cached: %d)", name, len(todo), len(texts) - len(missing))
+        cache.put(todo, encoder.encode(todo, batch_size=64, show_progress=True))
+    encode_s = time.perf_counter() - t0
+    if folder and todo:
+        folder.mkdir(parents=True, exist_ok=True)
+        cache.write(folder)
+    return cache, encode_s
+
+
+# ---------------------------------------------------------------------------------- systems
+def run_ours(data: Any, encoder: Any, cache: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
+    from simcse_rag.index.hybrid import HybridConfig, HybridRetriever
+
+    config = HybridConfig(
+        dense_index=args.dense_index,
+        tokenizer=args.tokenizer,
+        rrf_k=args.rrf_k,
+        weights={"dense": args.dense_weight, "bm25": 1.0},
+    )
+    t0 = time.perf_counter()
+    retriever = HybridRetriever(encoder, config)
+    retriever.cache.merge(cache)
+    retriever.add(data.corpus)
+    retriever.bm25_index._ensure_built()  # count the BM25 build in build time, not the first query
+    build_s = time.perf_counter() - t0
+    rows = []
+    for mode in ("dense", "bm25", "hybrid"):
+        def search(q: str, mode: str = mode) -> list[str]:
+            return [h.id for h in retriever.search(q, k=K_EVAL, mode=mode, candidates=args.candidates)]
+
+        run, lat = timed_queries(search, data.queries)
+        rows.append(summarize(f"simcse-rag {mode}", run, lat, data.qrels, build_s))
+    return rows
+
+
+def st_model() -> Any:
+    from sentence_transformers import SentenceTransformer
+
+    from simcse_rag.encoder import default_model_path
+
+    return SentenceTransformer(str(default_model_path()), device="cpu")
+
+
+def run_langchain(data: Any, st: Any, cache: Any) -> dict[str, Any]:
+    from langchain_community.retrievers import BM25Retriever
+    from langchain_community.vectorstores import FAISS
+    from langchain_core.documents import Document
+    from langchain_core.embeddings import Embeddings
+
+    try:
+        from langchain_classic.retrievers import EnsembleRetriever
+    except ImportError:  # older layouts
+        from langchain.retrievers import EnsembleRetriever  # type: ignore[no-redef]
+
+    class MiniLMEmbeddings(Embeddings):
+        """LangChain Embeddings over the same sentence-transformers model."""
+
+        def embed_documents(self, texts: list[str]) -> list[list[float]]:
+            vectors, missing = cache.lookup(texts)
+            if missing:
+                vectors[missing] = st.encode([texts[i] for i in missing], normalize_embeddings=True)
+            return vectors.tolist()
+
+        def embed_query(self, text: str) -> list[float]:
+            return st.encode(text, normalize_embeddings=True).tolist()
+
+    texts = [p.text for p in data.corpus]
+    ids = [p.id for p in data.corpus]
+    docs = [Document(page_content=p.text, metadata={"id": p.id}, id=p.id) for p in data.corpus]
+    emb = MiniLMEmbeddings()
+    t0 = time.perf_counter()
+    bm25 = BM25Retriever.from_documents(docs, k=K_EVAL)
+    store = FAISS.from_embeddings(
+        list(zip(texts, emb.embed_documents(texts))), emb, metadatas=[{"id": i} for i in ids], ids=ids
+    )
+    dense = store.as_retriever(search_kwargs={"k": K_EVAL})
+    ensemble = EnsembleRetriever(retrievers=[bm25, dense], weights=[0.5, 0.5], id_key="id")
+    build_s = time.perf_counter() - t0
+
+    def search(q: str) -> list[str]:
+        return [d.metadata["id"] for d in ensemble.invoke(q)][:K_EVAL]
+
+    run, lat = timed_queries(search, data.queries)
+    return summarize("LangChain EnsembleRetriever", run, lat, data.qrels, build_s)
+
+
+def run_llamaindex(data: Any, st: Any, cache: Any) -> dict[str, Any]:
+    from llama_index.core import VectorStoreIndex
+    from llama_index.core.embeddings import BaseEmbedding
+    from llama_index.core.llms import MockLLM
+    from llama_index.core.retrievers import QueryFusionRetriever
+    from llama_index.core.schema import TextNode
+    from llama_index.retrievers.bm25 import BM25Retriever
+
+    class MiniLMEmbedding(BaseEmbedding):
+        """LlamaIndex embedding over the same sentence-transformers model."""
+
+        def _get_query_embedding(self, query: str) -> list[float]:
+            return st.encode(query, normalize_embeddings=True).tolist()
+
+        async def _aget_query_embedding(self, query: str) -> list[float]:
+            return self._get_query_embedding(query)
+
+        def _get_text_embedding(self, text: str) -> list[float]:
+            return self._get_text_embeddings([text])[0]
+
+        def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+            vectors, missing = cache.lookup(texts)
+            if missing:
+                vectors[missing] = st.encode([texts[i] for i in missing], normalize_embeddings=True)
+            return vectors.tolist()
+
+    emb = MiniLMEmbedding(model_name="all-MiniLM-L6-v2", embed_batch_size=256)
+    t0 = time.perf_counter()
+    nodes = [TextNode(id_=p.id, text=p.text) for p in data.corpus]
+    index = VectorStoreIndex(nodes, embed_model=emb, show_progress=False)
+    vector = index.as_retriever(similarity_top_k=K_EVAL)
+    bm25 = BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=K_EVAL)
+    fusion = QueryFusionRetriever(
+        [vector, bm25],
+        llm=MockLLM(),
+        mode="reciprocal_rerank",
+        num_queries=1,
+        use_async=False,
+        similarity_top_k=K_EVAL,
+    )
+    build_s = time.perf_counter() - t0
+
+    def search(q: str) -> list[str]:
+        return [n.node.node_id for n in fusion.retrieve(q)][:K_EVAL]
+
+    run, lat = timed_queries(search, data.queries)
+    return summarize("LlamaIndex QueryFusionRetriever", run, lat, data.qrels, build_s)
+
+
+# ---------------------------------------------------------------------------------- synthetic
+def synthetic_bm25(n: int, vocabulary_source: list[str], n_queries: int = 300) -> dict[str, Any]:
+    """Our BM25 alone on ``n`` synthetic passages drawn (Zipf-like) from a real vocabulary."""
+    from simcse_rag.index.bm25 import BM25Index
+
+    rng = random.Random(0)
+    words = [w for text in vocabulary_source for w in text.split() if w.isalpha()]
+    vocab = list(dict.fromkeys(words))
+    rng.shuffle(vocab)
+    weights = [1.0 / (i + 1) for i in range(len(vocab))]
+    passages = [" ".join(rng.choices(vocab, weights, k=rng.randint(30, 120))) for _ in range(n)]
+    queries = [" ".join(rng.sample(p.split(), min(8, len(p.split())))) for p in rng.sample(passages, n_queries)]
+    t0 = time.perf_counter()
+    index = BM25Index(tokenizer="en")
+    index.add([f"s{i}" for i in range(n)], passages)
+    index._ensure_built()
+    build_s = time.perf_counter() - t0
+    for q in queries[:5]:
+        index.search([q], 10)
+    lat = []
+    for q in queries:
+        t = time.perf_counter()
+        index.search([q], 10)
+        lat.append((time.perf_counter() - t) * 1000)
+    return {
+        "passages": n,
+        "vocab": len(vocab),
+        "build_s": build_s,
+        "p50_ms": float(np.percentile(lat, 50)),
+        "p95_ms": float(np.percentile(lat, 95)),
+    }
+
+
+# ---------------------------------------------------------------------------------- report
+def markdown(results: dict[str, Any]) -> str:
+    lines = []
+    for name, block in results["datasets"].items():
+        lines.append(
+            f"\n### {name} ({block['corpus']} passages, {block['queries']} queries; shared corpus "
+            f"encoding {block['encode_s']:.1f}s)\n"
+        )
+        lines.append("| system | nDCG@10 | Recall@100 | MRR@10 | p50 ms | p95 ms | build s |")
+        lines.append("|---|---|---|---|---|---|---|")
+        for r in block["rows"]:
+            lines.append(
+                f"| {r['system']} | {r['ndcg@10']:.4f} | {r['recall@100']:.4f} | {r['mrr@10']:.4f} | "
+                f"{r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['build_s']:.1f} |"
+            )
+        for key, value in block["ratios"].items():
+            lines.append(f"\n- {key}: {value}")
+    syn = results.get("synthetic")
+    if syn:
+        lines.append(
+            f"\n### BM25 alone, {syn['passages']:,} synthetic passages\n\n"
+            f"p50 {syn['p50_ms']:.2f} ms, p95 {syn['p95_ms']:.2f} ms, build {syn['build_s']:.1f} s "
+            f"(goal p50 <= 5 ms: {'met' if syn['p50_ms'] <= 5 else 'MISSED'})"
+        )
+    return "\n".join(lines)
+
+
+def ratios(rows: list[dict[str, Any]]) -> dict[str, str]:
+    by = {r["system"]: r for r in rows}
+    ours = by["simcse-rag hybrid"]
+    peers = [r for r in rows if not r["system"].startswith("simcse-rag")]
+    out: dict[str, str] = {}
+    best_peer = max(peers, key=lambda r: r["ndcg@10"])
+    fastest = min(peers, key=lambda r: r["p50_ms"])
+    own = max(by["simcse-rag dense"]["ndcg@10"], by["simcse-rag bm25"]["ndcg@10"])
+    out["hybrid nDCG@10 - best peer"] = (
+        f"{ours['ndcg@10'] - best_peer['ndcg@10']:+.4f} vs {best_peer['system']} "
+        f"({'met' if ours['ndcg@10'] >= best_peer['ndcg@10'] else 'MISSED'})"
+    )
+    out["hybrid nDCG@10 - max(our dense, our bm25)"] = (
+        f"{ours['ndcg@10'] - own:+.4f} ({'met' if ours['ndcg@10'] >= own else 'MISSED'})"
+    )
+    ratio = ours["p50_ms"] / fastest["p50_ms"]
+    out["hybrid p50 / faster peer p50"] = (
+        f"{ratio:.3f} vs {fastest['system']} (goal <= 0.333: {'met' if ratio <= 1 / 3 else 'MISSED'})"
+    )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="shared data folder")
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--systems", nargs="+", default=["ours", "langchain", "llamaindex"])
+    parser.add_argument("--max-queries", type=int, default=None, help="limit queries (smoke runs)")
+    parser.add_argument("--threads", type=int, default=1, help="torch/FAISS threads while querying")
+    parser.add_argument("--cache-dir", type=Path, default=None, help="reuse corpus embeddings across runs")
+    parser.add_argument("--synthetic", type=int, default=100_000, help="BM25 synthetic size (0: skip)")
+    parser.add_argument("--dense-index", default="auto")
+    parser.add_argument("--tokenizer", default="auto")
+    parser.add_argument("--candidates", type=int, default=100)
+    parser.add_argument("--rrf-k", type=float, default=60)
+    parser.add_argument("--dense-weight", type=float, default=1.0)
+    parser.add_argument("--json", type=Path, default=None, help="also write results as JSON")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
+
+    import faiss
+    import torch
+
+    from simcse_rag.encoder import SimCSEEncoder
+    from simcse_rag.evaluation.retrieval import load_beir
+
+    encoder = SimCSEEncoder.from_pretrained(device="cpu")
+    st = st_model() if {"langchain", "llamaindex"} & set(args.systems) else None
+    results: dict[str, Any] = {"model": encoder.name_or_path, "threads": args.threads, "datasets": {}}
+    vocab_source: list[str] = []
+    for name in args.datasets:
+        data = load_beir(args.data / name, DATASETS[name])
+        if args.max_queries:
+            keep = list(data.queries)[: args.max_queries]
+            data = type(data)(data.corpus, {q: data.queries[q] for q in keep}, {q: data.qrels[q] for q in keep if q in data.qrels})
+        texts = [p.text for p in data.corpus]
+        vocab_source.extend(texts[:5000])
+        cache, encode_s = corpus_embeddings(encoder, texts, args.cache_dir, name)
+        torch.set_num_threads(args.threads)
+        faiss.omp_set_num_threads(args.threads)
+        rows: list[dict[str, Any]] = []
+        if "ours" in args.systems:
+            rows += run_ours(data, encoder, cache, args)
+            log.warning("%s ours done", name)
+        if "langchain" in args.systems:
+            rows.append(run_langchain(data, st, cache))
+            log.warning("%s langchain done", name)
+        if "llamaindex" in args.systems:
+            rows.append(run_llamaindex(data, st, cache))
+            log.warning("%s llamaindex done", name)
+        block = {
+            "corpus": len(data.corpus),
+            "queries": rows[0]["queries"] if rows else 0,
+            "encode_s": encode_s,
+            "rows": rows,
+            "ratios": ratios(rows) if len(rows) >= 4 else {},
+        }
+        results["datasets"][name] = block
+    if args.synthetic:
+        results["synthetic"] = synthetic_bm25(args.synthetic, vocab_source)
+    print(markdown(results))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

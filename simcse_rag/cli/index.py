@@ -1,0 +1,140 @@
+"""``simcse-rag index build|add|delete|info``: build and maintain a hybrid index folder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from simcse_rag.cli._common import add_model_argument, existing_file, load_encoder, positive_int
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Register the ``index`` command group."""
+    parser = subparsers.add_parser("index", help="build / update a hybrid (dense + BM25) index")
+    sub = parser.add_subparsers(dest="index_command", metavar="ACTION")
+
+    build = sub.add_parser(
+        "build",
+        help="index a corpus into a folder",
+        description="Index a BEIR corpus.jsonl (_id, title, text) or a .txt file (one passage per "
+        "line, id = line number). The folder is written atomically: a failed build never touches "
+        "an existing index, and vectors of unchanged texts in an existing index built with the "
+        "same model are reused instead of re-encoded.",
+    )
+    build.add_argument("--corpus", required=True, type=existing_file, help="corpus.jsonl or .txt")
+    build.add_argument("--out", required=True, type=Path, help="index folder to create/replace")
+    add_model_argument(build)
+    build.add_argument("--dense-index", default="auto", choices=("auto", "flat", "ivf", "hnsw"))
+    build.add_argument("--tokenizer", default="auto", choices=("auto", "en", "zh"))
+    build.add_argument("--bm25-backend", default="bm25s", choices=("bm25s", "rank_bm25"))
+    build.add_argument("--batch-size", type=positive_int, default=64)
+    build.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    build.set_defaults(func=run_build)
+
+    add = sub.add_parser("add", help="add or replace passages (upsert by id)")
+    add.add_argument("index", type=Path, help="index folder")
+    add.add_argument("--corpus", required=True, type=existing_file, help="corpus.jsonl or .txt")
+    add_model_argument(add)
+    add.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add.set_defaults(func=run_add)
+
+    delete = sub.add_parser("delete", help="remove passages by id")
+    delete.add_argument("index", type=Path, help="index folder")
+    delete.add_argument("--ids", nargs="+", required=True, metavar="ID", help="ids to remove")
+    add_model_argument(delete)
+    delete.set_defaults(func=run_delete)
+
+    info = sub.add_parser("info", help="print an index's manifest")
+    info.add_argument("index", type=Path, help="index folder")
+    info.set_defaults(func=run_info)
+
+    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+
+
+def _check_out(out: Path) -> bool:
+    """Return whether ``out`` holds an index; refuse to replace any other non-empty folder."""
+    from simcse_rag.index.hybrid import MANIFEST
+
+    if not out.exists():
+        return False
+    if not out.is_dir():
+        raise ValueError(f"--out {str(out)!r} is a file; give a folder path.")
+    if (out / MANIFEST).is_file():
+        return True
+    if any(out.iterdir()):
+        raise ValueError(
+            f"--out {str(out)!r} exists and is not a simcse-rag index; choose an empty or new folder."
+        )
+    return False
+
+
+def run_build(args: argparse.Namespace) -> int:
+    """Build an index folder from a corpus file."""
+    from simcse_rag.corpus import read_corpus
+    from simcse_rag.index.hybrid import HybridConfig, HybridRetriever
+
+    existing = _check_out(args.out)
+    passages = read_corpus(args.corpus)
+    config = HybridConfig(
+        dense_index=args.dense_index,
+        tokenizer=args.tokenizer,
+        bm25_backend=args.bm25_backend,
+        batch_size=args.batch_size,
+    )
+    encoder = load_encoder(args)
+    start = time.perf_counter()
+    retriever = HybridRetriever(encoder, config)
+    reused = retriever.load_cache(args.out) if existing else 0
+    _, missing = retriever.cache.lookup([p.text for p in passages])
+    retriever.add(passages, show_progress=not args.no_progress)
+    retriever.save(args.out)
+    print(
+        f"indexed {len(retriever)} passages into {args.out} in {time.perf_counter() - start:.1f}s "
+        f"({len(passages) - len(missing)} vectors reused{' from the previous index' if reused else ''}, "
+        f"{len(missing)} encoded; dense={retriever.dense_index.structure}, tokenizer={args.tokenizer})"
+    )
+    return 0
+
+
+def _load(args: argparse.Namespace):  # noqa: ANN202
+    from simcse_rag.index.hybrid import HybridRetriever
+
+    HybridRetriever.read_manifest(args.index)
+    encoder = load_encoder(args) if args.model else None
+    return HybridRetriever.load(args.index, encoder)
+
+
+def run_add(args: argparse.Namespace) -> int:
+    """Upsert passages from a corpus file into an existing index."""
+    from simcse_rag.corpus import read_corpus
+
+    passages = read_corpus(args.corpus)
+    retriever = _load(args)
+    new = sum(p.id not in retriever for p in passages)
+    retriever.add(passages, show_progress=not args.no_progress)
+    retriever.save(args.index)
+    print(f"added {new} and replaced {len(passages) - new} passages; index now holds {len(retriever)}")
+    return 0
+
+
+def run_delete(args: argparse.Namespace) -> int:
+    """Delete passages by id from an existing index."""
+    retriever = _load(args)
+    removed = retriever.delete(args.ids)
+    unknown = [i for i in args.ids if i not in retriever and removed == 0]
+    if removed:
+        retriever.save(args.index)
+    print(f"deleted {removed} passages; index now holds {len(retriever)}")
+    if not removed:
+        raise ValueError(f"none of the ids {unknown[:5]} is in the index; nothing deleted.")
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    """Print the manifest as JSON."""
+    from simcse_rag.index.hybrid import HybridRetriever
+
+    print(json.dumps(HybridRetriever.read_manifest(args.index), indent=2, ensure_ascii=False))
+    return 0

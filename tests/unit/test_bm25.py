@@ -1,0 +1,159 @@
+"""BM25Index: search semantics, upsert/delete, persistence, rank-bm25 parity."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simcse_rag.corpus import read_corpus
+from simcse_rag.index.bm25 import BM25Index
+
+DOCS = {
+    "fever": "My child has a high fever and a cough at night.",
+    "tax": "Dividend income is taxed at a lower rate than salary.",
+    "vaccine": "The measles vaccine is given to children at twelve months.",
+    "cash": "Cash flow from operations rose in the fourth quarter.",
+}
+
+
+@pytest.fixture(params=["bm25s", "rank_bm25"])
+def index(request: pytest.FixtureRequest) -> BM25Index:
+    idx = BM25Index(tokenizer="en", backend=request.param)
+    idx.add(list(DOCS), list(DOCS.values()))
+    return idx
+
+
+def test_finds_the_matching_document(index: BM25Index) -> None:
+    ids, scores = index.search(["fevers and coughs", "taxes on dividends"], k=2)
+    assert ids.shape == scores.shape == (2, 2)
+    assert ids.dtype == object and scores.dtype == np.float32
+    assert ids[0, 0] == "fever" and ids[1, 0] == "tax"
+    assert scores[0, 0] > 0 and np.all(np.diff(scores, axis=1) <= 0)
+
+
+def test_tiny_corpus_still_scores() -> None:
+    # rank-bm25's own idf is 0 for a term in 1 of 2 documents; ours (Lucene idf) is not.
+    for backend in ("bm25s", "rank_bm25"):
+        idx = BM25Index("en", backend)
+        idx.add(["a", "b"], ["apple pie", "banana bread"])
+        ids, scores = idx.search(["apple"], k=1)
+        assert ids[0, 0] == "a" and scores[0, 0] > 0
+
+
+def test_k_is_clamped_and_validated(index: BM25Index) -> None:
+    ids, scores = index.search(["fever"], k=50)
+    assert ids.shape == (1, len(DOCS))
+    assert set(ids[0]) == set(DOCS)
+    for bad in (0, -3, 1.5, True):
+        with pytest.raises(ValueError, match="k must be a positive integer"):
+            index.search(["fever"], k=bad)
+
+
+def test_empty_index_and_empty_query() -> None:
+    idx = BM25Index("en")
+    ids, scores = idx.search(["anything"], k=5)
+    assert ids.shape == (1, 0) and scores.shape == (1, 0)
+    idx.add(["a"], ["alpha"])
+    ids, scores = idx.search([""], k=5)
+    assert ids.shape == (1, 1) and scores[0, 0] == 0
+    ids, _ = idx.search([], k=5)
+    assert ids.shape == (0, 1)
+
+
+def test_upsert_and_delete(index: BM25Index) -> None:
+    index.add(["tax"], ["Vaccines for babies and toddlers"])
+    assert len(index) == len(DOCS)
+    ids, _ = index.search(["dividend"], k=1)
+    assert ids[0, 0] != "tax"
+    ids, _ = index.search(["toddlers"], k=1)
+    assert ids[0, 0] == "tax"
+    assert index.delete(["fever", "missing"]) == 1
+    assert "fever" not in index and len(index) == len(DOCS) - 1
+    ids, _ = index.search(["fever cough"], k=10)
+    assert "fever" not in set(ids[0])
+    assert index.delete(["fever"]) == 0
+
+
+def test_bad_input(index: BM25Index) -> None:
+    with pytest.raises(ValueError, match="2 ids but 1 texts"):
+        index.add(["x", "y"], ["one"])
+    with pytest.raises(ValueError, match="Duplicate id 'x'"):
+        index.add(["x", "x"], ["one", "two"])
+    with pytest.raises(TypeError, match="wrap a single query"):
+        index.search("fever", k=1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="Unknown BM25 backend"):
+        BM25Index(backend="lucene")
+    with pytest.raises(ValueError, match="b must be in"):
+        BM25Index(b=2.0)
+
+
+def test_chinese_documents() -> None:
+    idx = BM25Index("auto")
+    idx.add(["zh1", "zh2", "en1"], ["儿童发烧怎么办", "糖尿病患者的饮食", "child fever advice"])
+    ids, _ = idx.search(["小孩发烧"], k=1)
+    assert ids[0, 0] == "zh1"
+    ids, _ = idx.search(["糖尿病 diet"], k=1)
+    assert ids[0, 0] == "zh2"
+
+
+@pytest.mark.parametrize("backend", ["bm25s", "rank_bm25"])
+def test_save_load_round_trip(index: BM25Index, tmp_path: Path, backend: str) -> None:
+    index.save(tmp_path / "bm25")
+    assert not list((tmp_path / "bm25").glob("*.pkl"))
+    loaded = BM25Index.load(tmp_path / "bm25")
+    assert loaded.backend == index.backend and len(loaded) == len(index)
+    queries = ["children fevers", "cash quarter", "nothing matches zzz"]
+    for a, b in zip(index.search(queries, k=3), loaded.search(queries, k=3)):
+        np.testing.assert_array_equal(a, b)
+    loaded.add(["new"], ["quarterly cash dividends"])  # still updatable after loading
+    assert loaded.search(["quarterly"], k=1)[0][0, 0] == "new"
+
+
+def test_load_rejects_corruption(index: BM25Index, tmp_path: Path) -> None:
+    folder = index.save(tmp_path / "bm25")
+    (folder / "offsets.npy").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="offsets.npy"):
+        BM25Index.load(folder)
+    folder = index.save(tmp_path / "bm25b")
+    config = json.loads((folder / "bm25.json").read_text())
+    config["count"] = 99
+    (folder / "bm25.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="ids.json"):
+        BM25Index.load(folder)
+    with pytest.raises(ValueError, match="does not exist"):
+        BM25Index.load(tmp_path / "nowhere")
+
+
+def test_rank_bm25_parity_on_shared_data(shared_data: Path) -> None:
+    """Both backends give the same top-10 (up to ties) on a slice of real finance data."""
+    corpus = read_corpus(shared_data / "tatqa_fin_dev" / "corpus.jsonl")[:600]
+    queries = [
+        json.loads(line)["text"]
+        for line in (shared_data / "tatqa_fin_dev" / "queries.jsonl").read_text().splitlines()[:40]
+    ]
+    fast, slow = BM25Index("auto", "bm25s"), BM25Index("auto", "rank_bm25")
+    for idx in (fast, slow):
+        idx.add([p.id for p in corpus], [p.text for p in corpus])
+    f_ids, f_scores = fast.search(queries, k=10)
+    s_ids, s_scores = slow.search(queries, k=10)
+    np.testing.assert_allclose(f_scores, s_scores, rtol=1e-4, atol=1e-5)
+    for row in range(len(queries)):
+        # Same documents at every score level: equal up to the order of tied scores.
+        cut = f_scores[row, -1]
+        strict_f = {d for d, s in zip(f_ids[row], f_scores[row]) if s > cut + 1e-5}
+        strict_s = {d for d, s in zip(s_ids[row], s_scores[row]) if s > cut + 1e-5}
+        assert strict_f == strict_s
+
+
+def test_scale_smoke() -> None:
+    rng = random.Random(0)
+    words = [f"w{i}" for i in range(2000)]
+    docs = [" ".join(rng.choices(words, k=30)) for _ in range(3000)]
+    idx = BM25Index("en")
+    idx.add([str(i) for i in range(len(docs))], docs)
+    ids, _ = idx.search([docs[123]], k=1)
+    assert ids[0, 0] == "123"

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from simcse_rag import __version__
 
-COMMAND_MODULES: tuple[str, ...] = ("encode", "eval", "train", "adapt", "index", "search")
+COMMAND_MODULES: tuple[str, ...] = ("encode", "eval", "train", "adapt", "demo", "index", "search")
 
 #: Exceptions that signal a user mistake rather than a bug.
 USER_ERRORS: tuple[type[BaseException], ...] = (

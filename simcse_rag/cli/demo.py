@@ -1,0 +1,310 @@
+"""``simcse-rag demo``: hybrid search and a short domain adaptation on a sample corpus, offline."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+import unicodedata
+from collections.abc import Sequence
+from pathlib import Path
+
+from simcse_rag.cli._common import existing_file, positive_int
+
+METRICS: tuple[tuple[str, str], ...] = (
+    ("ndcg@10", "nDCG@10"),
+    ("recall@10", "Recall@10"),
+    ("mrr@10", "MRR@10"),
+)
+RELEVANT_MARK = "✓"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Register the ``demo`` command."""
+    parser = subparsers.add_parser(
+        "demo",
+        help="offline tour: hybrid search and domain adaptation on a sample corpus",
+        description="Index a corpus (default: the bundled bilingual children's-health FAQ), show "
+        "dense vs BM25 vs hybrid hits for a few queries, adapt the model to the corpus with "
+        "mined hard negatives, and print retrieval quality before and after. Runs offline on "
+        "the bundled all-MiniLM-L6-v2 in a few minutes on a laptop CPU.",
+    )
+    parser.add_argument(
+        "--corpus",
+        type=existing_file,
+        default=None,
+        help="your own corpus: BEIR corpus.jsonl or a .txt file with one passage per line",
+    )
+    parser.add_argument(
+        "--query",
+        action="append",
+        default=None,
+        metavar="TEXT",
+        help="a query to show (repeatable; default: four bundled queries, or pseudo-queries "
+        "sampled from --corpus)",
+    )
+    parser.add_argument("-k", type=positive_int, default=3, help="hits shown per mode (default 3)")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="model folder or Hugging Face id (default: bundled all-MiniLM-L6-v2, offline)",
+    )
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: auto)")
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="use a tiny random model built locally (seconds; for tests, numbers are meaningless)",
+    )
+    parser.add_argument(
+        "--max-steps",
+        type=positive_int,
+        default=None,
+        help="fine-tuning steps (default 30; --tiny 2)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=None,
+        help="pairs per step (default 32; --tiny 8)",
+    )
+    parser.add_argument("--no-adapt", action="store_true", help="skip the domain adaptation")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="folder for the adapted model (default: a temp dir)"
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo and print its tables."""
+    from simcse_rag.demo import DemoConfig, run_demo
+
+    started = time.perf_counter()
+    max_steps = args.max_steps or (2 if args.tiny else 30)
+    batch_size = args.batch_size or (8 if args.tiny else 32)
+    if batch_size < 2:
+        raise ValueError(f"--batch-size must be at least 2, got {batch_size}.")
+    config = DemoConfig(
+        corpus=args.corpus,
+        queries=tuple(args.query or ()),
+        k=args.k,
+        adapt=not args.no_adapt,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        seed=args.seed,
+    )
+    if config.adapt and args.out is not None:
+        from simcse_rag.adapt import check_output_dir
+
+        check_output_dir(args.out, overwrite=args.overwrite)  # fail before any slow work
+    with tempfile.TemporaryDirectory(prefix="simcse-rag-demo-") as scratch:
+        out = args.out
+        if out is None and config.adapt:
+            out = Path(tempfile.mkdtemp(prefix="simcse-rag-demo-")) / "adapted-model"
+        _stage("loading the model" + (" (tiny random BERT)" if args.tiny else ""))
+        encoder = _load_encoder(args, Path(scratch))
+        result = run_demo(
+            encoder,
+            out,
+            config,
+            overwrite=args.overwrite,
+            show_progress=not args.no_progress,
+            on_stage=_stage,
+        )
+    print(render(result, tiny=args.tiny, width=_width()))
+    print(f"\nfinished in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+def _stage(message: str) -> None:
+    print(f"[demo] {message}", file=sys.stderr, flush=True)
+
+
+def _load_encoder(args: argparse.Namespace, scratch: Path):  # noqa: ANN202 - torch stays lazy
+    from simcse_rag.encoder import SimCSEEncoder
+
+    if args.tiny:
+        if args.model:
+            raise ValueError("--tiny and --model exclude each other; pass one of them.")
+        from simcse_rag.testing import build_tiny_bert
+
+        return SimCSEEncoder.from_pretrained(build_tiny_bert(scratch / "tiny-bert"), device="cpu")
+    return SimCSEEncoder.from_pretrained(args.model, device=args.device)
+
+
+def _width() -> int:
+    return max(80, min(shutil.get_terminal_size((120, 24)).columns, 160))
+
+
+# --------------------------------------------------------------------------- rendering
+def render(result, *, tiny: bool = False, width: int = 120) -> str:  # noqa: ANN001 - DemoResult
+    """Format a :class:`~simcse_rag.demo.DemoResult` as plain-text tables."""
+    lines = [_header(result, tiny), ""]
+    lines += _hits_section(result, width)
+    if result.before:
+        lines += _metrics_section(result)
+    for note in result.notes:
+        lines.append(f"note: {note}")
+    if result.adapted_model is not None:
+        lines += [
+            "",
+            f"adapted model: {result.adapted_model}",
+            f"  report:      {Path(result.adapted_model) / 'report.md'}",
+            f"  use it:      simcse-rag index build --model {result.adapted_model} "
+            "--corpus CORPUS --out INDEX",
+        ]
+    return "\n".join(lines)
+
+
+def _header(result, tiny: bool) -> str:  # noqa: ANN001
+    langs = ", ".join(f"{n} {lang}" for lang, n in sorted(result.languages.items()))
+    size = f"{result.passages} passages" + (f" ({langs})" if langs else "")
+    model = Path(result.model).name if result.model else "?"
+    lines = [
+        f"corpus: {result.corpus_name}: {size}",
+        f"model:  {model}"
+        + ("  [--tiny: random weights, the numbers mean nothing]" if tiny else ""),
+    ]
+    return "\n".join(lines)
+
+
+def _hits_section(result, width: int) -> list[str]:  # noqa: ANN001
+    kinds = {q.kind for q in result.queries}
+    meaning = {
+        "judged": "judged relevant",
+        "pseudo": "the passage the pseudo-query was taken from",
+    }
+    legend = "; ".join(meaning[k] for k in ("judged", "pseudo") if k in kinds)
+    lines = [
+        f"Top-{_k(result)} hits per mode" + (f" ({RELEVANT_MARK} = {legend})" if legend else ""),
+        "",
+    ]
+    if "pseudo" in kinds:
+        lines[0] += "\n(queries sampled from your corpus: a title or sentence of a passage)"
+    col = max(24, (width - 6) // 3 - 2)
+    for n, q in enumerate(result.queries, 1):
+        label = f"[{n}] {' '.join(q.query.split())}" + (f"   ({q.query_id})" if q.query_id else "")
+        lines.append(truncate(label, width))
+        if q.relevant:
+            lines.append(truncate("    relevant: " + ", ".join(sorted(q.relevant)), width))
+        rows = [["rank", "dense", "bm25", "hybrid"]]
+        depth = max(len(h) for h in q.hits.values()) if q.hits else 0
+        for r in range(depth):
+            row = [f"  {r + 1}"]
+            for mode in ("dense", "bm25", "hybrid"):
+                hits = q.hits.get(mode, [])
+                row.append(_hit_cell(hits[r], q.relevant, col) if r < len(hits) else "-")
+            rows.append(row)
+        lines += format_table(rows, widths=[4, col, col, col])
+        lines.append("")
+    return lines
+
+
+def _k(result) -> int:  # noqa: ANN001
+    return max((len(h) for q in result.queries for h in q.hits.values()), default=0)
+
+
+def _hit_cell(hit, relevant: frozenset[str], width: int) -> str:  # noqa: ANN001
+    mark = RELEVANT_MARK if hit.id in relevant else " "
+    first_line = " ".join(hit.text.strip().split("\n", 1)[0].split())
+    return truncate(f"{mark} {hit.id}  {first_line}", width)
+
+
+def _metrics_section(result) -> list[str]:  # noqa: ANN001
+    lines = [f"Retrieval quality on {result.evaluation_source}", ""]
+    if not result.after:
+        rows = [["mode", *[label for _, label in METRICS]]]
+        for mode, row in result.before.items():
+            rows.append([mode, *[f"{100 * row.get(m, 0.0):.1f}" for m, _ in METRICS]])
+        return [*lines, *format_table(rows, align="<>>>"), ""]
+    report = result.adaptation or {}
+    training = report.get("training", {})
+    steps = sum(r["train"]["steps"] for r in report.get("rounds", []))
+    lines.insert(
+        0,
+        f"Domain adaptation: {training.get('pairs', '?')} training pairs from "
+        f"{training.get('source', '?')}, {steps} steps, "
+        f"{report.get('timings', {}).get('total_s', 0):.0f} s",
+    )
+    rows = [["mode", *[f"{label} before → after" for _, label in METRICS]]]
+    for mode, row in result.before.items():
+        cells = []
+        for m, _ in METRICS:
+            b, a = 100 * row.get(m, 0.0), 100 * result.after.get(mode, {}).get(m, 0.0)
+            cells.append(f"{b:5.1f} → {a:5.1f} ({a - b:+5.1f})")
+        rows.append([mode, *cells])
+    lines += format_table(rows, align="<>>>")
+    lines += [
+        "",
+        "(points, x100; BM25 does not use the model, so its row must not change)",
+    ]
+    return lines
+
+
+# --------------------------------------------------------------------------- text layout
+# Hand-written on purpose: str.ljust / format() count characters, not terminal columns, so
+# Chinese text (two columns per character) breaks the alignment; unicodedata is in the standard
+# library, and a table library (rich, tabulate) is not worth a dependency for one command.
+_SPACES = str.maketrans({"\n": " ", "\r": " ", "\t": " "})
+
+
+def char_width(char: str) -> int:
+    """Terminal columns of one character: 2 for East Asian wide / full-width, 0 for combining."""
+    if unicodedata.combining(char) or unicodedata.category(char) in ("Mn", "Me", "Cf"):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
+def display_width(text: str) -> int:
+    """Terminal columns that ``text`` takes."""
+    return sum(char_width(c) for c in text)
+
+
+def truncate(text: str, width: int) -> str:
+    """Cut ``text`` to at most ``width`` columns (ending in "…" when cut); line breaks and tabs
+    become spaces."""
+    text = text.translate(_SPACES)
+    if display_width(text) <= width:
+        return text
+    out, used = [], 0
+    for c in text:
+        w = char_width(c)
+        if used + w > width - 1:
+            break
+        out.append(c)
+        used += w
+    return "".join(out).rstrip() + "…"
+
+
+def pad(text: str, width: int, align: str = "<") -> str:
+    """Pad ``text`` with spaces to ``width`` columns (``<`` left, ``>`` right)."""
+    fill = " " * max(0, width - display_width(text))
+    return text + fill if align == "<" else fill + text
+
+
+def format_table(
+    rows: Sequence[Sequence[str]], *, widths: Sequence[int] | None = None, align: str = ""
+) -> list[str]:
+    """Lay out rows (the first is the header) in aligned columns separated by two spaces.
+
+    Args:
+        rows: Cells as strings.
+        widths: Column widths in terminal columns (default: the widest cell of each column);
+            longer cells are truncated.
+        align: One ``<`` or ``>`` per column (default: all left).
+    """
+    n = max(len(r) for r in rows)
+    if widths is None:
+        widths = [max(display_width(r[i]) for r in rows if i < len(r)) for i in range(n)]
+    align = align or "<" * n
+    out = []
+    for j, row in enumerate(rows):
+        cells = [pad(truncate(c, widths[i]), widths[i], align[i]) for i, c in enumerate(row)]
+        out.append("  ".join(cells).rstrip())
+        if j == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return out

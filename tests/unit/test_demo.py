@@ -1,0 +1,259 @@
+"""The demo: bundled sample data, run_demo (tiny model) and the ``simcse-rag demo`` command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from simcse_rag.cli import main
+from simcse_rag.cli.demo import display_width, format_table, pad, truncate
+from simcse_rag.demo import (
+    DEFAULT_QUERY_IDS,
+    MIN_ADAPT_PASSAGES,
+    MODES,
+    DemoConfig,
+    load_sample,
+    run_demo,
+)
+from simcse_rag.encoder import SimCSEEncoder
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return load_sample()
+
+
+@pytest.fixture()
+def fresh_encoder(tiny_model_dir: Path) -> SimCSEEncoder:
+    """A tiny encoder of its own: the demo fine-tunes it in place."""
+    return SimCSEEncoder.from_pretrained(tiny_model_dir, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def bundled_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    encoder = SimCSEEncoder.from_pretrained(tiny_model_dir, device="cpu")
+    out = tmp_path_factory.mktemp("demo") / "adapted"
+    return run_demo(encoder, out, DemoConfig(max_steps=2, batch_size=8))
+
+
+def _write_corpus(path: Path, passages) -> Path:
+    with path.open("w", encoding="utf-8") as fh:
+        for p in passages:
+            title, _, body = p.text.partition("\n")
+            fh.write(json.dumps({"_id": p.id, "title": title, "text": body}, ensure_ascii=False))
+            fh.write("\n")
+    return path
+
+
+# --------------------------------------------------------------------------- sample data
+def test_sample_data_is_consistent(sample) -> None:
+    ids = {p.id for p in sample.corpus}
+    assert len(sample.corpus) == len(ids) >= 100
+    assert {p.metadata["lang"] for p in sample.corpus} == {"en", "zh"}
+    assert set(sample.qrels) <= set(sample.queries)
+    judged = {d for docs in sample.qrels.values() for d in docs}
+    assert judged <= ids
+    assert set(DEFAULT_QUERY_IDS) <= set(sample.qrels)
+
+
+# --------------------------------------------------------------------------- run_demo
+def test_bundled_demo_shows_every_mode(bundled_run, sample) -> None:
+    assert bundled_run.passages == len(sample.corpus)
+    assert bundled_run.languages == {
+        "en": sum(p.metadata["lang"] == "en" for p in sample.corpus),
+        "zh": sum(p.metadata["lang"] == "zh" for p in sample.corpus),
+    }
+    assert [q.query_id for q in bundled_run.queries] == list(DEFAULT_QUERY_IDS)
+    corpus_ids = {p.id for p in sample.corpus}
+    for q in bundled_run.queries:
+        assert q.kind == "judged"
+        assert q.relevant == {d for d, g in sample.qrels[q.query_id].items() if g >= 1}
+        assert set(q.hits) == set(MODES)
+        for hits in q.hits.values():
+            assert 1 <= len(hits) <= 3
+            assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
+            assert {h.id for h in hits} <= corpus_ids
+
+
+def test_exact_term_queries_are_found_by_bm25(bundled_run) -> None:
+    # BM25 does not depend on the model: the medical term and the Chinese query (jieba) must
+    # put a relevant passage in the top 3 whatever the encoder.
+    by_id = {q.query_id: q for q in bundled_run.queries}
+    for qid in ("q37", "q03"):
+        assert {h.id for h in by_id[qid].hits["bm25"]} & by_id[qid].relevant
+
+
+def test_bundled_demo_evaluates_on_all_judged_queries(bundled_run, sample) -> None:
+    assert bundled_run.evaluation_queries == len(sample.qrels)
+    assert set(bundled_run.before) == set(bundled_run.after) == set(MODES)
+    for table in (bundled_run.before, bundled_run.after):
+        for row in table.values():
+            assert set(row) == {"ndcg@10", "recall@10", "mrr@10"}
+            assert all(0.0 <= v <= 1.0 for v in row.values())
+    # BM25 ignores the model, so adaptation cannot change it.
+    assert bundled_run.before["bm25"] == bundled_run.after["bm25"]
+
+
+def test_bundled_demo_never_trains_on_the_judged_queries(bundled_run, sample) -> None:
+    report = bundled_run.adaptation
+    assert report is not None
+    assert "pseudo-queries" in report["training"]["source"]
+    assert sorted(report["held_out"]["query_ids"]) == sorted(sample.qrels)
+    mined = (bundled_run.adapted_model / "mined.jsonl").read_text(encoding="utf-8").splitlines()
+    trained = {" ".join(json.loads(line)["query"].split()).lower() for line in mined}
+    judged = {" ".join(t.split()).lower() for t in sample.queries.values()}
+    assert trained and not trained & judged
+
+
+def test_adapted_model_is_saved_and_loads(bundled_run, tiny_model_dir: Path) -> None:
+    folder = bundled_run.adapted_model
+    assert (folder / "report.md").is_file()
+    saved = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+    assert saved["before"]["dense"]["ndcg@10"] == pytest.approx(
+        bundled_run.before["dense"]["ndcg@10"]
+    )
+    adapted = SimCSEEncoder.from_pretrained(folder, device="cpu")
+    base = SimCSEEncoder.from_pretrained(tiny_model_dir, device="cpu")
+    assert adapted.dim == base.dim
+    assert adapted.fingerprint() != base.fingerprint()
+
+
+def test_own_corpus_adapts_on_held_back_pseudo_queries(sample, fresh_encoder, tmp_path) -> None:
+    english = [p for p in sample.corpus if p.metadata["lang"] == "en"][:40]
+    corpus = _write_corpus(tmp_path / "corpus.jsonl", english)
+    config = DemoConfig(corpus=corpus, max_steps=1, batch_size=4, sampled_queries=2)
+    result = run_demo(fresh_encoder, tmp_path / "out", config)
+    assert result.passages == 40
+    assert [q.kind for q in result.queries] == ["pseudo", "pseudo"]
+    ids = {p.id for p in english}
+    for q in result.queries:
+        assert len(q.relevant) == 1 and q.relevant <= ids
+    assert "held-back pseudo-queries" in result.evaluation_source
+    held = result.adaptation["held_out"]["queries"]
+    assert result.evaluation_queries == held
+    assert 0 < held < result.adaptation["training"]["pairs"] + held
+    assert result.before["bm25"] == result.after["bm25"]
+
+
+def test_user_queries_without_adaptation(fresh_encoder, tmp_path) -> None:
+    corpus = tmp_path / "notes.txt"
+    corpus.write_text(
+        "\n".join(f"passage {i} about fever and cough in children" for i in range(25)) + "\n",
+        encoding="utf-8",
+    )
+    config = DemoConfig(corpus=corpus, queries=("fever", "儿童咳嗽"), adapt=False, k=2)
+    result = run_demo(fresh_encoder, None, config)
+    assert [q.query for q in result.queries] == ["fever", "儿童咳嗽"]
+    assert all(q.kind == "user" and not q.relevant for q in result.queries)
+    fever, chinese = result.queries
+    assert all(len(fever.hits[m]) == 2 for m in MODES)
+    # No passage shares a term with the Chinese query: BM25 finds nothing, dense still ranks.
+    assert chinese.hits["bm25"] == [] and len(chinese.hits["dense"]) == 2
+    assert [h.id for h in chinese.hits["hybrid"]] == [h.id for h in chinese.hits["dense"]]
+    assert result.before == {} and result.after == {} and result.adapted_model is None
+    assert any("no evaluation" in n for n in result.notes)
+
+
+def test_small_corpus_skips_adaptation(fresh_encoder, tmp_path) -> None:
+    corpus = tmp_path / "small.txt"
+    n = MIN_ADAPT_PASSAGES - 1
+    corpus.write_text("\n".join(f"short passage number {i}" for i in range(n)), encoding="utf-8")
+    out = tmp_path / "out"
+    result = run_demo(fresh_encoder, out, DemoConfig(corpus=corpus, queries=("passage",)))
+    assert result.adapted_model is None and not out.exists()
+    assert any("adaptation skipped" in note for note in result.notes)
+
+
+def test_bundled_demo_without_adaptation_still_evaluates(fresh_encoder, sample) -> None:
+    result = run_demo(fresh_encoder, None, DemoConfig(adapt=False, queries=("RSV infants",)))
+    assert result.queries[0].query_id == "q05" and result.queries[0].kind == "judged"
+    assert result.evaluation_queries == len(sample.qrels)
+    assert set(result.before) == set(MODES) and result.after == {}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"k": 0}, ValueError),
+        ({"max_steps": -1}, ValueError),
+        ({"batch_size": 1}, ValueError),
+        ({"queries": "fever"}, TypeError),
+        ({"queries": ("ok", " ")}, ValueError),
+    ],
+)
+def test_config_rejects_bad_values(kwargs, error) -> None:
+    with pytest.raises(error):
+        DemoConfig(**kwargs)
+
+
+def test_existing_output_is_refused_before_any_work(fresh_encoder, tmp_path) -> None:
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious", encoding="utf-8")
+    with pytest.raises(FileExistsError, match="overwrite"):
+        run_demo(fresh_encoder, out, DemoConfig(max_steps=1))
+    assert (out / "keep.txt").read_text(encoding="utf-8") == "precious"
+    with pytest.raises(ValueError, match="out="):
+        run_demo(fresh_encoder, None, DemoConfig())
+
+
+def test_missing_corpus_is_a_clear_error(fresh_encoder, tmp_path) -> None:
+    with pytest.raises(ValueError, match="does not exist"):
+        run_demo(fresh_encoder, None, DemoConfig(corpus=tmp_path / "nope.jsonl", adapt=False))
+
+
+# --------------------------------------------------------------------------- CLI
+def test_cli_demo_tiny(tmp_path, capsys) -> None:
+    out = tmp_path / "adapted"
+    code = main(["demo", "--tiny", "--max-steps", "1", "--out", str(out), "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "rank  dense" in captured.out
+    assert "before → after" in captured.out
+    assert f"adapted model: {out}" in captured.out
+    assert "[demo] indexing 156 passages" in captured.err
+    assert (out / "report.md").is_file()
+
+
+def test_cli_demo_bad_input(tmp_path, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", "--corpus", str(tmp_path / "missing.jsonl")])
+    assert exc.value.code == 2
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "x").write_text("x", encoding="utf-8")
+    assert main(["demo", "--tiny", "--out", str(out), "--no-progress"]) == 2
+    assert "error:" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- text layout
+def test_display_width_counts_wide_characters() -> None:
+    assert display_width("abc") == 3
+    assert display_width("儿童发烧") == 8
+    assert display_width("ibuprofen 布洛芬") == 16
+
+
+@pytest.mark.parametrize("text", ["儿童发烧怎么办呢", "children with fever", "宝宝 fever 39度"])
+@pytest.mark.parametrize("width", [5, 8, 11])
+def test_truncate_fits_the_width(text: str, width: int) -> None:
+    cut = truncate(text, width)
+    assert display_width(cut) <= width
+    if display_width(text) > width:
+        assert cut.endswith("…")
+    else:
+        assert cut == text
+
+
+def test_table_columns_line_up_with_chinese() -> None:
+    rows = [["id", "title"], ["zh-1", "川崎病"], ["en-1", "Kawasaki disease"]]
+    lines = format_table(rows)
+    starts = {
+        display_width(line[: line.index(cell)])
+        for line, cell in zip(
+            [lines[0], lines[2], lines[3]], ["title", "川崎病", "Kawasaki"], strict=True
+        )
+    }
+    assert starts == {6}
+    assert pad("川", 4, ">") == "  川"

@@ -30,7 +30,6 @@ import argparse
 import json
 import logging
 import random
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -64,7 +63,9 @@ def timed_queries(
     return run, lat
 
 
-def summarize(name: str, run: dict[str, list[str]], lat: list[float], qrels: Any, build_s: float) -> dict[str, Any]:
+def summarize(
+    name: str, run: dict[str, list[str]], lat: list[float], qrels: Any, build_s: float
+) -> dict[str, Any]:
     from simcse_rag.evaluation.retrieval import evaluate_run
 
     m = evaluate_run(run, qrels, ks=(10, 100))
@@ -80,7 +81,9 @@ def summarize(name: str, run: dict[str, list[str]], lat: list[float], qrels: Any
     }
 
 
-def corpus_embeddings(encoder: Any, texts: list[str], cache_dir: Path | None, name: str) -> tuple[Any, float]:
+def corpus_embeddings(
+    encoder: Any, texts: list[str], cache_dir: Path | None, name: str
+) -> tuple[Any, float]:
     """Embed the corpus once with our encoder, reusing an on-disk EmbeddingCache if present."""
     from simcse_rag.index.cache import EmbeddingCache
 
@@ -92,7 +95,9 @@ def corpus_embeddings(encoder: Any, texts: list[str], cache_dir: Path | None, na
     todo = list(dict.fromkeys(texts[i] for i in missing))
     t0 = time.perf_counter()
     if todo:
-        log.warning("%s: encoding %d passages (cached: %d)", name, len(todo), len(texts) - len(missing))
+        log.warning(
+            "%s: encoding %d passages (cached: %d)", name, len(todo), len(texts) - len(missing)
+        )
         cache.put(todo, encoder.encode(todo, batch_size=64, show_progress=True))
     encode_s = time.perf_counter() - t0
     if folder and todo:
@@ -119,8 +124,11 @@ def run_ours(data: Any, encoder: Any, cache: Any, args: argparse.Namespace) -> l
     build_s = time.perf_counter() - t0
     rows = []
     for mode in ("dense", "bm25", "hybrid"):
+
         def search(q: str, mode: str = mode) -> list[str]:
-            return [h.id for h in retriever.search(q, k=K_EVAL, mode=mode, candidates=args.candidates)]
+            return [
+                h.id for h in retriever.search(q, k=K_EVAL, mode=mode, candidates=args.candidates)
+            ]
 
         run, lat = timed_queries(search, data.queries)
         rows.append(summarize(f"simcse-rag {mode}", run, lat, data.qrels, build_s))
@@ -165,7 +173,10 @@ def run_langchain(data: Any, st: Any, cache: Any) -> dict[str, Any]:
     t0 = time.perf_counter()
     bm25 = BM25Retriever.from_documents(docs, k=K_EVAL)
     store = FAISS.from_embeddings(
-        list(zip(texts, emb.embed_documents(texts))), emb, metadatas=[{"id": i} for i in ids], ids=ids
+        list(zip(texts, emb.embed_documents(texts), strict=False)),
+        emb,
+        metadatas=[{"id": i} for i in ids],
+        ids=ids,
     )
     dense = store.as_retriever(search_kwargs={"k": K_EVAL})
     ensemble = EnsembleRetriever(retrievers=[bm25, dense], weights=[0.5, 0.5], id_key="id")
@@ -238,7 +249,10 @@ def synthetic_bm25(n: int, vocabulary_source: list[str], n_queries: int = 300) -
     rng.shuffle(vocab)
     weights = [1.0 / (i + 1) for i in range(len(vocab))]
     passages = [" ".join(rng.choices(vocab, weights, k=rng.randint(30, 120))) for _ in range(n)]
-    queries = [" ".join(rng.sample(p.split(), min(8, len(p.split())))) for p in rng.sample(passages, n_queries)]
+    queries = [
+        " ".join(rng.sample(p.split(), min(8, len(p.split()))))
+        for p in rng.sample(passages, n_queries)
+    ]
     t0 = time.perf_counter()
     index = BM25Index(tokenizer="en")
     index.add([f"s{i}" for i in range(n)], passages)
@@ -272,7 +286,8 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append("|---|---|---|---|---|---|---|")
         for r in block["rows"]:
             lines.append(
-                f"| {r['system']} | {r['ndcg@10']:.4f} | {r['recall@100']:.4f} | {r['mrr@10']:.4f} | "
+                f"| {r['system']} | {r['ndcg@10']:.4f} | {r['recall@100']:.4f} | "
+                f"{r['mrr@10']:.4f} | "
                 f"{r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['build_s']:.1f} |"
             )
         for key, value in block["ratios"].items():
@@ -304,20 +319,27 @@ def ratios(rows: list[dict[str, Any]]) -> dict[str, str]:
     )
     ratio = ours["p50_ms"] / fastest["p50_ms"]
     out["hybrid p50 / faster peer p50"] = (
-        f"{ratio:.3f} vs {fastest['system']} (goal <= 0.333: {'met' if ratio <= 1 / 3 else 'MISSED'})"
+        f"{ratio:.3f} vs {fastest['system']} "
+        f"(goal <= 0.333: {'met' if ratio <= 1 / 3 else 'MISSED'})"
     )
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="shared data folder")
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--systems", nargs="+", default=["ours", "langchain", "llamaindex"])
     parser.add_argument("--max-queries", type=int, default=None, help="limit queries (smoke runs)")
     parser.add_argument("--threads", type=int, default=1, help="torch/FAISS threads while querying")
-    parser.add_argument("--cache-dir", type=Path, default=None, help="reuse corpus embeddings across runs")
-    parser.add_argument("--synthetic", type=int, default=100_000, help="BM25 synthetic size (0: skip)")
+    parser.add_argument(
+        "--cache-dir", type=Path, default=None, help="reuse corpus embeddings across runs"
+    )
+    parser.add_argument(
+        "--synthetic", type=int, default=100_000, help="BM25 synthetic size (0: skip)"
+    )
     parser.add_argument("--dense-index", default="auto")
     parser.add_argument("--tokenizer", default="auto")
     parser.add_argument("--candidates", type=int, default=100)
@@ -335,13 +357,21 @@ def main(argv: list[str] | None = None) -> int:
 
     encoder = SimCSEEncoder.from_pretrained(device="cpu")
     st = st_model() if {"langchain", "llamaindex"} & set(args.systems) else None
-    results: dict[str, Any] = {"model": encoder.name_or_path, "threads": args.threads, "datasets": {}}
+    results: dict[str, Any] = {
+        "model": encoder.name_or_path,
+        "threads": args.threads,
+        "datasets": {},
+    }
     vocab_source: list[str] = []
     for name in args.datasets:
         data = load_beir(args.data / name, DATASETS[name])
         if args.max_queries:
             keep = list(data.queries)[: args.max_queries]
-            data = type(data)(data.corpus, {q: data.queries[q] for q in keep}, {q: data.qrels[q] for q in keep if q in data.qrels})
+            data = type(data)(
+                data.corpus,
+                {q: data.queries[q] for q in keep},
+                {q: data.qrels[q] for q in keep if q in data.qrels},
+            )
         texts = [p.text for p in data.corpus]
         vocab_source.extend(texts[:5000])
         cache, encode_s = corpus_embeddings(encoder, texts, args.cache_dir, name)

@@ -34,11 +34,15 @@ def iter_jsonl_corpus(path: Path) -> Iterator[tuple[int, Passage]]:
         if isinstance(doc_id, int) and not isinstance(doc_id, bool):
             doc_id = str(doc_id)
         if not isinstance(doc_id, str) or not doc_id:
-            raise ValueError(f"{path}:{lineno}: missing or empty '_id'; every line needs a string id.")
+            raise ValueError(
+                f"{path}:{lineno}: missing or empty '_id'; every line needs a string id."
+            )
         text = obj.get("text")
         title = obj.get("title") or ""
         if not isinstance(text, str) or not isinstance(title, str):
-            raise ValueError(f"{path}:{lineno}: 'text' (and 'title') must be strings (id {doc_id!r}).")
+            raise ValueError(
+                f"{path}:{lineno}: 'text' (and 'title') must be strings (id {doc_id!r})."
+            )
         metadata = obj.get("metadata")
         if metadata is None:
             metadata = {k: v for k, v in obj.items() if k not in ("_id", "id", "text", "metadata")}
@@ -48,7 +52,7 @@ def iter_jsonl_corpus(path: Path) -> Iterator[tuple[int, Passage]]:
 
 
 def iter_text_corpus(path: Path) -> Iterator[tuple[int, Passage]]:
-    """Yield ``(line_number, passage)`` per non-blank line; the id is the 1-based line number as a string."""
+    """Yield ``(line_number, passage)`` per non-blank line; the id is the line number."""
     try:
         with open(path, encoding="utf-8") as fh:
             for lineno, line in enumerate(fh, start=1):

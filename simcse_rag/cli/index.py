@@ -65,7 +65,8 @@ def _check_out(out: Path) -> bool:
         return True
     if any(out.iterdir()):
         raise ValueError(
-            f"--out {str(out)!r} exists and is not a simcse-rag index; choose an empty or new folder."
+            f"--out {str(out)!r} exists and is not a simcse-rag index; "
+            "choose an empty or new folder."
         )
     return False
 
@@ -90,10 +91,11 @@ def run_build(args: argparse.Namespace) -> int:
     _, missing = retriever.cache.lookup([p.text for p in passages])
     retriever.add(passages, show_progress=not args.no_progress)
     retriever.save(args.out)
+    source = " from the previous index" if reused else ""
     print(
         f"indexed {len(retriever)} passages into {args.out} in {time.perf_counter() - start:.1f}s "
-        f"({len(passages) - len(missing)} vectors reused{' from the previous index' if reused else ''}, "
-        f"{len(missing)} encoded; dense={retriever.dense_index.structure}, tokenizer={args.tokenizer})"
+        f"({len(passages) - len(missing)} vectors reused{source}, {len(missing)} encoded; "
+        f"dense={retriever.dense_index.structure}, tokenizer={args.tokenizer})"
     )
     return 0
 
@@ -115,7 +117,9 @@ def run_add(args: argparse.Namespace) -> int:
     new = sum(p.id not in retriever for p in passages)
     retriever.add(passages, show_progress=not args.no_progress)
     retriever.save(args.index)
-    print(f"added {new} and replaced {len(passages) - new} passages; index now holds {len(retriever)}")
+    print(
+        f"added {new} and replaced {len(passages) - new} passages; index now holds {len(retriever)}"
+    )
     return 0
 
 

@@ -21,9 +21,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("query", help="query text")
     parser.add_argument("-k", type=positive_int, default=10, help="hits to return (default 10)")
     parser.add_argument("--mode", default="hybrid", choices=("hybrid", "dense", "bm25"))
-    parser.add_argument("--candidates", type=positive_int, default=100, help="hits per source before fusion")
+    parser.add_argument(
+        "--candidates", type=positive_int, default=100, help="hits per source before fusion"
+    )
     parser.add_argument("--json", action="store_true", help="print hits as a JSON list")
-    parser.add_argument("--model", default=None, help="model folder (default: the one in the manifest)")
+    parser.add_argument(
+        "--model", default=None, help="model folder (default: the one in the manifest)"
+    )
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: auto)")
     parser.set_defaults(func=run)
 

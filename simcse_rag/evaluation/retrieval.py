@@ -50,10 +50,14 @@ def load_qrels(path: str | os.PathLike[str]) -> dict[str, dict[str, int]]:
     qrels: dict[str, dict[str, int]] = {}
     with open(path, encoding="utf-8", newline="") as fh:
         for lineno, row in enumerate(csv.reader(fh, delimiter="\t"), start=1):
-            if not row or (lineno == 1 and row[0].strip().lower() in ("query-id", "query_id", "qid")):
+            if not row or (
+                lineno == 1 and row[0].strip().lower() in ("query-id", "query_id", "qid")
+            ):
                 continue
             if len(row) < 3:
-                raise ValueError(f"{path}:{lineno}: expected 3 tab-separated columns, got {len(row)}.")
+                raise ValueError(
+                    f"{path}:{lineno}: expected 3 tab-separated columns, got {len(row)}."
+                )
             try:
                 grade = int(float(row[2]))
             except ValueError:
@@ -88,7 +92,9 @@ def load_beir(path: str | os.PathLike[str], split: str = "test") -> BeirData:
         all_queries[str(qid)] = text
     unknown = [q for q in qrels if q not in all_queries]
     if unknown:
-        raise ValueError(f"qrels name {len(unknown)} queries missing from queries.jsonl, e.g. {unknown[0]!r}.")
+        raise ValueError(
+            f"qrels name {len(unknown)} queries missing from queries.jsonl, e.g. {unknown[0]!r}."
+        )
     queries = {q: all_queries[q] for q in all_queries if q in qrels}
     return BeirData(corpus=corpus, queries=queries, qrels=qrels)
 
@@ -99,9 +105,7 @@ def _relevant(judged: Mapping[str, int]) -> set[str]:
 
 def ndcg_at_k(ranking: Sequence[str], judged: Mapping[str, int], k: int) -> float:
     """nDCG@k of one ranking given graded judgments (linear gain, log2 discount)."""
-    dcg = sum(
-        max(judged.get(d, 0), 0) / math.log2(i + 2) for i, d in enumerate(ranking[:k])
-    )
+    dcg = sum(max(judged.get(d, 0), 0) / math.log2(i + 2) for i, d in enumerate(ranking[:k]))
     ideal = sorted((g for g in judged.values() if g > 0), reverse=True)[:k]
     idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
     return dcg / idcg if idcg > 0 else 0.0

@@ -39,7 +39,9 @@ _CONFIG = "bm25.json"
 
 def _as_str_ids(ids: Iterable[str], what: str = "ids") -> list[str]:
     if isinstance(ids, str):
-        raise TypeError(f"{what} must be a sequence of strings, not a single string; wrap it in a list.")
+        raise TypeError(
+            f"{what} must be a sequence of strings, not a single string; wrap it in a list."
+        )
     out = list(ids)
     for i, doc_id in enumerate(out):
         if not isinstance(doc_id, str) or not doc_id:
@@ -59,10 +61,7 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     k = min(k, n)
     if k == 0:
         return np.zeros(0, dtype=np.int64)
-    if k < n:
-        part = np.argpartition(-scores, k - 1)[:k]
-    else:
-        part = np.arange(n)
+    part = np.argpartition(-scores, k - 1)[:k] if k < n else np.arange(n)
     return part[np.lexsort((part, -scores[part]))]
 
 
@@ -101,8 +100,8 @@ class _Bm25sEngine:
         starts, ends = self.indptr[term_ids], self.indptr[term_ids + 1]
         # Hand-written instead of bm25s.get_scores_from_ids: that sums postings with np.add.at,
         # which is several times slower than one np.bincount over the concatenated postings.
-        docs = np.concatenate([self.indices[s:e] for s, e in zip(starts, ends)])
-        weights = np.concatenate([self.data[s:e] for s, e in zip(starts, ends)])
+        docs = np.concatenate([self.indices[s:e] for s, e in zip(starts, ends, strict=False)])
+        weights = np.concatenate([self.data[s:e] for s, e in zip(starts, ends, strict=False)])
         return np.bincount(docs, weights=weights, minlength=self.num_docs).astype(np.float32)
 
 
@@ -158,7 +157,9 @@ class BM25Index:
     ) -> None:
         self._tokenize = get_tokenizer(tokenizer)
         if backend not in BACKENDS:
-            raise ValueError(f"Unknown BM25 backend {backend!r}; choose one of: {', '.join(BACKENDS)}.")
+            raise ValueError(
+                f"Unknown BM25 backend {backend!r}; choose one of: {', '.join(BACKENDS)}."
+            )
         if not (isinstance(k1, (int, float)) and k1 > 0):
             raise ValueError(f"k1 must be a positive number, got {k1!r}.")
         if not (isinstance(b, (int, float)) and 0 <= b <= 1):
@@ -226,7 +227,7 @@ class BM25Index:
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str.")
-        for doc_id, text in zip(ids, texts):
+        for doc_id, text in zip(ids, texts, strict=False):
             tokens = self._term_ids(text, grow=True)
             pos = self._pos.get(doc_id)
             if pos is None:
@@ -322,7 +323,9 @@ class BM25Index:
         _io.write_json(folder / "ids.json", self._ids)
         if isinstance(self._engine, _Bm25sEngine):
             for name in ("data", "indices", "indptr"):
-                np.save(folder / f"scores_{name}.npy", getattr(self._engine, name), allow_pickle=False)
+                np.save(
+                    folder / f"scores_{name}.npy", getattr(self._engine, name), allow_pickle=False
+                )
         _io.write_json(
             folder / _CONFIG,
             {
@@ -360,7 +363,9 @@ class BM25Index:
         try:
             index = cls(config["tokenizer"], config["backend"], config["k1"], config["b"])
         except KeyError as exc:
-            raise ValueError(f"{folder / _CONFIG} lacks key {exc}; the file is corrupted.") from None
+            raise ValueError(
+                f"{folder / _CONFIG} lacks key {exc}; the file is corrupted."
+            ) from None
         ids = _io.read_json(folder / "ids.json", what="BM25 ids file")
         vocab = _io.read_json(folder / "vocab.json", what="BM25 vocabulary file")
         flat = _load_npy(folder / "tokens.npy")
@@ -374,7 +379,12 @@ class BM25Index:
             offsets.ndim != 1
             or offsets.shape[0] != n + 1
             or flat.shape[0] != config.get("num_tokens")
-            or (n and (offsets[0] != 0 or offsets[-1] != flat.shape[0] or np.any(np.diff(offsets) < 0)))
+            or (
+                n
+                and (
+                    offsets[0] != 0 or offsets[-1] != flat.shape[0] or np.any(np.diff(offsets) < 0)
+                )
+            )
             or (flat.size and (flat.min() < 0 or flat.max() >= len(vocab)))
         ):
             raise ValueError(f"Token files in {folder} are inconsistent with {_CONFIG}; corrupted.")

@@ -62,7 +62,7 @@ class EmbeddingCache:
 
     def put(self, texts: Sequence[str], vectors: np.ndarray) -> None:
         """Store one vector per text."""
-        for text, vec in zip(texts, np.asarray(vectors, dtype=np.float32)):
+        for text, vec in zip(texts, np.asarray(vectors, dtype=np.float32), strict=False):
             self._vectors[text_key(text)] = vec
 
     def retain(self, texts: Iterable[str]) -> None:
@@ -121,5 +121,5 @@ class EmbeddingCache:
                 f"({len(keys) if isinstance(keys, list) else '?'}, {dim}); corrupted."
             )
         cache = cls(str(meta.get("fingerprint")), int(dim))
-        cache._vectors = dict(zip(keys, matrix.astype(np.float32)))
+        cache._vectors = dict(zip(keys, matrix.astype(np.float32), strict=False))
         return cache

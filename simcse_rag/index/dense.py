@@ -24,13 +24,14 @@ import contextlib
 import logging
 import math
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from simcse_rag import _io
+from simcse_rag.index._threads import ThreadLimit
 
 logger = logging.getLogger(__name__)
 
@@ -43,25 +44,17 @@ _FAISS_FILE = "dense.faiss"
 _TOMBSTONE_RATIO = 0.25
 
 
-@contextlib.contextmanager
-def _faiss_threads(n_queries: int) -> Iterator[None]:
-    """Run small query batches single-threaded.
+_FAISS_LIMIT: ThreadLimit | None = None
 
-    For one query, FAISS parallelises the scan with OpenMP; the fork/join costs more than it
-    saves at our sizes, and on a busy CPU the spinning threads are 5-20x slower (measured:
-    flat 100k x 384, 5 ms single-threaded vs 45 ms with 2 threads under load).
-    """
-    import faiss
 
-    if n_queries >= 16:
-        yield
-        return
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(before)
+def _faiss_threads(n_queries: int) -> contextlib.AbstractContextManager[None]:
+    """Run batches of fewer than 16 queries with one FAISS thread (see ThreadLimit for why)."""
+    global _FAISS_LIMIT
+    if _FAISS_LIMIT is None:
+        import faiss
+
+        _FAISS_LIMIT = ThreadLimit(faiss.omp_get_max_threads, faiss.omp_set_num_threads)
+    return _FAISS_LIMIT(1 if n_queries < 16 else None)
 
 
 def _as_matrix(vectors: Any, dim: int, what: str = "vectors") -> np.ndarray:
@@ -103,11 +96,17 @@ class DenseIndex:
         if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0:
             raise ValueError(f"dim must be a positive integer, got {dim!r}.")
         if kind not in KINDS:
-            raise ValueError(f"Unknown dense index kind {kind!r}; choose one of: {', '.join(KINDS)}.")
+            raise ValueError(
+                f"Unknown dense index kind {kind!r}; choose one of: {', '.join(KINDS)}."
+            )
         for name, value in (("nlist", nlist), ("nprobe", nprobe)):
             if value is not None and (not isinstance(value, int) or value <= 0):
                 raise ValueError(f"{name} must be a positive integer or None, got {value!r}.")
-        for name, value in (("hnsw_m", hnsw_m), ("ef_search", ef_search), ("ef_construction", ef_construction)):
+        for name, value in (
+            ("hnsw_m", hnsw_m),
+            ("ef_search", ef_search),
+            ("ef_construction", ef_construction),
+        ):
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
         self.dim = dim
@@ -146,7 +145,8 @@ class DenseIndex:
         if n < nlist:
             raise ValueError(
                 f"An IVF index with nlist={nlist} needs at least {nlist} vectors in its first "
-                f"add() to train on, got {n}; add more vectors first, lower nlist, or use kind='flat'."
+                f"add() to train on, got {n}; add more vectors first, lower nlist, "
+                "or use kind='flat'."
             )
         quantizer = faiss.IndexFlatIP(self.dim)
         ivf = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
@@ -211,11 +211,13 @@ class DenseIndex:
         labels = np.arange(self._next_label, self._next_label + len(ids), dtype=np.int64)
         self._next_label += len(ids)
         self._index.add_with_ids(matrix, labels)
-        for doc_id, label in zip(ids, labels.tolist()):
+        for doc_id, label in zip(ids, labels.tolist(), strict=False):
             self._label_of[doc_id] = label
             self._id_of[label] = doc_id
         if self.kind == "auto" and self._structure == "flat" and len(self) > AUTO_EXACT_LIMIT:
-            logger.info("DenseIndex: %d vectors > %d, switching to HNSW", len(self), AUTO_EXACT_LIMIT)
+            logger.info(
+                "DenseIndex: %d vectors > %d, switching to HNSW", len(self), AUTO_EXACT_LIMIT
+            )
             self._rebuild("hnsw")
 
     def delete(self, ids: Iterable[str]) -> int:
@@ -228,7 +230,9 @@ class DenseIndex:
 
         from simcse_rag.index.bm25 import _as_str_ids
 
-        labels = [self._label_of.pop(i) for i in dict.fromkeys(_as_str_ids(ids)) if i in self._label_of]
+        labels = [
+            self._label_of.pop(i) for i in dict.fromkeys(_as_str_ids(ids)) if i in self._label_of
+        ]
         for label in labels:
             del self._id_of[label]
         if not labels:
@@ -269,7 +273,11 @@ class DenseIndex:
                 scores, labels = self._fill_ivf_gaps(q, scores, labels, width)
         id_of = self._id_of
         for row in range(q.shape[0]):
-            found = [(id_of[lab], s) for lab, s in zip(labels[row].tolist(), scores[row].tolist()) if lab in id_of]
+            found = [
+                (id_of[lab], s)
+                for lab, s in zip(labels[row].tolist(), scores[row].tolist(), strict=False)
+                if lab in id_of
+            ]
             if len(found) < width:  # tombstones crowded the results: search wider
                 found = self._search_row_exhaustive(q[row : row + 1], width)
             out_ids[row] = [f[0] for f in found[:width]]
@@ -300,7 +308,11 @@ class DenseIndex:
 
     def _search_row_exhaustive(self, q: np.ndarray, width: int) -> list[tuple[str, float]]:
         scores, labels = self._raw_search(q, self._index.ntotal)
-        return [(self._id_of[lab], s) for lab, s in zip(labels[0].tolist(), scores[0].tolist()) if lab in self._id_of]
+        return [
+            (self._id_of[lab], s)
+            for lab, s in zip(labels[0].tolist(), scores[0].tolist(), strict=False)
+            if lab in self._id_of
+        ]
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -314,7 +326,10 @@ class DenseIndex:
 
         if self._index is not None:
             faiss.write_index(self._index, str(folder / _FAISS_FILE))
-        _io.write_json(folder / "ids.json", {"ids": list(self._label_of), "labels": list(self._label_of.values())})
+        _io.write_json(
+            folder / "ids.json",
+            {"ids": list(self._label_of), "labels": list(self._label_of.values())},
+        )
         _io.write_json(
             folder / _CONFIG,
             {
@@ -381,6 +396,6 @@ class DenseIndex:
                     f"FAISS file {folder / _FAISS_FILE} holds {index._index.ntotal} x "
                     f"{index._index.d} vectors, config says {ntotal} x {index.dim}; corrupted."
                 )
-        index._label_of = dict(zip(ids, labels))
-        index._id_of = dict(zip(labels, ids))
+        index._label_of = dict(zip(ids, labels, strict=False))
+        index._id_of = dict(zip(labels, ids, strict=False))
         return index

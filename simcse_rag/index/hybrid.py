@@ -16,12 +16,11 @@ Saved layout (``save(dir)``)::
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from simcse_rag import _io
+from simcse_rag.index._threads import ReadWriteLock, ThreadLimit
 from simcse_rag.index.bm25 import BACKENDS, BM25Index, _check_k
 from simcse_rag.index.cache import EmbeddingCache
 from simcse_rag.index.dense import KINDS, DenseIndex
@@ -65,19 +65,38 @@ class HybridConfig:
 
     def __post_init__(self) -> None:
         if self.dense_index not in KINDS:
-            raise ValueError(f"dense_index {self.dense_index!r} unknown; choose one of: {', '.join(KINDS)}.")
+            raise ValueError(
+                f"dense_index {self.dense_index!r} unknown; choose one of: {', '.join(KINDS)}."
+            )
         if self.tokenizer not in TOKENIZERS:
-            raise ValueError(f"tokenizer {self.tokenizer!r} unknown; choose one of: {', '.join(TOKENIZERS)}.")
+            raise ValueError(
+                f"tokenizer {self.tokenizer!r} unknown; choose one of: {', '.join(TOKENIZERS)}."
+            )
         if self.bm25_backend not in BACKENDS:
-            raise ValueError(f"bm25_backend {self.bm25_backend!r} unknown; choose one of: {', '.join(BACKENDS)}.")
-        if isinstance(self.rrf_k, bool) or not isinstance(self.rrf_k, (int, float)) or not self.rrf_k >= 0:
+            raise ValueError(
+                f"bm25_backend {self.bm25_backend!r} unknown; choose one of: {', '.join(BACKENDS)}."
+            )
+        if (
+            isinstance(self.rrf_k, bool)
+            or not isinstance(self.rrf_k, (int, float))
+            or not self.rrf_k >= 0
+        ):
             raise ValueError(f"rrf_k must be a number >= 0, got {self.rrf_k!r}.")
         if not isinstance(self.weights, Mapping) or set(self.weights) - {"dense", "bm25"}:
             raise ValueError(f"weights must map 'dense' / 'bm25' to numbers, got {self.weights!r}.")
         for name, w in self.weights.items():
-            if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
+            if (
+                isinstance(w, bool)
+                or not isinstance(w, (int, float))
+                or not math.isfinite(w)
+                or w < 0
+            ):
                 raise ValueError(f"weights[{name!r}] must be a finite number >= 0, got {w!r}.")
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size <= 0:
+        if (
+            isinstance(self.batch_size, bool)
+            or not isinstance(self.batch_size, int)
+            or self.batch_size <= 0
+        ):
             raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}.")
         object.__setattr__(self, "weights", {k: float(v) for k, v in self.weights.items()})
 
@@ -88,25 +107,16 @@ class HybridConfig:
         return data
 
 
-@contextlib.contextmanager
-def _torch_threads(n: int | None) -> Iterator[None]:
-    """Temporarily run torch with ``n`` intra-op threads (``None``: leave as is).
+def _torch_limit() -> ThreadLimit:
+    global _TORCH_LIMIT
+    if _TORCH_LIMIT is None:
+        import torch
 
-    A batch of one short query is too small to split across threads: the fork/join costs more
-    than it saves, and on a busy CPU spinning workers made one MiniLM query ~20x slower
-    (measured: 3.3 s with 2 threads vs 0.17 s with 1 on an overloaded 2-core machine).
-    """
-    import torch
+        _TORCH_LIMIT = ThreadLimit(torch.get_num_threads, torch.set_num_threads)
+    return _TORCH_LIMIT
 
-    before = torch.get_num_threads()
-    if n is None or n >= before:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+
+_TORCH_LIMIT: ThreadLimit | None = None
 
 
 def _check_passages(passages: Iterable[Passage]) -> list[Passage]:
@@ -116,7 +126,9 @@ def _check_passages(passages: Iterable[Passage]) -> list[Passage]:
     seen: set[str] = set()
     for i, p in enumerate(items):
         if not isinstance(p, Passage):
-            raise TypeError(f"passages[{i}] is {type(p).__name__}, expected simcse_rag.schema.Passage.")
+            raise TypeError(
+                f"passages[{i}] is {type(p).__name__}, expected simcse_rag.schema.Passage."
+            )
         if p.id in seen:
             raise ValueError(f"Duplicate passage id {p.id!r} (passages[{i}]); ids must be unique.")
         seen.add(p.id)
@@ -147,6 +159,9 @@ class HybridRetriever:
         self._dense = DenseIndex(encoder.dim, self.config.dense_index)
         self._bm25 = BM25Index(self.config.tokenizer, self.config.bm25_backend)
         self._cache = EmbeddingCache(self._fingerprint, encoder.dim)
+        # Searches share the indexes; add / delete / save take them exclusively, so a search
+        # sees the whole state before or after an update, never a mix.
+        self._lock = ReadWriteLock()
 
     @classmethod
     def from_passages(
@@ -164,7 +179,9 @@ class HybridRetriever:
         """
         items = _check_passages(passages)
         if not items:
-            raise ValueError("Cannot build a retriever from an empty corpus; give at least one passage.")
+            raise ValueError(
+                "Cannot build a retriever from an empty corpus; give at least one passage."
+            )
         retriever = cls(encoder, config)
         retriever.add(items, show_progress=show_progress)
         return retriever
@@ -238,24 +255,28 @@ class HybridRetriever:
             return
         ids = [p.id for p in items]
         texts = [p.text for p in items]
-        vectors = self.embed_passages(texts, show_progress=show_progress)
-        self._dense.add(ids, vectors)
-        self._bm25.add(ids, texts)
-        for p in items:
-            self._passages[p.id] = p
+        vectors = self.embed_passages(texts, show_progress=show_progress)  # outside the lock
+        with self._lock.write():
+            self._dense.add(ids, vectors)
+            self._bm25.add(ids, texts)
+            self._bm25._ensure_built()  # rebuild now, not in the next search
+            for p in items:
+                self._passages[p.id] = p
 
     def delete(self, ids: Iterable[str]) -> int:
         """Remove passages by id; unknown ids are ignored. Returns how many were removed."""
         if isinstance(ids, str):
             raise TypeError("delete() takes a list of ids; wrap a single id in a list.")
-        gone = [i for i in dict.fromkeys(ids) if i in self._passages]
-        if not gone:
-            return 0
-        self._dense.delete(gone)
-        self._bm25.delete(gone)
-        for i in gone:
-            del self._passages[i]
-        return len(gone)
+        with self._lock.write():
+            gone = [i for i in dict.fromkeys(ids) if i in self._passages]
+            if not gone:
+                return 0
+            self._dense.delete(gone)
+            self._bm25.delete(gone)
+            self._bm25._ensure_built()
+            for i in gone:
+                del self._passages[i]
+            return len(gone)
 
     def load_cache(self, path: str | os.PathLike[str]) -> int:
         """Reuse the embedding cache of a saved retriever if it was made by the same model.
@@ -279,7 +300,7 @@ class HybridRetriever:
 
         out = []
         size = self.config.batch_size
-        with torch.inference_mode(), _torch_threads(1 if len(queries) <= 4 else None):
+        with torch.inference_mode(), _torch_limit()(1 if len(queries) <= 4 else None):
             for start in range(0, len(queries), size):
                 features = self.encoder.tokenize(list(queries[start : start + size]))
                 features = {k: v.to(self.encoder.device) for k, v in features.items()}
@@ -309,7 +330,9 @@ class HybridRetriever:
             TypeError: ``query`` is not a string.
         """
         if not isinstance(query, str):
-            raise TypeError(f"query must be a str, got {type(query).__name__}; use search_batch for lists.")
+            raise TypeError(
+                f"query must be a str, got {type(query).__name__}; use search_batch for lists."
+            )
         return self.search_batch([query], k=k, mode=mode, candidates=candidates)[0]
 
     def search_batch(
@@ -329,8 +352,16 @@ class HybridRetriever:
             raise ValueError(f"Unknown mode {mode!r}; choose one of: {', '.join(MODES)}.")
         depth = max(candidates, k) if mode == "hybrid" else k
         live = [i for i, q in enumerate(queries) if q.strip()]
+        if not live:
+            return [[] for _ in queries]
+        with self._lock.read():
+            return self._search_live(queries, live, k, mode, depth)
+
+    def _search_live(
+        self, queries: list[str], live: list[int], k: int, mode: str, depth: int
+    ) -> list[list[Hit]]:
         results: list[list[Hit]] = [[] for _ in queries]
-        if not live or not self._passages:
+        if not self._passages:
             return results
         texts = [queries[i] for i in live]
         dense = self._dense_rankings(texts, depth) if mode in ("hybrid", "dense") else None
@@ -354,20 +385,28 @@ class HybridRetriever:
 
     def _dense_rankings(self, texts: list[str], depth: int) -> list[list[tuple[str, float]]]:
         ids, scores = self._dense.search(self.encode_queries(texts), depth)
-        return [list(zip(r_ids.tolist(), r_scores.tolist())) for r_ids, r_scores in zip(ids, scores)]
+        return [
+            list(zip(r_ids.tolist(), r_scores.tolist(), strict=False))
+            for r_ids, r_scores in zip(ids, scores, strict=False)
+        ]
 
     def _bm25_rankings(self, texts: list[str], depth: int) -> list[list[tuple[str, float]]]:
         ids, scores = self._bm25.search(texts, depth)
         # Documents sharing no term with the query score 0: they are not BM25 matches.
         return [
-            [(d, s) for d, s in zip(r_ids.tolist(), r_scores.tolist()) if s > 0]
-            for r_ids, r_scores in zip(ids, scores)
+            [(d, s) for d, s in zip(r_ids.tolist(), r_scores.tolist(), strict=False) if s > 0]
+            for r_ids, r_scores in zip(ids, scores, strict=False)
         ]
 
     def _fill(self, hit: Hit) -> Hit:
         p = self._passages[hit.id]
         return Hit(
-            id=hit.id, score=hit.score, rank=hit.rank, text=p.text, metadata=p.metadata, sources=hit.sources
+            id=hit.id,
+            score=hit.score,
+            rank=hit.rank,
+            text=p.text,
+            metadata=p.metadata,
+            sources=hit.sources,
         )
 
     # ------------------------------------------------------------------ persistence
@@ -379,14 +418,19 @@ class HybridRetriever:
             The folder.
         """
         target = Path(path)
-        self._cache.retain(p.text for p in self._passages.values())
-        _io.atomic_write_dir(target, self._write)
+        with self._lock.write():
+            self._cache.retain(p.text for p in self._passages.values())
+            _io.atomic_write_dir(target, self._write)
         return target
 
     def _write(self, folder: Path) -> None:
         with open(folder / "passages.jsonl", "w", encoding="utf-8") as fh:
             for p in self._passages.values():
-                fh.write(json.dumps({"id": p.id, "text": p.text, "metadata": p.metadata}, ensure_ascii=False))
+                fh.write(
+                    json.dumps(
+                        {"id": p.id, "text": p.text, "metadata": p.metadata}, ensure_ascii=False
+                    )
+                )
                 fh.write("\n")
         (folder / "dense").mkdir()
         self._dense._write(folder / "dense")
@@ -484,7 +528,9 @@ class HybridRetriever:
                 f"{len(retriever._bm25)} BM25 documents; rebuild it."
             )
         if retriever._dense.dim != encoder.dim:
-            raise ValueError(f"Index dim {retriever._dense.dim} != model dim {encoder.dim}; rebuild it.")
+            raise ValueError(
+                f"Index dim {retriever._dense.dim} != model dim {encoder.dim}; rebuild it."
+            )
         return retriever
 
 
@@ -495,4 +541,3 @@ def _read_passages(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
         if not isinstance(obj.get("id"), str) or not isinstance(obj.get("text"), str):
             raise ValueError(f"{path}:{lineno}: passage needs string 'id' and 'text'; corrupted.")
         yield lineno, obj
-

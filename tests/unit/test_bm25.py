@@ -107,7 +107,7 @@ def test_save_load_round_trip(index: BM25Index, tmp_path: Path, backend: str) ->
     loaded = BM25Index.load(tmp_path / "bm25")
     assert loaded.backend == index.backend and len(loaded) == len(index)
     queries = ["children fevers", "cash quarter", "nothing matches zzz"]
-    for a, b in zip(index.search(queries, k=3), loaded.search(queries, k=3)):
+    for a, b in zip(index.search(queries, k=3), loaded.search(queries, k=3), strict=False):
         np.testing.assert_array_equal(a, b)
     loaded.add(["new"], ["quarterly cash dividends"])  # still updatable after loading
     assert loaded.search(["quarterly"], k=1)[0][0, 0] == "new"
@@ -144,8 +144,8 @@ def test_rank_bm25_parity_on_shared_data(shared_data: Path) -> None:
     for row in range(len(queries)):
         # Same documents at every score level: equal up to the order of tied scores.
         cut = f_scores[row, -1]
-        strict_f = {d for d, s in zip(f_ids[row], f_scores[row]) if s > cut + 1e-5}
-        strict_s = {d for d, s in zip(s_ids[row], s_scores[row]) if s > cut + 1e-5}
+        strict_f = {d for d, s in zip(f_ids[row], f_scores[row], strict=False) if s > cut + 1e-5}
+        strict_s = {d for d, s in zip(s_ids[row], s_scores[row], strict=False) if s > cut + 1e-5}
         assert strict_f == strict_s
 
 

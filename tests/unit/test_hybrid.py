@@ -50,7 +50,7 @@ def test_hybrid_hits_carry_everything(retriever: HybridRetriever) -> None:
     assert set(top.sources) == {"dense", "bm25"} and top.sources["bm25"].rank == 1
     expected = 1 / (60 + top.sources["dense"].rank) + 1 / (60 + 1)
     assert top.score == pytest.approx(expected)
-    assert all(a.score >= b.score for a, b in zip(hits, hits[1:]))
+    assert all(a.score >= b.score for a, b in zip(hits, hits[1:], strict=False))
 
 
 def test_modes(retriever: HybridRetriever) -> None:
@@ -73,7 +73,7 @@ def test_batch_equals_single(retriever: HybridRetriever) -> None:
     queries = ["fever", "", "tax rate", "发烧"]
     batch = retriever.search_batch(queries, k=3)
     assert batch[1] == []
-    for q, hits in zip(queries, batch):
+    for q, hits in zip(queries, batch, strict=False):
         single = retriever.search(q, k=3)
         assert [h.id for h in hits] == [h.id for h in single]
         assert [h.score for h in hits] == pytest.approx([h.score for h in single], abs=1e-6)
@@ -102,7 +102,9 @@ def test_bad_arguments(retriever: HybridRetriever) -> None:
 
 
 def test_add_upsert_delete(retriever: HybridRetriever) -> None:
-    retriever.add([Passage("p2", "measles vaccine schedule", {"v": 2}), Passage("p6", "stock market")])
+    retriever.add(
+        [Passage("p2", "measles vaccine schedule", {"v": 2}), Passage("p6", "stock market")]
+    )
     assert len(retriever) == 6
     assert retriever.get("p2").metadata == {"v": 2}
     hits = retriever.search("measles vaccine", k=1, mode="bm25")
@@ -155,7 +157,9 @@ def test_cache_from_other_model_is_ignored(tiny_encoder: Any, tmp_path: Path) ->
 
 @pytest.mark.parametrize("dense_index", ["flat", "hnsw"])
 def test_save_load_round_trip(tiny_encoder: Any, tmp_path: Path, dense_index: str) -> None:
-    config = HybridConfig(dense_index=dense_index, tokenizer="auto", rrf_k=30, weights={"dense": 2.0, "bm25": 1.0})
+    config = HybridConfig(
+        dense_index=dense_index, tokenizer="auto", rrf_k=30, weights={"dense": 2.0, "bm25": 1.0}
+    )
     retriever = HybridRetriever.from_passages(PASSAGES, tiny_encoder, config=config)
     retriever.delete(["p5"])
     folder = retriever.save(tmp_path / "idx")
@@ -168,9 +172,7 @@ def test_save_load_round_trip(tiny_encoder: Any, tmp_path: Path, dense_index: st
     assert loaded.config == config and len(loaded) == 4
     for q in ("fever", "tax", "发烧"):
         a, b = retriever.search(q, k=4), loaded.search(q, k=4)
-        assert [
-            (h.id, round(h.score, 6)) for h in a
-        ] == [(h.id, round(h.score, 6)) for h in b]
+        assert [(h.id, round(h.score, 6)) for h in a] == [(h.id, round(h.score, 6)) for h in b]
 
 
 def test_load_with_other_model_fails(tiny_encoder: Any, tmp_path: Path) -> None:
@@ -201,7 +203,9 @@ def test_load_corrupted(tiny_encoder: Any, tmp_path: Path) -> None:
         HybridRetriever.load(folder, tiny_encoder)
 
 
-def test_failed_save_keeps_existing_index(tiny_encoder: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_save_keeps_existing_index(
+    tiny_encoder: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     retriever = HybridRetriever.from_passages(PASSAGES, tiny_encoder)
     folder = retriever.save(tmp_path / "idx")
     before = (folder / "manifest.json").read_text()

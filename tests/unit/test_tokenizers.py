@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from simcse_rag.index.tokenizers import get_tokenizer, tokenize, tokenize_auto, tokenize_en, tokenize_zh
+from simcse_rag.index.tokenizers import (
+    get_tokenizer,
+    tokenize,
+    tokenize_auto,
+    tokenize_en,
+    tokenize_zh,
+)
 
 
 def test_english_lowercases_stems_and_drops_stopwords() -> None:

@@ -155,12 +155,14 @@ class HybridRRFRetriever(BaseRetriever):
         """
         if (retrievers is None) == (index is None):
             raise ValueError(
-                "Pass either retrievers=[...] (fuse LlamaIndex retrievers) or index= (a "
-                "simcse_rag HybridRetriever, e.g. via HybridRRFRetriever.from_nodes), not both."
+                "Pass exactly one of retrievers=[...] (fuse LlamaIndex retrievers) or index= (a "
+                "simcse_rag HybridRetriever, e.g. via HybridRRFRetriever.from_nodes)."
             )
         self.similarity_top_k = _check_top_k(similarity_top_k)
         self.mode = _check_mode(mode)
         self.candidates = _check_top_k(candidates) if index is not None else candidates
+        if isinstance(rrf_k, bool) or not isinstance(rrf_k, (int, float)) or not rrf_k >= 0:
+            raise ValueError(f"rrf_k must be a number >= 0 (60 in the RRF paper), got {rrf_k!r}.")
         self.rrf_k = rrf_k
         self._index = index
         self._retrievers: list[BaseRetriever] = []

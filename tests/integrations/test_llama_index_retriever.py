@@ -247,14 +247,16 @@ def test_persist_of_fused_retrievers_is_refused(tmp_path) -> None:
 
 def test_bad_arguments_are_rejected(hybrid, embed_model) -> None:
     one = _FixedRetriever([("a", 1.0)])
-    with pytest.raises(ValueError, match="either retrievers"):
+    with pytest.raises(ValueError, match="exactly one of retrievers"):
         HybridRRFRetriever()
-    with pytest.raises(ValueError, match="either retrievers"):
+    with pytest.raises(ValueError, match="exactly one of retrievers"):
         HybridRRFRetriever(retrievers=[one], index=hybrid.index)
     with pytest.raises(ValueError, match="2 weights for 1 retrievers"):
         HybridRRFRetriever(retrievers=[one], weights=[1.0, 2.0])
     with pytest.raises(ValueError, match=r"weights\[0\]"):
         HybridRRFRetriever(retrievers=[one], weights=[-1.0])
+    with pytest.raises(ValueError, match="rrf_k"):
+        HybridRRFRetriever(retrievers=[one], rrf_k=-1)
     with pytest.raises(ValueError, match="similarity_top_k"):
         HybridRRFRetriever(retrievers=[one], similarity_top_k=0)
     with pytest.raises(TypeError, match="retrievers\\[0\\]"):

@@ -37,7 +37,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from simcse_rag import _io
+from simcse_rag import _io, distributed
 from simcse_rag.data import NoDuplicateBatchSampler, TrainExample, as_examples, load_examples
 from simcse_rag.encoder import SimCSEEncoder, _quiet_transformers
 from simcse_rag.losses import simcse_loss
@@ -243,7 +243,9 @@ def train(
     examples = as_examples(examples)
     if not examples:
         raise ValueError("No training examples given.")
-    out = _prepare_output_dir(Path(output_dir), resume=resume, overwrite=overwrite)
+    out = Path(output_dir)
+    if distributed.is_main_process():  # under torchrun only rank 0 touches the disk
+        out = _prepare_output_dir(out, resume=resume, overwrite=overwrite)
 
     # ---- set-up: seed, pooling / MLP head, dropout, data, optimizer, schedule
     torch.manual_seed(config.seed)
@@ -267,12 +269,16 @@ def train(
     evaluated_step = state.evals[-1]["step"] if state.evals else -1
 
     def save_checkpoint() -> None:
+        if not distributed.is_main_process():
+            return
         with _pooling(encoder, save_pooling):
             _save_checkpoint(
                 out / LAST_CHECKPOINT, encoder, optimizer, scheduler, scaler, state, config
             )
 
     def evaluate() -> None:
+        if not distributed.is_main_process():
+            return
         metric = _run_eval(encoder, eval_fn, save_pooling, train_pooling)  # type: ignore[arg-type]
         state.evals.append({"step": state.step, "metric": metric})
         logger.info("step %d: eval %.4f", state.step, metric)
@@ -284,7 +290,12 @@ def train(
     # ---- the loop
     encoder.model.train()
     encoder.pooling = train_pooling
-    bar = tqdm(total=total_steps, initial=state.step, disable=not show_progress, desc="Training")
+    bar = tqdm(
+        total=total_steps,
+        initial=state.step,
+        disable=not show_progress or not distributed.is_main_process(),
+        desc="Training",
+    )
     batches, batches_epoch = [], -1
     try:
         while state.step < total_steps:
@@ -293,8 +304,10 @@ def train(
             if state.batch_in_epoch >= len(batches):
                 state.epoch, state.batch_in_epoch = state.epoch + 1, 0
                 continue
-            batch = [examples[i] for i in batches[state.batch_in_epoch]]
+            # Under torch.distributed each process embeds its shard of the global batch.
+            batch = distributed.shard([examples[i] for i in batches[state.batch_in_epoch]])
             loss = _forward_backward(encoder, batch, tokens, config, amp_dtype, scaler)
+            distributed.average_gradients(encoder.model)
             if not math.isfinite(loss):
                 raise _diverged(f"loss is {loss}", state, out)
             if scaler is not None:
@@ -335,7 +348,8 @@ def train(
         evaluate()
     if saved_step != state.step:
         save_checkpoint()
-    _save_final(out, encoder, state, config)
+    if distributed.is_main_process():
+        _save_final(out, encoder, state, config)
     return TrainResult(
         global_step=state.step,
         losses=list(state.losses),
@@ -540,15 +554,22 @@ def _forward_backward(
     groups = [anchors, positives] + ([negatives] if negatives else [])
 
     def embed(texts: Sequence[str]) -> torch.Tensor:
+        if not texts:  # an empty shard (global batch smaller than the number of processes)
+            return torch.zeros((0, encoder.dim), device=encoder.device)
         with torch.autocast(encoder.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             return encoder.forward(tokens.features(texts)).float()
 
     def loss_of(reps: list[torch.Tensor]) -> torch.Tensor:
+        own = owner if negatives else None
+        if distributed.is_distributed():  # global batch: every process's texts, with gradients
+            if not negatives:  # other shards may have hard negatives: always gather three groups
+                reps = [*reps, reps[0].new_zeros((0, reps[0].shape[1]))]
+            reps, own = distributed.gather_batch(reps, owner)
         return simcse_loss(
             reps[0],
             reps[1],
-            reps[2] if negatives else None,
-            negative_owner=owner if negatives else None,
+            reps[2] if len(reps) > 2 and reps[2].shape[0] else None,
+            negative_owner=own if len(reps) > 2 and reps[2].shape[0] else None,
             temperature=config.temperature,
             hard_negative_weight=config.hard_negative_weight,
             symmetric=config.symmetric,

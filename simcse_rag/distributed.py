@@ -1,6 +1,7 @@
 """Multi-process (multi-GPU / multi-node) training helpers: in-batch negatives across processes.
 
-Launch training with ``torchrun --nproc-per-node N ...`` (or ``accelerate launch``); when
+Launch training with ``torchrun --nproc-per-node N -m simcse_rag train ...`` (or ``accelerate
+launch``; the CLI joins the process group via :func:`init_from_env`); when
 ``torch.distributed`` is initialised, :func:`simcse_rag.trainer.train` splits each global batch
 into one contiguous shard per process, embeds its shard, gathers every process's embeddings
 *with their gradients* (:func:`torch.distributed.nn.functional.all_gather`), and computes the
@@ -19,6 +20,7 @@ last batch of an epoch), which the gather handles by padding.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Sequence
 from typing import TypeVar
@@ -52,6 +54,29 @@ def world_size() -> int:
 def is_main_process() -> bool:
     """Whether this process should write files, log and show progress (rank 0)."""
     return rank() == 0
+
+
+def init_from_env() -> str | None:
+    """Join the process group that ``torchrun`` / ``accelerate launch`` describe in the environment.
+
+    Does nothing (returns ``None``) unless ``WORLD_SIZE`` > 1. Uses ``nccl`` when CUDA is
+    available (one GPU per process, ``cuda:LOCAL_RANK``), else ``gloo`` on CPU.
+
+    Returns:
+        The device this process should use (``"cuda:N"`` or ``"cpu"``), or ``None`` when not
+        launched as several processes.
+    """
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    cuda = torch.cuda.is_available()
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if not dist.is_initialized():
+        if cuda:
+            torch.cuda.set_device(local)
+        dist.init_process_group("nccl" if cuda else "gloo")
+    return f"cuda:{local}" if cuda else "cpu"
 
 
 def shard(items: Sequence[T]) -> list[T]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -105,7 +106,10 @@ def run(args: argparse.Namespace) -> int:
         def eval_fn(encoder: SimCSEEncoder) -> float:
             return evaluate_sts(encoder, pairs)["spearman"]
 
-    encoder = SimCSEEncoder.from_pretrained(args.model, device=args.device)
+    from simcse_rag.distributed import init_from_env
+
+    device = init_from_env() or args.device  # torchrun / accelerate launch: one process per device
+    encoder = SimCSEEncoder.from_pretrained(args.model, device=device)
     try:
         result = train(
             encoder,
@@ -120,5 +124,6 @@ def run(args: argparse.Namespace) -> int:
     except FloatingPointError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(training_summary(result))
+    if device is None or int(os.environ.get("RANK", "0")) == 0:  # one summary under torchrun
+        print(training_summary(result))
     return 0

@@ -185,3 +185,26 @@ def test_two_process_training_matches_single_process(tmp_path, tiny_model_dir):
         rtol=1e-4,
         atol=1e-5,
     )
+
+
+@pytest.mark.slow
+def test_torchrun_cli_trains_with_two_processes(tmp_path, tiny_model_dir):
+    """``torchrun --nproc-per-node 2 -m simcse_rag train sup ...`` end to end (CPU, gloo)."""
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("torchrun") is None:
+        pytest.skip("torchrun not on PATH")
+    data = tmp_path / "pairs.tsv"
+    data.write_text("anchor\tpositive\n" + "\n".join(f"{a}\t{p}" for a, p in PAIRS) + "\n")
+    out = tmp_path / "model"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
+    cmd += ["--rdzv-backend", "c10d", "--rdzv-endpoint", "127.0.0.1:0", "-m", "simcse_rag"]
+    cmd += ["train", "sup", "--data", str(data), "--out", str(out), "--model", str(tiny_model_dir)]
+    cmd += ["--max-steps", "2", "--batch-size", "6", "--dropout", "0", "--no-progress"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("final loss") == 1  # one summary, from rank 0
+    assert (out / "config.json").is_file()

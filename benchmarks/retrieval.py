@@ -106,6 +106,22 @@ def corpus_embeddings(
     return cache, encode_s
 
 
+def subsample_corpus(data: Any, limit: int) -> Any:
+    """Keep every passage judged for an evaluated query plus seeded random others, ``limit`` in all.
+
+    Only for machines too slow to encode the full corpus; the table says when it was used.
+    """
+    judged = {d for q in data.queries for d in data.qrels.get(q, {})}
+    keep = [p for p in data.corpus if p.id in judged]
+    others = [p for p in data.corpus if p.id not in judged]
+    random.Random(0).shuffle(others)
+    keep += others[: max(0, limit - len(keep))]
+    log.warning(
+        "corpus limited to %d of %d passages (%d judged)", len(keep), len(data.corpus), len(judged)
+    )
+    return type(data)(keep, data.queries, data.qrels)
+
+
 # ---------------------------------------------------------------------------------- systems
 def run_ours(data: Any, encoder: Any, cache: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
     from simcse_rag.index.hybrid import HybridConfig, HybridRetriever
@@ -333,6 +349,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--systems", nargs="+", default=["ours", "langchain", "llamaindex"])
     parser.add_argument("--max-queries", type=int, default=None, help="limit queries (smoke runs)")
+    parser.add_argument(
+        "--corpus-limit",
+        type=int,
+        default=None,
+        help="keep every judged passage plus seeded random others up to this many (slow CPUs)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch/FAISS threads while querying")
     parser.add_argument(
         "--cache-dir", type=Path, default=None, help="reuse corpus embeddings across runs"
@@ -372,6 +394,8 @@ def main(argv: list[str] | None = None) -> int:
                 {q: data.queries[q] for q in keep},
                 {q: data.qrels[q] for q in keep if q in data.qrels},
             )
+        if args.corpus_limit and len(data.corpus) > args.corpus_limit:
+            data = subsample_corpus(data, args.corpus_limit)
         texts = [p.text for p in data.corpus]
         vocab_source.extend(texts[:5000])
         cache, encode_s = corpus_embeddings(encoder, texts, args.cache_dir, name)

@@ -30,6 +30,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--tokenizer", default="auto", choices=("auto", "en", "zh"))
     build.add_argument("--bm25-backend", default="bm25s", choices=("bm25s", "rank_bm25"))
     build.add_argument("--batch-size", type=positive_int, default=64)
+    build.add_argument(
+        "--backend",
+        default="faiss",
+        choices=("faiss", "milvus"),
+        help="dense vectors in FAISS files (default) or in Milvus (extra: simcse-rag[milvus])",
+    )
+    build.add_argument(
+        "--milvus-uri",
+        default=None,
+        help="with --backend milvus: a local path ending in .db (Milvus Lite) or "
+        "http://host:19530 (server; credentials from $MILVUS_TOKEN)",
+    )
+    build.add_argument(
+        "--milvus-collection",
+        default="simcse_rag",
+        help="collection name prefix; each build writes <prefix>_<8 hex> and drops the "
+        "previous build's collection once the new index is saved",
+    )
+    build.add_argument(
+        "--milvus-index-type",
+        default="AUTOINDEX",
+        choices=("AUTOINDEX", "FLAT", "HNSW", "IVF_FLAT"),
+    )
     build.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     build.set_defaults(func=run_build)
 
@@ -84,13 +107,29 @@ def run_build(args: argparse.Namespace) -> int:
         bm25_backend=args.bm25_backend,
         batch_size=args.batch_size,
     )
+    if args.backend == "milvus" and not args.milvus_uri:
+        raise ValueError(
+            "--backend milvus needs --milvus-uri: a local path ending in .db (Milvus Lite) or "
+            "http://host:19530 (a Milvus server)."
+        )
     encoder = load_encoder(args)
     start = time.perf_counter()
-    retriever = HybridRetriever(encoder, config)
+    dense = _new_milvus_index(args, encoder.dim) if args.backend == "milvus" else None
+    previous = _milvus_settings(args.out) if existing else None
+    retriever = HybridRetriever(encoder, config, dense_index=dense)
     reused = retriever.load_cache(args.out) if existing else 0
     _, missing = retriever.cache.lookup([p.text for p in passages])
-    retriever.add(passages, show_progress=not args.no_progress)
-    retriever.save(args.out)
+    try:
+        retriever.add(passages, show_progress=not args.no_progress)
+        if dense is not None:
+            dense.flush()
+        retriever.save(args.out)
+    except BaseException:
+        if dense is not None:  # the old index (and its collection) stay as they were
+            _drop_quietly(dense)
+        raise
+    if previous is not None and dense is not None and previous.collection != dense.collection:
+        _drop_quietly(previous)
     source = " from the previous index" if reused else ""
     print(
         f"indexed {len(retriever)} passages into {args.out} in {time.perf_counter() - start:.1f}s "
@@ -98,6 +137,40 @@ def run_build(args: argparse.Namespace) -> int:
         f"dense={retriever.dense_index.structure}, tokenizer={args.tokenizer})"
     )
     return 0
+
+
+def _new_milvus_index(args: argparse.Namespace, dim: int):  # noqa: ANN202
+    import uuid
+
+    from simcse_rag.index.milvus import MilvusDenseIndex
+
+    return MilvusDenseIndex(
+        dim,
+        args.milvus_uri,
+        collection=f"{args.milvus_collection}_{uuid.uuid4().hex[:8]}",
+        index_type=args.milvus_index_type,
+    )
+
+
+def _milvus_settings(folder: Path):  # noqa: ANN202
+    """The Milvus index of an existing build (to drop after a rebuild), or ``None``."""
+    from simcse_rag.index.milvus import SETTINGS_FILE, MilvusDenseIndex
+
+    if not (folder / "dense" / SETTINGS_FILE).is_file():
+        return None
+    try:
+        return MilvusDenseIndex.load(folder / "dense")
+    except ValueError:  # already gone or changed: nothing we should drop
+        return None
+
+
+def _drop_quietly(index) -> None:  # noqa: ANN001
+    import logging
+
+    try:
+        index.drop()
+    except ValueError as exc:
+        logging.getLogger(__name__).warning("could not drop Milvus collection: %s", exc)
 
 
 def _load(args: argparse.Namespace):  # noqa: ANN202

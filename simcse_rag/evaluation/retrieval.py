@@ -48,21 +48,29 @@ def load_qrels(path: str | os.PathLike[str]) -> dict[str, dict[str, int]]:
     if not path.is_file():
         raise ValueError(f"qrels file {str(path)!r} does not exist.")
     qrels: dict[str, dict[str, int]] = {}
-    with open(path, encoding="utf-8", newline="") as fh:
-        for lineno, row in enumerate(csv.reader(fh, delimiter="\t"), start=1):
-            if not row or (
-                lineno == 1 and row[0].strip().lower() in ("query-id", "query_id", "qid")
-            ):
-                continue
-            if len(row) < 3:
-                raise ValueError(
-                    f"{path}:{lineno}: expected 3 tab-separated columns, got {len(row)}."
-                )
-            try:
-                grade = int(float(row[2]))
-            except ValueError:
-                raise ValueError(f"{path}:{lineno}: score {row[2]!r} is not a number.") from None
-            qrels.setdefault(row[0], {})[row[1]] = grade
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            reader = csv.reader(fh, delimiter="\t")
+            for lineno, row in enumerate(reader, start=1):
+                if not row or (
+                    lineno == 1 and row[0].strip().lower() in ("query-id", "query_id", "qid")
+                ):
+                    continue
+                if len(row) < 3:
+                    raise ValueError(
+                        f"{path}:{lineno}: expected 3 tab-separated columns, got {len(row)}."
+                    )
+                try:
+                    grade = int(float(row[2]))
+                except (ValueError, OverflowError):
+                    raise ValueError(
+                        f"{path}:{lineno}: score {row[2]!r} is not a number."
+                    ) from None
+                qrels.setdefault(row[0], {})[row[1]] = grade
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path} is not UTF-8 text (byte {exc.start}); re-encode it.") from None
+    except csv.Error as exc:  # e.g. a field over csv's 128 KiB limit
+        raise ValueError(f"{path}:{reader.line_num}: malformed row ({exc}).") from None
     return qrels
 
 

@@ -174,6 +174,7 @@ class BM25Index:
         self._docs: list[np.ndarray] = []  # token ids per document
         self._engine = self._new_engine()
         self._dirty = False
+        self._ids_arr: np.ndarray | None = None
 
     def _new_engine(self) -> _Bm25sEngine | _RankBm25Engine:
         cls = _Bm25sEngine if self.backend == "bm25s" else _RankBm25Engine
@@ -237,6 +238,7 @@ class BM25Index:
             else:
                 self._docs[pos] = tokens
         self._dirty = True
+        self._ids_arr = None
 
     def delete(self, ids: Iterable[str]) -> int:
         """Remove documents by id; unknown ids are ignored.
@@ -252,7 +254,14 @@ class BM25Index:
         self._docs = [self._docs[p] for p in keep]
         self._pos = {doc_id: p for p, doc_id in enumerate(self._ids)}
         self._dirty = True
+        self._ids_arr = None
         return len(gone)
+
+    def _ids_array(self) -> np.ndarray:
+        # Cached: converting 100k ids to an object array costs milliseconds per query.
+        if self._ids_arr is None:
+            self._ids_arr = np.asarray(self._ids, dtype=object)
+        return self._ids_arr
 
     def _ensure_built(self) -> None:
         if not self._dirty:
@@ -291,7 +300,7 @@ class BM25Index:
         out_scores = np.zeros((len(queries), width), dtype=np.float32)
         if width == 0:
             return out_ids, out_scores
-        ids_arr = np.asarray(self._ids, dtype=object)
+        ids_arr = self._ids_array()
         for row, query in enumerate(queries):
             scores = self.scores(query)
             best = top_k(scores, width)

@@ -362,6 +362,7 @@ class DenseIndex:
         import faiss
 
         folder = Path(path)
+        _io.recover_dir(folder)  # heal a save interrupted between its two renames (non-Linux)
         if not folder.is_dir():
             raise ValueError(f"Dense index folder {str(folder)!r} does not exist.")
         config = _io.read_json(folder / _CONFIG, what="dense index config")

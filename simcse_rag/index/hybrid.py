@@ -29,6 +29,7 @@ import numpy as np
 
 from simcse_rag import _io
 from simcse_rag.index._threads import ReadWriteLock, ThreadLimit
+from simcse_rag.index.backend import DenseBackend
 from simcse_rag.index.bm25 import BACKENDS, BM25Index, _check_k
 from simcse_rag.index.cache import EmbeddingCache
 from simcse_rag.index.dense import KINDS, DenseIndex
@@ -149,14 +150,34 @@ class HybridRetriever:
         ...     print(hit.rank, hit.id, hit.sources)
     """
 
-    def __init__(self, encoder: Any, config: HybridConfig | None = None) -> None:
+    def __init__(
+        self,
+        encoder: Any,
+        config: HybridConfig | None = None,
+        *,
+        dense_index: DenseBackend | None = None,
+    ) -> None:
         if config is not None and not isinstance(config, HybridConfig):
             raise TypeError(f"config must be a HybridConfig, got {type(config).__name__}.")
+        if dense_index is not None and not isinstance(dense_index, DenseBackend):
+            raise TypeError(
+                f"dense_index must implement DenseBackend (e.g. DenseIndex, MilvusDenseIndex), "
+                f"got {type(dense_index).__name__}."
+            )
+        if dense_index is not None and dense_index.dim != encoder.dim:
+            raise ValueError(
+                f"dense_index dim {dense_index.dim} != model dim {encoder.dim}; "
+                "create the index with the model's dimension."
+            )
         self.encoder = encoder
         self.config = config or HybridConfig()
         self._fingerprint = encoder.fingerprint()
         self._passages: dict[str, Passage] = {}
-        self._dense = DenseIndex(encoder.dim, self.config.dense_index)
+        self._dense: DenseBackend = (
+            dense_index
+            if dense_index is not None
+            else DenseIndex(encoder.dim, self.config.dense_index)
+        )
         self._bm25 = BM25Index(self.config.tokenizer, self.config.bm25_backend)
         self._cache = EmbeddingCache(self._fingerprint, encoder.dim)
         # Searches share the indexes; add / delete / save take them exclusively, so a search
@@ -170,9 +191,10 @@ class HybridRetriever:
         encoder: Any,
         *,
         config: HybridConfig | None = None,
+        dense_index: DenseBackend | None = None,
         show_progress: bool = False,
     ) -> HybridRetriever:
-        """Build a retriever over ``passages``.
+        """Build a retriever over ``passages`` (``dense_index``: another backend, e.g. Milvus).
 
         Raises:
             ValueError: No passages, or duplicate ids.
@@ -182,7 +204,7 @@ class HybridRetriever:
             raise ValueError(
                 "Cannot build a retriever from an empty corpus; give at least one passage."
             )
-        retriever = cls(encoder, config)
+        retriever = cls(encoder, config, dense_index=dense_index)
         retriever.add(items, show_progress=show_progress)
         return retriever
 
@@ -203,8 +225,8 @@ class HybridRetriever:
         return self._cache
 
     @property
-    def dense_index(self) -> DenseIndex:
-        """The dense index."""
+    def dense_index(self) -> DenseBackend:
+        """The dense index (FAISS :class:`DenseIndex` unless another backend was given)."""
         return self._dense
 
     @property
@@ -493,6 +515,7 @@ class HybridRetriever:
                 fingerprint differs from the one the index was built with.
         """
         folder = Path(path)
+        _io.recover_dir(folder)  # heal a save interrupted between its two renames (non-Linux)
         manifest = cls.read_manifest(folder)
         try:
             model = manifest["model"]
@@ -517,7 +540,7 @@ class HybridRetriever:
             for _, obj in _read_passages(folder / "passages.jsonl")
         ]
         retriever._passages = {p.id: p for p in passages}
-        retriever._dense = DenseIndex.load(folder / "dense")
+        retriever._dense = _load_dense(folder / "dense")
         retriever._bm25 = BM25Index.load(folder / "bm25")
         retriever._cache = EmbeddingCache.read(folder)
         n = len(retriever._passages)
@@ -532,6 +555,17 @@ class HybridRetriever:
                 f"Index dim {retriever._dense.dim} != model dim {encoder.dim}; rebuild it."
             )
         return retriever
+
+
+def _load_dense(folder: Path) -> DenseBackend:
+    """Load the saved dense backend: Milvus when ``milvus.json`` is there, else FAISS."""
+    from simcse_rag.index.milvus import SETTINGS_FILE
+
+    if (folder / SETTINGS_FILE).is_file():
+        from simcse_rag.index.milvus import MilvusDenseIndex
+
+        return MilvusDenseIndex.load(folder)
+    return DenseIndex.load(folder)
 
 
 def _read_passages(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:

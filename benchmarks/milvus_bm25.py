@@ -15,6 +15,7 @@ Run::
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -30,6 +31,19 @@ SETS = {
     "tatqa_fin_dev": ("dev", "en"),
     "zh_med_qa": ("dev", "zh"),
 }
+
+
+def _lite_wait_for_indexes(index) -> None:
+    """Flush, then wait for Milvus Lite's background index build (private API; in-process server).
+
+    Lite builds segment indexes on a background thread and reports them finished at once, so
+    without this the first searches would scan unindexed rows.
+    """
+    from milvus_lite.server_manager import server_manager_instance
+
+    index.flush()
+    _, db, _ = server_manager_instance._servers[os.path.abspath(index.uri)]
+    db.get_collection(index.collection)._wait_for_bg()
 
 
 def run_index(index, queries: dict[str, str], depth: int, n_latency: int) -> tuple[dict, float]:
@@ -82,7 +96,7 @@ def main() -> None:
             else:
                 index = MilvusBM25Index(str(workdir / f"{name}.db"), analyzer=lang)
                 index.add(ids, texts)
-                index.flush()
+                _lite_wait_for_indexes(index)
             build = time.perf_counter() - t0
             run, p50 = run_index(index, queries, 100, args.latency_queries)
             metrics = evaluate_run(run, data.qrels, ks=(10, 100), metrics=("ndcg", "recall"))

@@ -166,6 +166,11 @@ class MilvusDenseIndex(MilvusCollection):
                 f"the model gives {self.dim}-d; use another collection name or drop this one."
             )
 
+    @property
+    def structure(self) -> str:
+        """Where the vectors live and how they are indexed, e.g. ``milvus-HNSW``."""
+        return f"milvus-{self.index_type}"
+
     # ------------------------------------------------------------------ updates
     def add(self, ids: Sequence[str], vectors: np.ndarray) -> None:
         """Insert vectors; an id already present is replaced (upsert).

@@ -82,6 +82,8 @@ class DemoConfig:
         adapt: Run the domain adaptation.
         max_steps: Fine-tuning steps.
         batch_size: Training pairs per step.
+        learning_rate: Peak learning rate.
+        train_max_length: Token limit of training texts (shorter is faster on CPU).
         sampled_queries: How many pseudo-queries to show for a user's corpus.
         seed: Seed for sampling and training.
     """
@@ -90,8 +92,10 @@ class DemoConfig:
     queries: tuple[str, ...] = ()
     k: int = 3
     adapt: bool = True
-    max_steps: int = 30
-    batch_size: int = 32
+    max_steps: int = 40
+    batch_size: int = 16
+    learning_rate: float = 3e-5
+    train_max_length: int = 96
     sampled_queries: int = 3
     seed: int = 0
 
@@ -107,7 +111,7 @@ class DemoConfig:
             if not isinstance(q, str) or not q.strip():
                 raise ValueError(f"DemoConfig.queries[{i}] must be non-empty text, got {q!r}.")
         object.__setattr__(self, "queries", queries)
-        for name in ("k", "max_steps", "sampled_queries"):
+        for name in ("k", "max_steps", "sampled_queries", "train_max_length"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"DemoConfig.{name} must be a positive integer, got {value!r}.")
@@ -119,6 +123,8 @@ class DemoConfig:
             raise ValueError(
                 f"DemoConfig.batch_size must be an integer >= 2, got {self.batch_size!r}."
             )
+        if not self.learning_rate > 0:
+            raise ValueError(f"DemoConfig.learning_rate must be > 0, got {self.learning_rate!r}.")
 
 
 @dataclass(frozen=True)
@@ -348,14 +354,19 @@ def _adapt(
     adapt_config = AdaptConfig(
         max_steps=config.max_steps,
         batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        train_max_length=config.train_max_length,
         ks=(10,),
         seed=config.seed,
     )
+    pairs, source = pseudo_query_pairs(corpus, seed=config.seed)
     done = adapt(
         corpus,
         encoder,
         out,
         config=adapt_config,
+        pairs=pairs,
+        pairs_source=source,
         eval_set=eval_set,
         overwrite=overwrite,
         cache_dir=cache_dir,
@@ -369,6 +380,42 @@ def _adapt(
         "report": report,
         "output_dir": done.output_dir,
     }
+
+
+def pseudo_query_pairs(corpus: Sequence[Passage], *, seed: int = 0) -> tuple[list[Any], str]:
+    """Training pairs made from the corpus alone: passage titles (when most passages have one)
+    plus one Inverse-Cloze sentence per passage; random crops when neither yields a pair.
+
+    Two kinds of pseudo-query give a small corpus twice the pairs and cover passages whose
+    title is too short to be kept. Duplicate query texts are dropped.
+
+    Returns:
+        The pairs and a description for the report.
+
+    Raises:
+        ValueError: No passage yields a pseudo-query.
+    """
+    from simcse_rag.pseudo_queries import choose_strategy, make_pseudo_queries
+
+    wanted = ["title", "ict"] if choose_strategy(corpus) == "title" else ["ict"]
+    pairs: dict[str, Any] = {}
+    used: list[str] = []
+    for strategy in [*wanted, "crop"]:
+        if strategy == "crop" and pairs:
+            break
+        try:
+            made = make_pseudo_queries(corpus, strategy=strategy, seed=seed)
+        except ValueError:  # no passage suits this strategy (e.g. one-sentence lines for ict)
+            continue
+        used.append(strategy)
+        for pair in made:
+            pairs.setdefault(" ".join(pair.query.split()).lower(), pair)
+    if not pairs:
+        raise ValueError(
+            "No passage of the corpus yields a pseudo-query (passages too short?); give longer "
+            "passages or run the demo with --no-adapt."
+        )
+    return list(pairs.values()), f"pseudo-queries ({' + '.join(used)}) from the corpus"
 
 
 def _languages(corpus: Sequence[Passage]) -> dict[str, int]:

@@ -251,3 +251,41 @@ def test_eval_retrieval_json(
         == 2
     )
     assert "available splits" in _error(capsys)
+
+
+def test_build_fusion_options_saved(
+    tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    corpus = _jsonl(tmp_path / "corpus.jsonl", CORPUS)
+    out = tmp_path / "idx"
+    args = [
+        "index",
+        "build",
+        "--corpus",
+        str(corpus),
+        "--out",
+        str(out),
+        "--model",
+        str(tiny_model_dir),
+    ]
+    assert (
+        main(
+            [*args, "--no-progress", "--rrf-k", "10", "--dense-weight", "1.25", "--tokenizer", "zh"]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert main(["search", str(out), "fever cough", "--json", "-k", "1"]) == 0
+    hit = json.loads(capsys.readouterr().out)[0]
+    expected = sum(
+        w / (10 + hit["sources"][name]["rank"])
+        for name, w in (("dense", 1.25), ("bm25", 1.0))
+        if name in hit["sources"]
+    )
+    assert hit["score"] == pytest.approx(expected)
+    config = json.loads((out / "manifest.json").read_text())["config"]
+    assert (
+        config["rrf_k"] == 10
+        and config["weights"] == {"dense": 1.25, "bm25": 1.0}
+        and config["tokenizer"] == "zh"
+    )

@@ -34,7 +34,7 @@ def read_json(path: Path, *, what: str = "file") -> Any:
             return json.load(fh)
     except FileNotFoundError as exc:
         raise ValueError(f"{what} {path} is missing.") from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: bad UTF-8 / JSON, 4300+ digit integers
         raise ValueError(f"{what} {path} is unreadable or corrupted: {exc}") from exc
 
 
@@ -52,8 +52,9 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                     continue
                 try:
                     obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}:{lineno}: malformed JSON ({exc.msg}).") from exc
+                except ValueError as exc:  # JSONDecodeError, or an integer over 4300 digits
+                    msg = getattr(exc, "msg", None) or str(exc).split(";")[0]
+                    raise ValueError(f"{path}:{lineno}: malformed JSON ({msg}).") from exc
                 if not isinstance(obj, dict):
                     raise ValueError(f"{path}:{lineno}: expected a JSON object per line.")
                 yield lineno, obj

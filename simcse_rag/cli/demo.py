@@ -6,6 +6,7 @@ import argparse
 import shutil
 import sys
 import tempfile
+import textwrap
 import time
 import unicodedata
 from collections.abc import Sequence
@@ -147,8 +148,17 @@ def render(result, *, tiny: bool = False, width: int = 120) -> str:  # noqa: ANN
     lines += _hits_section(result, width)
     if result.before:
         lines += _metrics_section(result)
-    for note in result.notes:
-        lines.append(f"note: {note}")
+    notes = list(result.notes)
+    if result.languages.get("zh") and _is_default_model(result.model):
+        notes.append(
+            "all-MiniLM-L6-v2 is an English model: Chinese and cross-language matches come "
+            "mostly from BM25 (jieba words); for Chinese corpora try --model "
+            "shibing624/text2vec-base-chinese (see cookbook/06_chinese_medical_search.py)"
+        )
+    for note in notes:
+        lines.append(
+            textwrap.fill(f"note: {note}", width=min(width, 100), subsequent_indent="      ")
+        )
     if result.adapted_model is not None:
         lines += [
             "",
@@ -163,13 +173,27 @@ def render(result, *, tiny: bool = False, width: int = 120) -> str:  # noqa: ANN
 def _header(result, tiny: bool) -> str:  # noqa: ANN001
     langs = ", ".join(f"{n} {lang}" for lang, n in sorted(result.languages.items()))
     size = f"{result.passages} passages" + (f" ({langs})" if langs else "")
-    model = Path(result.model).name if result.model else "?"
     lines = [
         f"corpus: {result.corpus_name}: {size}",
-        f"model:  {model}"
+        f"model:  {_model_name(result.model)}"
         + ("  [--tiny: random weights, the numbers mean nothing]" if tiny else ""),
     ]
     return "\n".join(lines)
+
+
+def _is_default_model(name: str) -> bool:
+    from simcse_rag.encoder import default_model_path
+
+    try:
+        return Path(name).resolve() == default_model_path().resolve()
+    except (ImportError, ValueError, OSError):  # the 'model' extra is not installed
+        return False
+
+
+def _model_name(name: str) -> str:
+    if _is_default_model(name):
+        return "all-MiniLM-L6-v2 (bundled, English)"
+    return name or "?"
 
 
 def _hits_section(result, width: int) -> list[str]:  # noqa: ANN001
@@ -185,7 +209,7 @@ def _hits_section(result, width: int) -> list[str]:  # noqa: ANN001
     ]
     if "pseudo" in kinds:
         lines[0] += "\n(queries sampled from your corpus: a title or sentence of a passage)"
-    col = max(24, (width - 6) // 3 - 2)
+    col = max(20, (width - 4 - 3 * 2) // 3)  # rank column + three mode columns, 2-space gaps
     for n, q in enumerate(result.queries, 1):
         label = f"[{n}] {' '.join(q.query.split())}" + (f"   ({q.query_id})" if q.query_id else "")
         lines.append(truncate(label, width))

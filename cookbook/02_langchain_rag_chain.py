@@ -34,7 +34,7 @@ from simcse_rag.demo import load_sample
 
 QUESTIONS = [
     "How much paracetamol can I give my toddler for a fever?",
-    "孩子被烫伤了先做什么",
+    "手足口病会传染吗",
 ]
 
 PROMPT = ChatPromptTemplate.from_messages(

@@ -182,10 +182,11 @@ def _header(result, tiny: bool) -> str:  # noqa: ANN001
 
 
 def _is_default_model(name: str) -> bool:
-    from simcse_rag.encoder import default_model_path
+    from simcse_rag.encoder import default_model_path, resolve_model_path
 
     try:
-        return Path(name).resolve() == default_model_path().resolve()
+        default = default_model_path().resolve()
+        return Path(resolve_model_path(name)).resolve() == default if name else False
     except (ImportError, ValueError, OSError):  # the 'model' extra is not installed
         return False
 

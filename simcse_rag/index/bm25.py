@@ -78,6 +78,14 @@ class _Bm25sEngine:
     def build(self, token_ids: list[list[int]], vocab_size: int) -> None:
         import bm25s
 
+        if not any(token_ids):  # no terms at all: avgdl would be 0 (bm25s divides by it)
+            self.set_matrix(
+                np.zeros(0, np.float32),
+                np.zeros(0, np.int32),
+                np.zeros(vocab_size + 1, np.int64),
+                len(token_ids),
+            )
+            return
         engine = bm25s.BM25(k1=self.k1, b=self.b, method="lucene")
         scores = engine.build_index_from_ids(
             unique_token_ids=list(range(vocab_size)),

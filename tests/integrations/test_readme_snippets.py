@@ -1,10 +1,12 @@
-"""The README's LangChain and LlamaIndex snippets run as printed (real bundled model: slow)."""
+"""The README's LangChain and LlamaIndex snippets, read from README.md, run as printed (slow: real model)."""
 
 from __future__ import annotations
 
 import contextlib
 import io
+import re
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -15,54 +17,21 @@ pytestmark = [
     pytest.mark.skipif(not has_default_model(), reason="needs the 'model' extra"),
 ]
 
-LANGCHAIN = """
-from langchain_core.documents import Document
-from langchain_simcse import SimCSEEmbeddings, SimCSERetriever
+README = Path(__file__).resolve().parents[2] / "README.md"
 
-docs = [Document(page_content="儿童发烧超过三天应该去医院检查。", id="zh-1"),
-        Document(page_content="A child with a fever above 38.5 °C should see a doctor.", id="en-1"),
-        Document(page_content="Dividends are taxed at the shareholder's marginal rate.", id="en-2")]
-retriever = SimCSERetriever.from_documents(docs, embeddings=SimCSEEmbeddings(), k=2)
-for doc in retriever.invoke("my kid has a high temperature"):
-    print(doc.id, round(doc.metadata["score"], 4), doc.metadata["sources"])
-retriever.save("faq-index")                       # JSON + .npy + FAISS files, no pickle
-print([d.id for d in SimCSERetriever.load("faq-index").invoke("发烧", k=1)])
-"""
 
-LLAMA_INDEX = """
-from llama_index.core import Settings
-from llama_index.core.schema import TextNode
-from llama_index_simcse import HybridRRFRetriever, SimCSEEmbedding
+def _snippet(name: str) -> str:
+    """The fenced python block that follows ``<!-- snippet: NAME -->`` in README.md."""
+    text = README.read_text(encoding="utf-8")
+    match = re.search(rf"<!-- snippet: {name} -->\s*```python\n(.*?)```", text, re.S)
+    assert match, f"README.md has no snippet {name!r}"
+    return match.group(1)
 
-Settings.embed_model = embed_model = SimCSEEmbedding()  # bundled all-MiniLM-L6-v2, offline
-nodes = [TextNode(id_="zh-1", text="儿童发烧超过三天应该去医院检查。"),
-         TextNode(id_="en-1", text="A child with a fever above 38.5 °C should see a doctor."),
-         TextNode(id_="en-2", text="Dividends are taxed at the shareholder's marginal rate.")]
-retriever = HybridRRFRetriever.from_nodes(nodes, embed_model=embed_model, similarity_top_k=2)
-for hit in retriever.retrieve("my kid has a high temperature"):
-    print(hit.node.node_id, round(hit.score, 4))
-retriever.persist("faq-index")                      # JSON + .npy + FAISS files, no pickle
-loaded = HybridRRFRetriever.from_persist_dir("faq-index", embed_model=embed_model)
-print([n.node.node_id for n in loaded.retrieve("发烧")])
-"""
 
-LLAMA_INDEX_FUSION = """
-from llama_index.core import VectorStoreIndex
-from llama_index.core.llms import MockLLM
-from llama_index.core.query_engine import RetrieverQueryEngine
-from llama_index.core.schema import TextNode
-from llama_index.retrievers.bm25 import BM25Retriever
-from llama_index_simcse import HybridRRFRetriever, SimCSEEmbedding
-
-nodes = [TextNode(id_="zh-1", text="儿童发烧超过三天应该去医院检查。"),
-         TextNode(id_="en-1", text="A child with a fever above 38.5 °C should see a doctor."),
-         TextNode(id_="en-2", text="Dividends are taxed at the shareholder's marginal rate.")]
-vector = VectorStoreIndex(nodes, embed_model=SimCSEEmbedding()).as_retriever(similarity_top_k=10)
-bm25 = BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=10)
-fused = HybridRRFRetriever(retrievers=[vector, bm25], weights=[0.7, 0.3], similarity_top_k=2)
-engine = RetrieverQueryEngine.from_args(fused, llm=MockLLM())    # use your LLM here
-print([n.node.node_id for n in engine.query("child fever doctor").source_nodes])
-"""
+CORE = _snippet("core")
+LANGCHAIN = _snippet("langchain")
+LLAMA_INDEX = _snippet("llama_index")
+LLAMA_INDEX_FUSION = _snippet("llama_index_fusion")
 
 
 def _run(code: str) -> list[str]:
@@ -75,6 +44,13 @@ def _run(code: str) -> list[str]:
 @pytest.fixture(autouse=True)
 def _in_tmp(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
+
+
+def test_core_snippet() -> None:
+    lines = _run(CORE)
+    assert lines[0].startswith("1 d2 ") and lines[0].endswith("['bm25', 'dense']")
+    assert len(lines) == 3
+    assert lines[-1] == "['d3']"
 
 
 def test_langchain_snippet() -> None:

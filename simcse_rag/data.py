@@ -176,7 +176,7 @@ def read_pairs(path: str | os.PathLike[str]) -> list[TrainExample]:
     for lineno, row in body:
         if len(row) != len(columns):
             raise ValueError(
-                f"{path}:{lineno}: expected {len(columns)} fields ({', '.join(columns)}), "
+                f"{path}:{lineno}: expected {len(columns)} fields ({', '.join(columns)!r}), "
                 f"found {len(row)}; check the delimiter and quoting of that line."
             )
     if label_col is not None:

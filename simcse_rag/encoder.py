@@ -127,14 +127,17 @@ def _sentence_transformers_settings(folder: Path) -> dict[str, Any]:
         if not str(module.get("type", "")).endswith("Pooling"):
             continue
         cfg = _read_json(folder / module.get("path", "") / "config.json") or {}
-        if cfg.get("pooling_mode_mean_tokens"):
+        # sentence-transformers >= 6 writes one "pooling_mode" key; older versions write booleans.
+        mode = cfg.get("pooling_mode")
+        if mode == "mean" or cfg.get("pooling_mode_mean_tokens"):
             settings["pooling"] = "mean"
-        elif cfg.get("pooling_mode_cls_token"):
+        elif mode == "cls" or cfg.get("pooling_mode_cls_token"):
             # sentence-transformers' "cls" is the raw [CLS] state; a following Dense+Tanh is the
             # pooler we write for SimCSE's "cls" (our own config says so and takes precedence).
             settings["pooling"] = "cls_before_pooler"
         else:
-            enabled = sorted(k for k, v in cfg.items() if k.startswith("pooling_mode") and v)
+            enabled = [str(mode)] if mode else []
+            enabled += sorted(k for k, v in cfg.items() if k.startswith("pooling_mode_") and v)
             settings["unsupported_pooling"] = ", ".join(enabled) or "none"
     if any(t.endswith("Dense") for t in types) and "pooling" in settings:
         settings["has_dense"] = True
@@ -439,7 +442,12 @@ class SimCSEEncoder:
         dim = self.dim
         modules: list[dict[str, Any]] = [
             {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+            {
+                "idx": 1,
+                "name": "1",
+                "path": "1_Pooling",
+                "type": "sentence_transformers.models.Pooling",
+            },
         ]
         (folder / "1_Pooling").mkdir()
         _io.write_json(
@@ -458,7 +466,12 @@ class SimCSEEncoder:
         if self.pooling == "cls":
             self._write_pooler_as_dense(folder / "2_Dense")
             modules.append(
-                {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"}
+                {
+                    "idx": 2,
+                    "name": "2",
+                    "path": "2_Dense",
+                    "type": "sentence_transformers.models.Dense",
+                }
             )
         idx = len(modules)
         modules.append(

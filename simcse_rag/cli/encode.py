@@ -7,7 +7,13 @@ import os
 import tempfile
 from pathlib import Path
 
-from simcse_rag.cli._common import add_model_argument, existing_file, load_encoder, positive_int, read_lines
+from simcse_rag.cli._common import (
+    add_model_argument,
+    existing_file,
+    load_encoder,
+    positive_int,
+    read_lines,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,7 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ".npy matrix in line order.",
     )
     add_model_argument(parser)
-    parser.add_argument("--input", required=True, type=existing_file, help="text file, one per line")
+    parser.add_argument(
+        "--input", required=True, type=existing_file, help="text file, one per line"
+    )
     parser.add_argument("--output", required=True, type=Path, help="output .npy path")
     parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument("--no-normalize", action="store_true", help="skip L2 normalisation")

@@ -129,3 +129,49 @@ def test_default_model_matches_sentence_transformers():
     assert np.abs(ours - theirs).max() <= 1e-5
     sims = ours @ ours.T
     assert sims[0, 0] > 0.99
+
+
+@pytest.mark.parametrize(
+    ("pooling_config", "expected"),
+    [
+        ({"pooling_mode": "mean"}, "mean"),  # sentence-transformers >= 6
+        ({"pooling_mode": "cls"}, "cls_before_pooler"),
+        ({"pooling_mode_mean_tokens": True}, "mean"),  # older versions
+    ],
+)
+def test_sentence_transformers_pooling_configs(tiny_model_dir, tmp_path, pooling_config, expected):
+    import json
+    import shutil
+
+    folder = tmp_path / "st"
+    shutil.copytree(tiny_model_dir, folder)
+    (folder / "1_Pooling").mkdir()
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps(pooling_config))
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {
+            "idx": 1,
+            "name": "1",
+            "path": "1_Pooling",
+            "type": "sentence_transformers.models.Pooling",
+        },
+    ]
+    (folder / "modules.json").write_text(json.dumps(modules))
+    assert SimCSEEncoder.from_pretrained(folder, device="cpu").pooling == expected
+
+
+def test_unsupported_sentence_transformers_pooling_is_named(tiny_model_dir, tmp_path):
+    import json
+    import shutil
+
+    folder = tmp_path / "st"
+    shutil.copytree(tiny_model_dir, folder)
+    (folder / "1_Pooling").mkdir()
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode": "max"}))
+    modules = [
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}
+    ]
+    (folder / "modules.json").write_text(json.dumps(modules))
+    with pytest.raises(ValueError, match="max.*pass pooling="):
+        SimCSEEncoder.from_pretrained(folder, device="cpu")
+    assert SimCSEEncoder.from_pretrained(folder, pooling="mean", device="cpu").pooling == "mean"

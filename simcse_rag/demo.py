@@ -357,6 +357,8 @@ def _adapt(
         batch_size=config.batch_size,
         learning_rate=config.learning_rate,
         train_max_length=config.train_max_length,
+        # Evaluate at the model's own length, like the search above, and reuse its vectors.
+        encode_max_length=None,
         ks=(10,),
         seed=config.seed,
     )

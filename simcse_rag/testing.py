@@ -7,7 +7,6 @@ tokenizes character by character), and the model weights are random with a fixed
 
 from __future__ import annotations
 
-import inspect
 import os
 from pathlib import Path
 

@@ -18,7 +18,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+# Shared argument checks, re-exported for the Milvus backends: one definition for every backend.
+from simcse_rag.index.bm25 import _as_str_ids as as_str_ids
+from simcse_rag.index.bm25 import _check_k as check_k  # noqa: F401
+from simcse_rag.index.dense import _as_matrix as as_matrix  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
@@ -64,14 +67,8 @@ def ids_expr(ids: Sequence[str]) -> str:
 
 
 def check_ids(ids: Iterable[str], what: str = "ids") -> list[str]:
-    if isinstance(ids, str):
-        raise TypeError(
-            f"{what} must be a sequence of strings, not a single string; wrap it in a list."
-        )
-    out = list(ids)
+    out = as_str_ids(ids, what)
     for i, doc_id in enumerate(out):
-        if not isinstance(doc_id, str) or not doc_id:
-            raise ValueError(f"{what}[{i}] must be a non-empty string, got {doc_id!r}.")
         if len(doc_id.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
             raise ValueError(
                 f"{what}[{i}] is longer than {MAX_ID_BYTES} UTF-8 bytes (Milvus VARCHAR primary "
@@ -84,24 +81,6 @@ def check_ids(ids: Iterable[str], what: str = "ids") -> list[str]:
                 f"{what}[{i}] is not valid Unicode (lone surrogate): {doc_id!r}."
             ) from None
     return out
-
-
-def check_k(k: int) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
-        raise ValueError(f"k must be a positive integer, got {k!r}.")
-    return int(k)
-
-
-def as_matrix(vectors: Any, dim: int, what: str = "vectors") -> np.ndarray:
-    arr = np.asarray(vectors)
-    if arr.ndim != 2 or arr.shape[1] != dim:
-        raise ValueError(f"{what} must have shape (n, {dim}), got {arr.shape}.")
-    if not np.issubdtype(arr.dtype, np.number):
-        raise TypeError(f"{what} must be numeric, got dtype {arr.dtype}.")
-    arr = np.ascontiguousarray(arr, dtype=np.float32)
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{what} contain NaN or infinity.")
-    return arr
 
 
 def resolve_uri(uri: str) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,18 @@ def _loss_and_grads(model, anchors, positives, negatives, owner):
     return loss.item(), [p.grad.clone() for p in model.parameters()]
 
 
+def _shutdown() -> None:
+    # Wait for every rank before tearing the group down: a rank that exits while its peer's gloo
+    # threads still talk to it can abort with "terminate called without an active exception".
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
+    # The results are on disk; skip interpreter teardown, where a still-joinable C++ thread of
+    # torch (seen ~1 run in 10 on CPU/gloo) aborts the process after the work is done.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 def _gather_worker(rank: int, rendezvous: str, out: str) -> None:
     from simcse_rag import distributed
 
@@ -83,8 +96,8 @@ def _gather_worker(rank: int, rendezvous: str, out: str) -> None:
     loss.backward()
     distributed.average_gradients(model)
     grads = [p.grad.tolist() for p in model.parameters()]
-    Path(out, f"rank{rank}.json").write_text(json.dumps({"loss": float(loss), "grads": grads}))
-    torch.distributed.destroy_process_group()
+    Path(out, f"rank{rank}.json").write_text(json.dumps({"loss": loss.item(), "grads": grads}))
+    _shutdown()
 
 
 def test_gathered_loss_and_gradients_match_one_process(tmp_path):
@@ -156,7 +169,7 @@ def _train_worker(rank: int, rendezvous: str, model_dir: str, out: str) -> None:
     encoder = SimCSEEncoder.from_pretrained(model_dir, device="cpu")
     result = train(encoder, PAIRS, _config(), output_dir=Path(out) / "ddp")
     Path(out, f"train{rank}.json").write_text(json.dumps({"losses": result.losses}))
-    torch.distributed.destroy_process_group()
+    _shutdown()
 
 
 def test_two_process_training_matches_single_process(tmp_path, tiny_model_dir):

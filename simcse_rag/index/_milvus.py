@@ -124,6 +124,15 @@ def is_lite(uri: str) -> bool:
     return not os.fspath(uri).startswith(REMOTE_SCHEMES)
 
 
+def check_save_target(uri: str, target: Path) -> None:
+    """Refuse a save whose folder (replaced as a whole) would contain the Milvus Lite data."""
+    if is_lite(uri) and Path(uri).resolve().is_relative_to(Path(target).resolve()):
+        raise ValueError(
+            f"Milvus Lite data {uri!r} lies inside {str(target)!r}, which save() "
+            "replaces; keep the .db folder beside the saved index instead."
+        )
+
+
 def check_collection_name(collection: str) -> str:
     if not isinstance(collection, str) or not COLLECTION_RE.match(collection):
         raise ValueError(

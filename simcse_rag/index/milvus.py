@@ -34,6 +34,7 @@ from simcse_rag.index._milvus import (
     check_collection_name,
     check_ids,
     check_k,
+    check_save_target,
     is_lite,
     quote,
     resolve_uri,
@@ -299,11 +300,7 @@ class MilvusDenseIndex(MilvusCollection):
         outside ``path`` (saving replaces ``path`` as a whole).
         """
         target = Path(path)
-        if is_lite(self.uri) and Path(self.uri).resolve().is_relative_to(target.resolve()):
-            raise ValueError(
-                f"Milvus Lite data {self.uri!r} lies inside {str(target)!r}, which save() "
-                "replaces; keep the .db folder beside the saved index instead."
-            )
+        check_save_target(self.uri, target)
         _io.atomic_write_dir(target, self._write)
         return target
 

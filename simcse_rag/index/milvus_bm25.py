@@ -33,8 +33,8 @@ from simcse_rag.index._milvus import (
     check_collection_name,
     check_ids,
     check_k,
+    check_save_target,
     ids_expr,
-    is_lite,
     resolve_uri,
 )
 
@@ -278,11 +278,7 @@ class MilvusBM25Index(MilvusCollection):
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the settings (``milvus_bm25.json``) to a folder, atomically."""
         target = Path(path)
-        if is_lite(self.uri) and Path(self.uri).resolve().is_relative_to(target.resolve()):
-            raise ValueError(
-                f"Milvus Lite data {self.uri!r} lies inside {str(target)!r}, which save() "
-                "replaces; keep the .db folder beside the saved index instead."
-            )
+        check_save_target(self.uri, target)
         _io.atomic_write_dir(target, self._write)
         return target
 

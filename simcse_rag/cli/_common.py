@@ -16,6 +16,46 @@ def add_model_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: auto)")
 
 
+def add_retriever_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the :class:`~simcse_rag.index.hybrid.HybridConfig` options shared by commands."""
+    parser.add_argument("--dense-index", default="auto", choices=("auto", "flat", "ivf", "hnsw"))
+    parser.add_argument("--tokenizer", default="auto", choices=("auto", "en", "zh"))
+    parser.add_argument("--batch-size", type=positive_int, default=64)
+    parser.add_argument(
+        "--rrf-k",
+        type=float,
+        default=60,
+        help="RRF constant (default 60; 10 tuned on our dev sets)",
+    )
+    parser.add_argument(
+        "--dense-weight",
+        type=float,
+        default=1.0,
+        help="RRF weight of the dense ranking, BM25 weight 1 (1.25 tuned on our dev sets)",
+    )
+    parser.add_argument(
+        "--query-backend",
+        default="auto",
+        choices=("auto", "torch", "onnx", "onnx-int8"),
+        help="query encoder: auto = ONNX Runtime int8 on CPU (fastest; onnx = fp32, exact)",
+    )
+
+
+def retriever_config(args: argparse.Namespace, **extra: object):  # noqa: ANN201 - lazy import
+    """The HybridConfig described by :func:`add_retriever_arguments`' options."""
+    from simcse_rag.index.hybrid import HybridConfig
+
+    return HybridConfig(
+        dense_index=args.dense_index,
+        tokenizer=args.tokenizer,
+        batch_size=args.batch_size,
+        rrf_k=args.rrf_k,
+        weights={"dense": args.dense_weight, "bm25": 1.0},
+        query_backend=args.query_backend,
+        **extra,
+    )
+
+
 def load_encoder(args: argparse.Namespace):  # noqa: ANN201 - avoid importing torch at parse time
     """Load the encoder named by ``--model`` / ``--device``."""
     from simcse_rag.encoder import SimCSEEncoder

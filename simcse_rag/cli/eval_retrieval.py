@@ -7,7 +7,12 @@ import json
 import time
 from pathlib import Path
 
-from simcse_rag.cli._common import add_model_argument, positive_int
+from simcse_rag.cli._common import (
+    add_model_argument,
+    add_retriever_arguments,
+    positive_int,
+    retriever_config,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,21 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model_argument(parser)
     parser.add_argument("--mode", default="hybrid", choices=("hybrid", "dense", "bm25"))
     parser.add_argument("--candidates", type=positive_int, default=100)
-    parser.add_argument("--dense-index", default="auto", choices=("auto", "flat", "ivf", "hnsw"))
-    parser.add_argument("--tokenizer", default="auto", choices=("auto", "en", "zh"))
-    parser.add_argument("--batch-size", type=positive_int, default=64)
-    parser.add_argument(
-        "--rrf-k",
-        type=float,
-        default=60,
-        help="RRF constant (default 60; 10 tuned on our dev sets)",
-    )
-    parser.add_argument(
-        "--dense-weight",
-        type=float,
-        default=1.0,
-        help="RRF weight of the dense ranking, BM25 weight 1 (1.25 tuned on our dev sets)",
-    )
+    add_retriever_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)
@@ -51,18 +42,12 @@ def run(args: argparse.Namespace) -> int:
 
     from simcse_rag.cli._common import load_encoder
     from simcse_rag.evaluation.retrieval import evaluate_run, load_beir
-    from simcse_rag.index.hybrid import HybridConfig, HybridRetriever
+    from simcse_rag.index.hybrid import HybridRetriever
 
     data = load_beir(args.data, args.split)
     if not data.corpus:
         raise ValueError(f"{args.data / 'corpus.jsonl'} is empty.")
-    config = HybridConfig(
-        dense_index=args.dense_index,
-        tokenizer=args.tokenizer,
-        batch_size=args.batch_size,
-        rrf_k=args.rrf_k,
-        weights={"dense": args.dense_weight, "bm25": 1.0},
-    )
+    config = retriever_config(args)
     encoder = load_encoder(args)
     start = time.perf_counter()
     retriever = HybridRetriever.from_passages(

@@ -7,7 +7,13 @@ import json
 import time
 from pathlib import Path
 
-from simcse_rag.cli._common import add_model_argument, existing_file, load_encoder, positive_int
+from simcse_rag.cli._common import (
+    add_model_argument,
+    add_retriever_arguments,
+    existing_file,
+    load_encoder,
+    retriever_config,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,22 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--corpus", required=True, type=existing_file, help="corpus.jsonl or .txt")
     build.add_argument("--out", required=True, type=Path, help="index folder to create/replace")
     add_model_argument(build)
-    build.add_argument("--dense-index", default="auto", choices=("auto", "flat", "ivf", "hnsw"))
-    build.add_argument("--tokenizer", default="auto", choices=("auto", "en", "zh"))
+    add_retriever_arguments(build)
     build.add_argument("--bm25-backend", default="bm25s", choices=("bm25s", "rank_bm25"))
-    build.add_argument("--batch-size", type=positive_int, default=64)
-    build.add_argument(
-        "--rrf-k",
-        type=float,
-        default=60,
-        help="RRF constant (default 60; 10 tuned on our dev sets)",
-    )
-    build.add_argument(
-        "--dense-weight",
-        type=float,
-        default=1.0,
-        help="RRF weight of the dense ranking, BM25 weight 1 (1.25 tuned on our dev sets)",
-    )
     build.add_argument(
         "--backend",
         default="faiss",
@@ -109,18 +101,11 @@ def _check_out(out: Path) -> bool:
 def run_build(args: argparse.Namespace) -> int:
     """Build an index folder from a corpus file."""
     from simcse_rag.corpus import read_corpus
-    from simcse_rag.index.hybrid import HybridConfig, HybridRetriever
+    from simcse_rag.index.hybrid import HybridRetriever
 
     existing = _check_out(args.out)
     passages = read_corpus(args.corpus)
-    config = HybridConfig(
-        dense_index=args.dense_index,
-        tokenizer=args.tokenizer,
-        bm25_backend=args.bm25_backend,
-        batch_size=args.batch_size,
-        rrf_k=args.rrf_k,
-        weights={"dense": args.dense_weight, "bm25": 1.0},
-    )
+    config = retriever_config(args, bm25_backend=args.bm25_backend)
     if args.backend == "milvus" and not args.milvus_uri:
         raise ValueError(
             "--backend milvus needs --milvus-uri: a local path ending in .db (Milvus Lite) or "

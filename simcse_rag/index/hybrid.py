@@ -35,6 +35,7 @@ from simcse_rag.index.cache import EmbeddingCache
 from simcse_rag.index.dense import KINDS, DenseIndex
 from simcse_rag.index.fusion import reciprocal_rank_fusion
 from simcse_rag.index.tokenizers import TOKENIZERS
+from simcse_rag.query_encoder import QUERY_BACKENDS, LazyQueryEncoder
 from simcse_rag.schema import Hit, Passage, SourceHit
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,10 @@ class HybridConfig:
         rrf_k: RRF constant.
         weights: RRF weight of each source (``dense``, ``bm25``).
         batch_size: Encoding batch size.
+        query_backend: How queries are encoded: ``auto`` (ONNX Runtime int8 on CPU when
+            onnxruntime is installed, else PyTorch), ``torch``, ``onnx`` (fp32, same vectors as
+            PyTorch) or ``onnx-int8``. Passages are always encoded by PyTorch. See
+            :mod:`simcse_rag.query_encoder`.
     """
 
     dense_index: str = "auto"
@@ -63,6 +68,7 @@ class HybridConfig:
     rrf_k: float = 60
     weights: Mapping[str, float] = field(default_factory=lambda: {"dense": 1.0, "bm25": 1.0})
     batch_size: int = 64
+    query_backend: str = "auto"
 
     def __post_init__(self) -> None:
         if self.dense_index not in KINDS:
@@ -99,6 +105,11 @@ class HybridConfig:
             or self.batch_size <= 0
         ):
             raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}.")
+        if self.query_backend not in QUERY_BACKENDS:
+            raise ValueError(
+                f"query_backend {self.query_backend!r} unknown; choose one of: "
+                f"{', '.join(QUERY_BACKENDS)}."
+            )
         object.__setattr__(self, "weights", {k: float(v) for k, v in self.weights.items()})
 
     def to_dict(self) -> dict[str, Any]:
@@ -180,6 +191,7 @@ class HybridRetriever:
         )
         self._bm25 = BM25Index(self.config.tokenizer, self.config.bm25_backend)
         self._cache = EmbeddingCache(self._fingerprint, encoder.dim)
+        self._queries = LazyQueryEncoder(encoder, self.config.query_backend)
         # Searches share the indexes; add / delete / save take them exclusively, so a search
         # sees the whole state before or after an update, never a mix.
         self._lock = ReadWriteLock()
@@ -315,9 +327,13 @@ class HybridRetriever:
     def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
         """Encode queries into unit vectors ``(m, dim)``.
 
-        Queries are short and usually come one at a time, so this skips ``encode``'s length
-        sorting and re-padding and runs tokenizer -> model -> pooling in one inference-mode pass.
+        With an ONNX query backend (the default on CPU) ONNX Runtime runs them; otherwise
+        PyTorch, skipping ``encode``'s length sorting and re-padding (queries are short and
+        usually come one at a time): tokenizer -> model -> pooling in one inference-mode pass.
         """
+        onnx = self._queries.get()
+        if onnx is not None:
+            return onnx.encode(list(queries), batch_size=self.config.batch_size)
         import torch
 
         out = []

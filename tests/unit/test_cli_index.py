@@ -270,7 +270,18 @@ def test_build_fusion_options_saved(
     ]
     assert (
         main(
-            [*args, "--no-progress", "--rrf-k", "10", "--dense-weight", "1.25", "--tokenizer", "zh"]
+            [
+                *args,
+                "--no-progress",
+                "--rrf-k",
+                "10",
+                "--dense-weight",
+                "1.25",
+                "--tokenizer",
+                "zh",
+                "--query-backend",
+                "torch",
+            ]
         )
         == 0
     )
@@ -288,4 +299,9 @@ def test_build_fusion_options_saved(
         config["rrf_k"] == 10
         and config["weights"] == {"dense": 1.25, "bm25": 1.0}
         and config["tokenizer"] == "zh"
+        and config["query_backend"] == "torch"
     )
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--query-backend", "tensorrt"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'tensorrt'" in capsys.readouterr().err

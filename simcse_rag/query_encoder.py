@@ -1,0 +1,247 @@
+"""Fast query encoding on CPU: the encoder exported to ONNX Runtime, optionally int8-quantized.
+
+A query is one short text, so PyTorch eager spends most of its time in per-operator overhead
+and in fp32 matrix products too small to thread. ONNX Runtime runs the same graph with fused
+attention / GELU / layer-norm kernels: on all-MiniLM-L6-v2, one thread, a 15-token query takes
+~4 ms instead of ~9 ms with *identical* vectors (cosine 1.00000), and ~1.1 ms with int8 weights
+(dynamic quantization, per channel; cosine to fp32 0.994 on average). Passages keep being encoded
+by PyTorch in fp32; only the query side changes.
+
+We use ONNX Runtime (and its quantizer) rather than ``torch.ao.quantization.quantize_dynamic``:
+the latter is deprecated, was 3x slower here, and moved vectors further (mean cosine 0.98).
+
+The graph wraps :meth:`SimCSEEncoder.forward` (model + pooling) and L2 normalisation, so every
+pooling mode exports as it runs in PyTorch. It is traced on a padded batch, so attention masks
+stay live in the graph and padded batches give the same vectors as single texts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import tempfile
+import threading
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+#: ``torch`` (PyTorch eager), ``onnx`` (ONNX Runtime fp32, same vectors), ``onnx-int8``
+#: (int8 weights, fastest), ``auto`` (``onnx-int8`` on CPU when onnxruntime is installed,
+#: else ``torch``).
+QUERY_BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx", "onnx-int8")
+_OPSET = 17
+
+
+def onnxruntime_available() -> bool:
+    """Whether ``onnxruntime`` (and ``onnx``, needed to quantize) can be imported."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def resolve_query_backend(backend: str, encoder: Any) -> str:
+    """Turn ``auto`` into a concrete backend for ``encoder``.
+
+    ONNX is used only for a :class:`~simcse_rag.encoder.SimCSEEncoder` on CPU (on a GPU PyTorch
+    is already fast) and only when onnxruntime is installed.
+
+    Raises:
+        ValueError: Unknown backend name, or an ONNX backend asked for an encoder that has no
+            exportable model or without onnxruntime installed.
+    """
+    if backend not in QUERY_BACKENDS:
+        raise ValueError(
+            f"query_backend {backend!r} unknown; choose one of: {', '.join(QUERY_BACKENDS)}."
+        )
+    exportable = _is_exportable(encoder)
+    if backend == "auto":
+        return "onnx-int8" if exportable and onnxruntime_available() else "torch"
+    if backend != "torch":
+        if not exportable:
+            raise ValueError(
+                f"query_backend {backend!r} needs a SimCSEEncoder on CPU; "
+                "use query_backend='torch'."
+            )
+        if not onnxruntime_available():
+            raise ValueError(
+                f"query_backend {backend!r} needs onnxruntime and onnx: "
+                "`pip install onnxruntime onnx`, or use query_backend='torch'."
+            )
+    return backend
+
+
+def _is_exportable(encoder: Any) -> bool:
+    device = getattr(encoder, "device", None)
+    return (
+        hasattr(encoder, "model")
+        and hasattr(encoder, "tokenizer")
+        and hasattr(encoder, "forward")
+        and getattr(device, "type", None) == "cpu"
+    )
+
+
+class OnnxQueryEncoder:
+    """An encoder's forward + pooling + L2 norm, run by ONNX Runtime.
+
+    Args:
+        encoder: A :class:`~simcse_rag.encoder.SimCSEEncoder` on CPU (its tokenizer is reused).
+        quantize: Quantize the weights to int8 (dynamic, per channel).
+        threads: ONNX Runtime intra-op threads. One query is too small to split, and concurrent
+            ``encode`` calls from several threads run in parallel anyway.
+
+    Raises:
+        RuntimeError: The model could not be exported (the message says why).
+    """
+
+    def __init__(self, encoder: Any, *, quantize: bool = False, threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        self.encoder = encoder
+        self.quantize = quantize
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        # Spinning threads steal the CPU from the rest of the process on small machines.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._input_names = _input_names(encoder)
+        self._session = ort.InferenceSession(
+            _export(encoder, self._input_names, quantize),
+            options,
+            providers=["CPUExecutionProvider"],
+        )
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+        """Unit vectors ``(len(texts), dim)`` float32 for ``texts``."""
+        out = []
+        for start in range(0, len(texts), batch_size):
+            enc = self.encoder.tokenizer(
+                list(texts[start : start + batch_size]),
+                padding=True,
+                truncation=True,
+                max_length=self.encoder.max_length,
+                return_tensors="np",
+            )
+            feeds = {name: enc[name].astype(np.int64, copy=False) for name in self._input_names}
+            out.append(self._session.run(None, feeds)[0])
+        if not out:
+            return np.zeros((0, self.encoder.dim), dtype=np.float32)
+        return np.concatenate(out).astype(np.float32, copy=False)
+
+
+def _input_names(encoder: Any) -> list[str]:
+    probe = encoder.tokenizer(["a"], return_tensors="np")
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in probe]
+    if "input_ids" not in names or "attention_mask" not in names:
+        raise RuntimeError("the tokenizer gives no input_ids / attention_mask; cannot export.")
+    return names
+
+
+def _export(encoder: Any, names: list[str], quantize: bool) -> bytes:
+    """Export ``encoder`` to an ONNX model (bytes), int8-quantized if asked."""
+    import torch
+
+    class Pooled(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = encoder.model  # registered so .eval() reaches it
+
+        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+            emb = encoder.forward(dict(zip(names, inputs, strict=True)))
+            return torch.nn.functional.normalize(emb.float(), p=2, dim=1)
+
+    # Two texts of different lengths: the trace keeps the padding mask (a batch without padding
+    # lets transformers drop the mask, and the graph would then ignore padding).
+    sample = encoder.tokenizer(
+        ["an example query for tracing the graph", "short"], padding=True, return_tensors="pt"
+    )
+    args = tuple(sample[n] for n in names)
+    wrapper = Pooled()
+    was_training = encoder.model.training
+    wrapper.eval()
+    with tempfile.TemporaryDirectory(prefix="simcse-rag-onnx-") as tmp:
+        path = Path(tmp) / "query.onnx"
+        try:
+            with _quiet(), torch.inference_mode(False), torch.no_grad():
+                torch.onnx.export(
+                    wrapper,
+                    args,
+                    str(path),
+                    input_names=names,
+                    output_names=["embedding"],
+                    dynamic_axes={n: {0: "batch", 1: "tokens"} for n in names}
+                    | {"embedding": {0: "batch"}},
+                    opset_version=_OPSET,
+                    dynamo=False,
+                )
+        except Exception as exc:  # noqa: BLE001 - any exporter failure means "use torch"
+            raise RuntimeError(f"ONNX export of {encoder!r} failed: {exc}") from exc
+        finally:
+            encoder.model.train(was_training)
+        if quantize:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            qpath = Path(tmp) / "query.int8.onnx"
+            with _quiet():
+                quantize_dynamic(path, qpath, weight_type=QuantType.QInt8, per_channel=True)
+            path = qpath
+        return path.read_bytes()
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence the exporter's tracer warnings and the quantizer's pre-processing hint."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from simcse_rag.encoder import _quiet_transformers
+
+            with _quiet_transformers():
+                yield
+    finally:
+        root.setLevel(level)
+
+
+class LazyQueryEncoder:
+    """Builds the query encoder for a backend on first use (thread-safe), then reuses it.
+
+    If the ONNX export fails, a warning is logged once and PyTorch is used instead, so a model
+    the exporter cannot handle still serves queries.
+
+    Args:
+        encoder: The retriever's encoder.
+        backend: One of :data:`QUERY_BACKENDS` (``auto`` is resolved here).
+    """
+
+    def __init__(self, encoder: Any, backend: str) -> None:
+        self.backend = resolve_query_backend(backend, encoder)
+        self._encoder = encoder
+        self._onnx: OnnxQueryEncoder | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> OnnxQueryEncoder | None:
+        """The ONNX encoder, or ``None`` when queries should go through PyTorch."""
+        if self.backend == "torch":
+            return None
+        if self._onnx is None:
+            with self._lock:
+                if self._onnx is None and self.backend != "torch":
+                    try:
+                        self._onnx = OnnxQueryEncoder(
+                            self._encoder, quantize=self.backend == "onnx-int8"
+                        )
+                    except RuntimeError as exc:
+                        logger.warning("%s; encoding queries with PyTorch instead.", exc)
+                        self.backend = "torch"
+        return self._onnx

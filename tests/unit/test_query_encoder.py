@@ -1,0 +1,108 @@
+"""ONNX Runtime query encoder: same vectors as PyTorch, int8 close, backend choice, fallback."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pytest
+
+from simcse_rag import query_encoder
+from simcse_rag.index.hybrid import HybridConfig, HybridRetriever
+from simcse_rag.query_encoder import LazyQueryEncoder, OnnxQueryEncoder, resolve_query_backend
+from simcse_rag.schema import Passage
+
+TEXTS = [
+    "a child with a fever and a cough that lasts three days",
+    "tax",
+    "儿童发烧怎么办",
+    "dividend income and the tax rate for 2019 compared with the rate for 2018",
+]
+
+
+@pytest.mark.parametrize(
+    "pooling", ["mean", "cls", "cls_before_pooler", "first_last_avg", "last2avg"]
+)
+def test_onnx_fp32_equals_torch_for_every_pooling(tiny_model_dir: Any, pooling: str) -> None:
+    from simcse_rag.encoder import SimCSEEncoder
+
+    encoder = SimCSEEncoder.from_pretrained(tiny_model_dir, pooling=pooling, device="cpu")
+    expected = encoder.encode(TEXTS)
+    onnx = OnnxQueryEncoder(encoder)
+    batched = onnx.encode(TEXTS)  # one padded batch
+    single = np.stack([onnx.encode([t])[0] for t in TEXTS])
+    np.testing.assert_allclose(batched, expected, atol=2e-5)
+    np.testing.assert_allclose(single, expected, atol=2e-5)
+    assert batched.dtype == np.float32
+
+
+def test_int8_is_close_but_not_identical(tiny_encoder: Any) -> None:
+    expected = tiny_encoder.encode(TEXTS)
+    got = OnnxQueryEncoder(tiny_encoder, quantize=True).encode(TEXTS)
+    cos = (expected * got).sum(axis=1)
+    assert cos.min() > 0.95
+    assert not np.allclose(got, expected, atol=1e-6)  # really quantized
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+
+
+def test_export_restores_training_mode_and_empty_input(tiny_encoder: Any) -> None:
+    tiny_encoder.model.train()
+    try:
+        onnx = OnnxQueryEncoder(tiny_encoder)
+        assert tiny_encoder.model.training
+    finally:
+        tiny_encoder.model.eval()
+    assert onnx.encode([]).shape == (0, tiny_encoder.dim)
+
+
+def test_resolve_backend(tiny_encoder: Any) -> None:
+    assert resolve_query_backend("auto", tiny_encoder) == "onnx-int8"
+    assert resolve_query_backend("onnx", tiny_encoder) == "onnx"
+
+    class Plain:  # anything with encode/tokenize/forward but no exportable model
+        dim = 4
+
+    assert resolve_query_backend("auto", Plain()) == "torch"
+    with pytest.raises(ValueError, match="query_backend='torch'"):
+        resolve_query_backend("onnx-int8", Plain())
+    with pytest.raises(ValueError, match="unknown; choose one of"):
+        resolve_query_backend("tensorrt", tiny_encoder)
+    with pytest.raises(ValueError, match="query_backend 'fast' unknown"):
+        HybridConfig(query_backend="fast")
+
+
+def test_missing_onnxruntime_is_a_clear_error(tiny_encoder: Any, monkeypatch: Any) -> None:
+    monkeypatch.setattr(query_encoder, "onnxruntime_available", lambda: False)
+    assert resolve_query_backend("auto", tiny_encoder) == "torch"
+    with pytest.raises(ValueError, match="pip install onnxruntime onnx"):
+        resolve_query_backend("onnx", tiny_encoder)
+
+
+def test_export_failure_falls_back_to_torch(
+    tiny_encoder: Any, monkeypatch: Any, caplog: Any
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> bytes:
+        raise RuntimeError("ONNX export of X failed: unsupported operator")
+
+    monkeypatch.setattr(query_encoder, "_export", broken)
+    lazy = LazyQueryEncoder(tiny_encoder, "onnx")
+    with caplog.at_level(logging.WARNING, logger="simcse_rag.query_encoder"):
+        assert lazy.get() is None
+    assert lazy.backend == "torch"
+    assert "unsupported operator; encoding queries with PyTorch" in caplog.text
+
+
+def test_retriever_backends_agree(tiny_encoder: Any) -> None:
+    passages = [Passage(f"p{i}", t) for i, t in enumerate(TEXTS)]
+    runs = {}
+    for backend in ("torch", "onnx", "onnx-int8"):
+        r = HybridRetriever.from_passages(
+            passages, tiny_encoder, config=HybridConfig(query_backend=backend)
+        )
+        vectors = r.encode_queries(TEXTS)
+        runs[backend] = vectors
+        hits = r.search(TEXTS[0], k=2, mode="dense")
+        assert hits[0].id == "p0"
+    np.testing.assert_allclose(runs["onnx"], runs["torch"], atol=2e-5)
+    assert ((runs["onnx-int8"] * runs["torch"]).sum(axis=1)).min() > 0.95

@@ -8,7 +8,9 @@ uses only the train half, every system is evaluated on the same held-out half, b
 Systems (base model all-MiniLM-L6-v2 for all):
 
 * ``base``: the model as shipped.
-* ``ours-corpus``: ``adapt`` with pseudo-queries from the corpus only (no labels).
+* ``ours-corpus``: ``adapt`` with pseudo-queries from the corpus only (no labels), strategy
+  ``--strategy`` (default ``auto``); ``ours-corpus:ict`` etc. name a strategy per system, so
+  one run can compare them (``--systems ours-corpus:title,ours-corpus:ict,ours-corpus:crop``).
 * ``ours-pairs``: ``adapt`` with the labelled pairs of the training queries.
 * ``st-pairs``: sentence-transformers ``util.mine_hard_negatives`` (dense, ``relative_margin``
   0.05, same ``num_negatives`` and ``range_max``) + ``MultipleNegativesRankingLoss(scale=20)``
@@ -97,8 +99,9 @@ def load_dataset(data: Path, name: str, corpus_size: int, seed: int) -> dict:
     }
 
 
-def adapt_config(args: argparse.Namespace) -> AdaptConfig:
+def adapt_config(args: argparse.Namespace, strategy: str | None = None) -> AdaptConfig:
     return AdaptConfig(
+        strategy=strategy or args.strategy,
         max_steps=args.max_steps,
         batch_size=args.batch_size,
         learning_rate=args.lr,
@@ -119,12 +122,13 @@ def run_ours(ds: dict, args: argparse.Namespace, system: str, out: Path) -> dict
         corpus_map = {p.id: p for p in ds["corpus"]}
         pairs = pairs_from_beir(ds["folder"], ds["split"], corpus_map, query_ids=ds["train_ids"])
         source = f"{ds['folder'].name} qrels/{ds['split']} (train half of the queries)"
+    strategy = system.split(":", 1)[1] if ":" in system else None
     t0 = time.perf_counter()
     result = adapt(
         ds["corpus"],
         encoder,
         out,
-        config=adapt_config(args),
+        config=adapt_config(args, strategy),
         pairs=pairs,
         pairs_source=source,
         eval_set=ds["eval_set"],
@@ -140,6 +144,7 @@ def run_ours(ds: dict, args: argparse.Namespace, system: str, out: Path) -> dict
         "pairs": rep["training"]["pairs"],
         "mining": rep["rounds"][-1]["mining"],
         "train_s": sum(r["train"]["seconds"] for r in rep["rounds"]),
+        "strategy": rep["training"].get("strategy"),
     }
 
 
@@ -240,9 +245,7 @@ def table(results: dict) -> str:
             f"| {name} | base | - | {b['dense']:.2f} | {b['bm25']:.2f} | {b['hybrid']:.2f} | "
             "- | - | - | - |"
         )
-        for system in SYSTEMS:
-            if system not in res:
-                continue
+        for system in [s for s in res if s.split(":")[0] in SYSTEMS]:
             r = res[system]
             a = {m: 100 * r["after"][m]["ndcg@10"] for m in r["after"]}
             lines.append(
@@ -266,6 +269,7 @@ def main() -> None:
     parser.add_argument("--train-max-length", type=int, default=AdaptConfig.train_max_length)
     parser.add_argument("--encode-max-length", type=int, default=None)
     parser.add_argument("--max-pairs", type=int, default=AdaptConfig.max_pairs)
+    parser.add_argument("--strategy", default=AdaptConfig.strategy, help="pseudo-query strategy")
     parser.add_argument("--num-negatives", type=int, default=1)
     parser.add_argument("--range-max", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=1)
@@ -295,7 +299,7 @@ def main() -> None:
             flush=True,
         )
         for system in systems:
-            out = args.out / f"{name}-{system}"
+            out = args.out / f"{name}-{system.replace(':', '-')}"
             try:
                 if system == "st-pairs":
                     res[system] = run_st(ds, args, out)

@@ -29,8 +29,18 @@ STRATEGIES = ("auto", "title", "ict", "crop")
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)|(?<=[。！？；])|\n+")
 _CJK = re.compile(r"[\u3400-\u9fff]")
-#: Shortest query kept (characters); shorter sentences are poor queries.
+#: Shortest query kept, in :func:`query_length` units; shorter sentences are poor queries.
 MIN_QUERY_CHARS = 12
+
+
+def query_length(text: str) -> int:
+    """Length in "Latin-character equivalents": a CJK character counts 3.
+
+    One Chinese character carries about as much as a short English word, so a plain character
+    count would drop most Chinese titles and sentences ("儿童发烧怎么办" is 7 characters) while
+    keeping English ones of the same content.
+    """
+    return len(text) + 2 * len(_CJK.findall(text))
 
 
 def split_sentences(text: str) -> list[str]:
@@ -101,7 +111,7 @@ def make_pseudo_queries(
 
 def _pair(passage: Passage, query: str, positive: str) -> TrainingPair | None:
     query, positive = query.strip(), positive.strip()
-    if len(query) < MIN_QUERY_CHARS or len(positive) < MIN_QUERY_CHARS:
+    if query_length(query) < MIN_QUERY_CHARS or query_length(positive) < MIN_QUERY_CHARS:
         return None
     return TrainingPair(f"pq:{passage.id}", query, positive, passage.id)
 
@@ -114,7 +124,7 @@ def _title_pair(passage: Passage, rng: random.Random) -> TrainingPair | None:
 def _ict_pair(passage: Passage, rng: random.Random) -> TrainingPair | None:
     _, body = passage_title(passage)
     sentences = split_sentences(body)
-    usable = [i for i, s in enumerate(sentences) if len(s) >= MIN_QUERY_CHARS]
+    usable = [i for i, s in enumerate(sentences) if query_length(s) >= MIN_QUERY_CHARS]
     if len(sentences) < 2 or not usable:
         return None
     pick = rng.choice(usable)

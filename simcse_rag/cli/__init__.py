@@ -9,11 +9,14 @@ Each command group lives in its own module under ``simcse_rag.cli`` and exposes
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 
 from simcse_rag import __version__
 
@@ -54,7 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: Arguments without the program name (default: ``sys.argv[1:]``).
 
     Returns:
-        Process exit status: 0 on success, 2 on a user mistake, 130 when interrupted.
+        Process exit status: 0 on success, 2 on a user mistake, 130 when interrupted (Ctrl-C),
+        143 when terminated (SIGTERM).
     """
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     parser = build_parser()
@@ -68,7 +72,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        return int(args.func(args) or 0)
+        with _sigterm_unwinds():
+            return int(args.func(args) or 0)
+    except Terminated:
+        print("error: terminated (SIGTERM); partial output was removed", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
@@ -76,6 +84,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = " ".join(str(exc).split()) or type(exc).__name__
         print(f"error: {message}", file=sys.stderr)
         return 2
+
+
+class Terminated(BaseException):
+    """Raised in the main thread on SIGTERM so ``finally`` blocks remove temporary folders."""
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """Turn SIGTERM into :class:`Terminated` while a command runs.
+
+    Python's default SIGTERM action ends the process at once, skipping ``finally``: a killed
+    ``adapt`` or ``index build`` would leave its ``.<out>.work-*`` / temporary folders behind.
+    Raising instead unwinds the stack like Ctrl-C does (existing outputs are never touched:
+    they are only replaced by an atomic rename at the very end).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _quiet_third_party() -> None:

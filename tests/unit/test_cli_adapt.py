@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -87,3 +92,36 @@ def test_cli_adapt_unknown_ids_and_small_corpus(
     assert main(_args(small, tmp_path / "o2", tiny_model_dir)) == 2
     assert "corpus has 2 passages" in capsys.readouterr().err
     assert not (tmp_path / "o").exists() and not (tmp_path / "o2").exists()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGTERM test needs POSIX")
+def test_sigterm_removes_work_folder_and_keeps_existing_model(
+    corpus_file: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "adapted"
+    out.mkdir()
+    (out / "keep.txt").write_text("previous model", encoding="utf-8")
+    args = _args(corpus_file, out, tiny_model_dir, "--overwrite")
+    args[args.index("--max-steps") + 1] = "100000"  # still training when the signal comes
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simcse_rag", *args],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob(".adapted.work-*/round1")):
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "training never started"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1].startswith("error: terminated (SIGTERM)")
+    assert "Traceback" not in err
+    assert not list(tmp_path.glob(".adapted*")), list(tmp_path.iterdir())
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]

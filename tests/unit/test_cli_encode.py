@@ -17,8 +17,18 @@ def test_encode_writes_matrix(tiny_model_dir, tmp_path, capsys):
     src = tmp_path / "in.txt"
     src.write_text("first line\n\n第二行\nthird\n", encoding="utf-8")
     out = tmp_path / "emb.npy"
-    code = main(["encode", "--model", str(tiny_model_dir), "--input", str(src),
-                 "--output", str(out), "--no-progress"])
+    code = main(
+        [
+            "encode",
+            "--model",
+            str(tiny_model_dir),
+            "--input",
+            str(src),
+            "--output",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     arr = np.load(out)
     assert arr.shape == (3, 32) and arr.dtype == np.float32
@@ -27,13 +37,36 @@ def test_encode_writes_matrix(tiny_model_dir, tmp_path, capsys):
 def test_encode_user_errors_are_one_line(tiny_model_dir, tmp_path, capsys):
     src = tmp_path / "in.txt"
     src.write_bytes(b"\xff\xfe bad bytes")
-    code = main(["encode", "--model", str(tiny_model_dir), "--input", str(src),
-                 "--output", str(tmp_path / "e.npy")])
+    code = main(
+        [
+            "encode",
+            "--model",
+            str(tiny_model_dir),
+            "--input",
+            str(src),
+            "--output",
+            str(tmp_path / "e.npy"),
+        ]
+    )
     err = capsys.readouterr().err
-    assert code == 2 and err.startswith("error:") and "UTF-8" in err and len(err.strip().splitlines()) == 1
+    assert (
+        code == 2
+        and err.startswith("error:")
+        and "UTF-8" in err
+        and len(err.strip().splitlines()) == 1
+    )
     src.write_text("ok\n")
-    code = main(["encode", "--model", str(tmp_path / "missing"), "--input", str(src),
-                 "--output", str(tmp_path / "e.npy")])
+    code = main(
+        [
+            "encode",
+            "--model",
+            str(tmp_path / "missing"),
+            "--input",
+            str(src),
+            "--output",
+            str(tmp_path / "e.npy"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "does not exist" in err
     assert not (tmp_path / "e.npy").exists()

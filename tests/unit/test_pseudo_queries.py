@@ -8,6 +8,7 @@ from simcse_rag.pseudo_queries import (
     choose_strategy,
     make_pseudo_queries,
     passage_title,
+    query_length,
     split_sentences,
 )
 from simcse_rag.schema import Passage
@@ -111,3 +112,15 @@ def test_errors() -> None:
         make_pseudo_queries([Passage("a", "short", {})], strategy="ict")
     with pytest.raises(ValueError, match="No passage yields"):
         make_pseudo_queries(_corpus(), strategy="title")
+
+
+def test_chinese_titles_are_not_dropped_as_too_short() -> None:
+    body = "发烧是儿童最常见的症状之一，体温超过三十八度时应及时就医。"
+    passages = [
+        Passage("zh1", f"儿童发烧怎么办\n{body}", {"title": "儿童发烧怎么办"}),  # 7 characters
+        Passage("zh2", f"发烧\n{body}", {"title": "发烧"}),  # 2 characters: too short
+        Passage("en1", f"Fever\n{EN}", {"title": "Fever"}),  # 5 characters: too short
+    ]
+    pairs = make_pseudo_queries(passages, strategy="title")
+    assert [p.query for p in pairs] == ["儿童发烧怎么办"]
+    assert query_length("儿童发烧怎么办") == 21 and query_length("Fever") == 5

@@ -20,14 +20,15 @@ Systems (base model all-MiniLM-L6-v2 for all):
 
 Every number is nDCG@10 on the held-out queries in dense, bm25 and hybrid (RRF) mode.
 ``--corpus-size N`` keeps every judged passage plus a seeded sample of the others up to N
-(CPU time); 0 keeps the full corpus. ``--timing-only`` adapts the full liveqa corpus
-(17k passages) corpus-only with the library defaults and reports the wall time (CPU budget).
+(CPU time); 0 keeps the full corpus. ``--timing-only`` adapts 20k passages (all of LiveQA's
+17,315, topped up from TAT-QA and zh_med_qa) corpus-only with the library defaults and reports
+the wall time (CPU budget).
 
 Run::
 
     python benchmarks/adapt.py --out /tmp/adapt-bench               # both datasets, all systems
     python benchmarks/adapt.py --datasets tatqa_fin_dev --max-steps 20  # quick look
-    python benchmarks/adapt.py --timing-only --out /tmp/adapt-timing   # 17k-passage CPU budget
+    python benchmarks/adapt.py --timing-only --out /tmp/adapt-timing   # 20k-passage CPU budget
 """
 
 from __future__ import annotations
@@ -277,6 +278,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--progress", action="store_true")
     parser.add_argument("--timing-only", action="store_true")
+    parser.add_argument("--timing-passages", type=int, default=20000)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     threads = os.environ.get("OMP_NUM_THREADS") or str(__import__("torch").get_num_threads())
@@ -324,13 +326,28 @@ def main() -> None:
 
 
 def timing_only(args: argparse.Namespace) -> None:
+    """Corpus-only adapt with the library defaults on ``--timing-passages`` passages.
+
+    LiveQA has 17,315 passages; to time the issue's 20k budget, passages of TAT-QA and
+    zh_med_qa are appended (ids prefixed) until the count is reached. Held-out evaluation uses
+    LiveQA's held-out queries, as in the quality runs.
+    """
     ds = load_dataset(args.data, "liveqa_medquad", 0, args.seed)
+    corpus = list(ds["corpus"])
+    for extra in ("tatqa_fin_dev", "zh_med_qa"):
+        if len(corpus) >= args.timing_passages:
+            break
+        for p in read_corpus(args.data / extra / "corpus.jsonl"):
+            if len(corpus) >= args.timing_passages:
+                break
+            corpus.append(type(p)(f"{extra}:{p.id}", p.text, p.metadata))
+    corpus = corpus[: args.timing_passages]
     encoder = SimCSEEncoder.from_pretrained(args.model, device="cpu")
     t0 = time.perf_counter()
     result = adapt(
-        ds["corpus"],
+        corpus,
         encoder,
-        args.out / "liveqa-corpus-only",
+        args.out / "timing-corpus-only",
         config=adapt_config(args),
         eval_set=ds["eval_set"],
         overwrite=True,
@@ -339,7 +356,7 @@ def timing_only(args: argparse.Namespace) -> None:
     seconds = time.perf_counter() - t0
     print(json.dumps(result.report["timings"], indent=1))
     print(json.dumps([r["train"]["seconds"] for r in result.report["rounds"]]))
-    print(f"corpus-only adapt of {len(ds['corpus'])} passages: {seconds / 60:.1f} min")
+    print(f"corpus-only adapt of {len(corpus)} passages: {seconds / 60:.1f} min")
     print(f"load avg after: {os.getloadavg()}")
 
 

@@ -17,18 +17,12 @@ from langchain_core.runnables.config import run_in_executor
 from pydantic import ConfigDict, Field
 
 from langchain_simcse.embeddings import SimCSEEmbeddings
-from simcse_rag import _io
 from simcse_rag.encoder import SimCSEEncoder
 from simcse_rag.index.hybrid import HybridConfig, HybridRetriever
+from simcse_rag.index.saved import load_retriever, save_retriever
 from simcse_rag.schema import Hit, Passage
 
 Mode = Literal["hybrid", "dense", "bm25"]
-
-#: Adapter settings saved next to the index (plain JSON, shared with llama_index_simcse).
-SETTINGS_FILE = "retriever.json"
-#: Sub-folder holding the core index written by ``HybridRetriever.save``.
-INDEX_DIR = "index"
-FORMAT_VERSION = 1
 
 
 def _check_k(k: object, name: str = "k") -> int:
@@ -224,22 +218,9 @@ class SimCSERetriever(BaseRetriever):
         Returns:
             The folder.
         """
-        target = Path(path)
-
-        def write(tmp: Path) -> None:
-            self.index.save(tmp / INDEX_DIR)
-            _io.write_json(
-                tmp / SETTINGS_FILE,
-                {
-                    "format_version": FORMAT_VERSION,
-                    "k": self.k,
-                    "mode": self.mode,
-                    "candidates": self.candidates,
-                },
-            )
-
-        _io.atomic_write_dir(target, write)
-        return target
+        return save_retriever(
+            self.index, path, k=self.k, mode=self.mode, candidates=self.candidates
+        )
 
     @classmethod
     def load(
@@ -262,20 +243,7 @@ class SimCSERetriever(BaseRetriever):
         Returns:
             The retriever.
         """
-        folder = Path(path)
-        settings_file = folder / SETTINGS_FILE
-        settings: dict[str, Any] = {}
-        index_dir = folder
-        if settings_file.is_file():
-            data = _io.read_json(settings_file, what="retriever settings")
-            if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
-                raise ValueError(
-                    f"{settings_file} has an unsupported format (expected format_version "
-                    f"{FORMAT_VERSION}); re-save the retriever with this version."
-                )
-            settings = {key: data[key] for key in ("k", "mode", "candidates") if key in data}
-            index_dir = folder / INDEX_DIR
-        index = HybridRetriever.load(index_dir, encoder=_resolve_encoder(embeddings, encoder))
+        index, settings = load_retriever(path, _resolve_encoder(embeddings, encoder))
         return cls(index=index, **{**settings, **kwargs})
 
     # ------------------------------------------------------------------ retrieval

@@ -31,17 +31,12 @@ from llama_index.core.schema import (
 from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
 
 from llama_index_simcse.embeddings import SimCSEEmbedding
-from simcse_rag import _io
 from simcse_rag.encoder import SimCSEEncoder
 from simcse_rag.index.fusion import reciprocal_rank_fusion
 from simcse_rag.index.hybrid import HybridConfig, HybridRetriever
+from simcse_rag.index.saved import load_retriever, save_retriever
 from simcse_rag.schema import Hit, Passage
 
-#: Adapter settings saved next to the index (plain JSON, shared with langchain_simcse).
-SETTINGS_FILE = "retriever.json"
-#: Sub-folder holding the core index written by ``HybridRetriever.save``.
-INDEX_DIR = "index"
-FORMAT_VERSION = 1
 MODES = ("hybrid", "dense", "bm25")
 
 
@@ -266,23 +261,13 @@ class HybridRRFRetriever(BaseRetriever):
                 "fuses other retrievers: persist each of them and rebuild "
                 "HybridRRFRetriever(retrievers=[...]) after loading them."
             )
-        index = self._index
-        target = Path(persist_dir)
-
-        def write(tmp: Path) -> None:
-            index.save(tmp / INDEX_DIR)
-            _io.write_json(
-                tmp / SETTINGS_FILE,
-                {
-                    "format_version": FORMAT_VERSION,
-                    "k": self.similarity_top_k,
-                    "mode": self.mode,
-                    "candidates": self.candidates,
-                },
-            )
-
-        _io.atomic_write_dir(target, write)
-        return target
+        return save_retriever(
+            self._index,
+            persist_dir,
+            k=self.similarity_top_k,
+            mode=self.mode,
+            candidates=self.candidates,
+        )
 
     @classmethod
     def from_persist_dir(
@@ -305,22 +290,8 @@ class HybridRRFRetriever(BaseRetriever):
         Returns:
             The retriever.
         """
-        folder = Path(persist_dir)
-        settings_file = folder / SETTINGS_FILE
-        settings: dict[str, Any] = {}
-        index_dir = folder
-        if settings_file.is_file():
-            data = _io.read_json(settings_file, what="retriever settings")
-            if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
-                raise ValueError(
-                    f"{settings_file} has an unsupported format (expected format_version "
-                    f"{FORMAT_VERSION}); re-persist the retriever with this version."
-                )
-            if "k" in data:
-                settings["similarity_top_k"] = data["k"]
-            settings.update({key: data[key] for key in ("mode", "candidates") if key in data})
-            index_dir = folder / INDEX_DIR
-        index = HybridRetriever.load(index_dir, encoder=_resolve_encoder(embed_model, encoder))
+        index, saved = load_retriever(persist_dir, _resolve_encoder(embed_model, encoder))
+        settings = {("similarity_top_k" if key == "k" else key): v for key, v in saved.items()}
         return cls(index=index, **{**settings, **kwargs})
 
     # ------------------------------------------------------------------ retrieval

@@ -249,10 +249,17 @@ def _metrics_section(result) -> list[str]:  # noqa: ANN001
     report = result.adaptation or {}
     training = report.get("training", {})
     steps = sum(r["train"]["steps"] for r in report.get("rounds", []))
-    lines[1:1] = [
-        "The model trained only on pseudo-queries made from the corpus text, never on the",
-        "evaluation queries, so this before/after comparison is fair.",
-    ]
+    lines[1:1] = (
+        [
+            "The model trained only on pseudo-queries made from the corpus text, never on the",
+            "evaluation queries, so this before/after comparison is fair.",
+        ]
+        if str(training.get("source", "")).startswith("pseudo-queries")
+        else [
+            "The model trained on example questions written apart from the evaluation queries",
+            "(no overlap), so this before/after comparison is fair.",
+        ]
+    )
     lines.insert(
         0,
         f"Domain adaptation: {training.get('pairs', '?')} training pairs from "

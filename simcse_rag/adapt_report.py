@@ -68,6 +68,8 @@ def write_markdown(report: Mapping[str, Any], path: Path) -> Path:
         f"- rounds: {len(report['rounds'])}; steps per round: {report['config']['max_steps']}",
         f"- total time: {report['timings']['total_s']:.0f} s",
         "",
+        *[f"- **warning**: {w}" for w in report.get("warnings", [])],
+        "",
         "## Retrieval before and after (points)",
         "",
         markdown_table(report["before"], report["after"]),

@@ -293,6 +293,7 @@ def run_demo(
     report = result.get("report")
     source = eval_set.source if eval_set is not None else ""
     if report is not None:
+        notes.extend(f"warning: {w}" for w in report.get("warnings", []))
         source = report["held_out"]["source"]
         if eval_set is None:
             source = f"{report['held_out']['queries']} held-back pseudo-queries from the corpus"

@@ -145,4 +145,6 @@ def run(args: argparse.Namespace) -> int:
         f"adapted model saved to {result.output_dir} (report.md, report.json inside); "
         f"{report['held_out']['queries']} held-out queries, {report['timings']['total_s']:.0f}s"
     )
+    for warning in report["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0

@@ -247,3 +247,18 @@ def test_refuses_to_overwrite_and_keeps_existing_model(tiny_encoder, tmp_path: P
     with pytest.raises(FileExistsError):
         adapt(synthetic_corpus(20), tiny_encoder, out)
     assert (out / "model.safetensors").read_bytes() == b"precious"
+
+
+def test_adaptation_warnings() -> None:
+    from simcse_rag.adapt import adaptation_warnings
+
+    before = {"dense": {"ndcg@10": 0.44}, "bm25": {"ndcg@10": 0.5}, "hybrid": {"ndcg@10": 0.53}}
+    worse = {"dense": {"ndcg@10": 0.25}, "bm25": {"ndcg@10": 0.5}, "hybrid": {"ndcg@10": 0.54}}
+    warnings = adaptation_warnings(before, worse, pseudo_eval=False)
+    assert warnings == [
+        "dense nDCG@10 fell from 44.0 to 25.0 on the evaluation queries: keep the base model "
+        "for this corpus"
+    ]
+    assert adaptation_warnings(before, before, pseudo_eval=False) == []
+    pseudo = adaptation_warnings(before, before, pseudo_eval=True)
+    assert len(pseudo) == 1 and "--eval-data" in pseudo[0]

@@ -61,6 +61,10 @@ def test_cli_adapt_with_pairs_writes_model_and_report(
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert report["training"]["source"] == str(pairs)
     assert report["held_out"]["queries"] == 9  # 30% of 30 queries
+    # Labelled pairs: no pseudo-query warning; a drop in quality is always reported.
+    fell = [m for m in ("dense", "hybrid") if report["delta"][m]["ndcg@10"] < 0]
+    assert [w.split()[0] for w in report["warnings"]] == fell
+    assert all(f"warning: {w}" in captured.err for w in report["warnings"])
     assert (out / "report.md").is_file() and (out / "mined.jsonl").is_file()
     assert (out / "model.safetensors").is_file() and (out / "modules.json").is_file()
 

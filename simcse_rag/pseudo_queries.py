@@ -29,6 +29,8 @@ STRATEGIES = ("auto", "title", "ict", "crop")
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)|(?<=[。！？；])|\n+")
 _CJK = re.compile(r"[\u3400-\u9fff]")
+#: Query-id prefix of every pseudo-query pair (``pq:<passage id>``).
+PSEUDO_QUERY_PREFIX = "pq:"
 #: Shortest query kept, in :func:`query_length` units; shorter sentences are poor queries.
 MIN_QUERY_CHARS = 12
 
@@ -113,7 +115,12 @@ def _pair(passage: Passage, query: str, positive: str) -> TrainingPair | None:
     query, positive = query.strip(), positive.strip()
     if query_length(query) < MIN_QUERY_CHARS or query_length(positive) < MIN_QUERY_CHARS:
         return None
-    return TrainingPair(f"pq:{passage.id}", query, positive, passage.id)
+    return TrainingPair(f"{PSEUDO_QUERY_PREFIX}{passage.id}", query, positive, passage.id)
+
+
+def is_pseudo_query(pair: TrainingPair) -> bool:
+    """Whether ``pair`` was made by :func:`make_pseudo_queries` (its positive is a body)."""
+    return pair.query_id.startswith(PSEUDO_QUERY_PREFIX)
 
 
 def _title_pair(passage: Passage, rng: random.Random) -> TrainingPair | None:

@@ -262,3 +262,37 @@ def test_adaptation_warnings() -> None:
     assert adaptation_warnings(before, before, pseudo_eval=False) == []
     pseudo = adaptation_warnings(before, before, pseudo_eval=True)
     assert len(pseudo) == 1 and "--eval-data" in pseudo[0]
+
+
+@pytest.mark.parametrize("labelled", [False, True])
+def test_pseudo_query_negatives_are_bodies_like_their_positives(
+    tiny_encoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, labelled: bool
+) -> None:
+    import simcse_rag.adapt as adapt_module
+
+    corpus = synthetic_corpus(24)
+    titles = {p.metadata["title"] for p in corpus}
+    seen: list[tuple[str, str, list[str]]] = []
+
+    def fake_round(encoder, examples, *args, **kwargs):  # noqa: ANN001, ANN202 - records only
+        seen.extend(examples)
+        return {"steps": 0, "first_loss": None, "final_loss": None, "seconds": 0.0}
+
+    monkeypatch.setattr(adapt_module, "_train_round", fake_round)
+    pairs = (
+        [
+            TrainingPair(f"q{i}", f"about {TOPICS[i % 8]}", corpus[i].text, f"d{i}")
+            for i in range(24)
+        ]
+        if labelled
+        else None
+    )
+    config = AdaptConfig(strategy="title", max_steps=1, batch_size=4)
+    adapt(corpus, tiny_encoder, tmp_path / "o", config=config, pairs=pairs)
+    negatives = [n for _, _, negs in seen for n in negs]
+    positives = [pos for _, pos, _ in seen]
+    assert negatives and positives
+    starts_with_title = [any(t.startswith(title) for title in titles) for t in negatives]
+    # Pseudo-queries: positive and negatives are bodies. Labelled: whole passages, both sides.
+    assert all(starts_with_title) if labelled else not any(starts_with_title)
+    assert all(any(p.startswith(title) for title in titles) == labelled for p in positives)

@@ -9,7 +9,7 @@ Systems (base model all-MiniLM-L6-v2 for all):
 
 * ``base``: the model as shipped.
 * ``ours-corpus``: ``adapt`` with pseudo-queries from the corpus only (no labels), strategy
-  ``--strategy`` (default ``auto``); ``ours-corpus:ict`` etc. name a strategy per system, so
+  ``--strategy`` (default ``title``; the library's ``auto`` refuses corpus-only runs); ``ours-corpus:ict`` etc. name a strategy per system, so
   one run can compare them (``--systems ours-corpus:title,ours-corpus:ict,ours-corpus:crop``).
 * ``ours-pairs``: ``adapt`` with the labelled pairs of the training queries.
 * ``st-pairs``: sentence-transformers ``util.mine_hard_negatives`` (dense, ``relative_margin``
@@ -270,7 +270,9 @@ def main() -> None:
     parser.add_argument("--train-max-length", type=int, default=AdaptConfig.train_max_length)
     parser.add_argument("--encode-max-length", type=int, default=None)
     parser.add_argument("--max-pairs", type=int, default=AdaptConfig.max_pairs)
-    parser.add_argument("--strategy", default=AdaptConfig.strategy, help="pseudo-query strategy")
+    parser.add_argument(
+        "--strategy", default="title", help="pseudo-query strategy of ours-corpus and --timing-only"
+    )
     parser.add_argument("--num-negatives", type=int, default=1)
     parser.add_argument("--range-max", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=1)

@@ -157,6 +157,12 @@ def test_too_small_corpus_is_a_clear_error(tiny_encoder, tmp_path: Path) -> None
     assert not (tmp_path / "out").exists()
 
 
+def test_corpus_only_needs_an_explicit_strategy(tiny_encoder, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"No labelled pairs given.*--strategy title\|ict\|crop"):
+        adapt(synthetic_corpus(20), tiny_encoder, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def test_pairs_naming_unknown_passages(tiny_encoder, tmp_path: Path) -> None:
     pairs = [TrainingPair("q", "question", "text", "ghost")] * 3
     with pytest.raises(ValueError, match=r"1 training pairs name passages .*'ghost'"):
@@ -181,6 +187,7 @@ def test_adapt_end_to_end_tiny(tiny_model_dir: Path, tmp_path: Path) -> None:
     before_weights = encoder.model.embeddings.word_embeddings.weight.detach().clone()
     corpus = synthetic_corpus(40)
     config = AdaptConfig(
+        strategy="title",
         max_steps=3,
         batch_size=8,
         learning_rate=1e-3,

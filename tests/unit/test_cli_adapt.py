@@ -105,7 +105,7 @@ def test_sigterm_removes_work_folder_and_keeps_existing_model(
     out = tmp_path / "adapted"
     out.mkdir()
     (out / "keep.txt").write_text("previous model", encoding="utf-8")
-    args = _args(corpus_file, out, tiny_model_dir, "--overwrite")
+    args = _args(corpus_file, out, tiny_model_dir, "--overwrite", "--strategy", "title")
     args[args.index("--max-steps") + 1] = "100000"  # still training when the signal comes
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(
@@ -129,3 +129,12 @@ def test_sigterm_removes_work_folder_and_keeps_existing_model(
     assert "Traceback" not in err
     assert not list(tmp_path.glob(".adapted*")), list(tmp_path.iterdir())
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+
+
+def test_cli_corpus_only_needs_a_strategy(
+    corpus_file: Path, tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert main(_args(corpus_file, tmp_path / "o", tiny_model_dir)) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: No labelled pairs given.") and "\n" not in err
+    assert "--strategy title|ict|crop" in err and not (tmp_path / "o").exists()

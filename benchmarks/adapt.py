@@ -9,7 +9,8 @@ Systems (base model all-MiniLM-L6-v2 for all):
 
 * ``base``: the model as shipped.
 * ``ours-corpus``: ``adapt`` with pseudo-queries from the corpus only (no labels), strategy
-  ``--strategy`` (default ``title``; the library's ``auto`` refuses corpus-only runs); ``ours-corpus:ict`` etc. name a strategy per system, so
+  ``--strategy`` (default ``title``; the library's ``auto`` refuses
+  corpus-only runs); ``ours-corpus:ict`` etc. name a strategy per system, so
   one run can compare them (``--systems ours-corpus:title,ours-corpus:ict,ours-corpus:crop``).
 * ``ours-pairs``: ``adapt`` with the labelled pairs of the training queries.
 * ``st-pairs``: sentence-transformers ``util.mine_hard_negatives`` (dense, ``relative_margin``

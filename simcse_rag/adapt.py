@@ -396,6 +396,8 @@ def adapt(
     started = time.perf_counter()
     config = config or AdaptConfig()
     out = check_output_dir(out, overwrite=overwrite)
+    if pairs is None and config.strategy == "auto":
+        raise ValueError(CORPUS_ONLY_REFUSAL)
     stage = on_stage or (lambda message: logger.info("%s", message))
     corpus = list(corpus)
     needed = config.mining.num_negatives + _MIN_EXTRA_PASSAGES
@@ -414,8 +416,6 @@ def adapt(
     # 1. training pairs (and held-out evaluation queries)
     stage("making training pairs")
     if pairs is None:
-        if config.strategy == "auto":
-            raise ValueError(CORPUS_ONLY_REFUSAL)
         strategy = config.strategy
         train_pairs = make_pseudo_queries(
             corpus, strategy=strategy, max_pairs=config.max_pairs, seed=config.seed

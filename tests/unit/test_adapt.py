@@ -153,7 +153,12 @@ def test_config_validation() -> None:
 
 def test_too_small_corpus_is_a_clear_error(tiny_encoder, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"corpus has 5 passages; mining 1 negatives needs"):
-        adapt(synthetic_corpus(5), tiny_encoder, tmp_path / "out")
+        adapt(
+            synthetic_corpus(5),
+            tiny_encoder,
+            tmp_path / "out",
+            config=AdaptConfig(strategy="title"),
+        )
     assert not (tmp_path / "out").exists()
 
 

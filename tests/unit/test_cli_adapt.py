@@ -93,7 +93,7 @@ def test_cli_adapt_unknown_ids_and_small_corpus(
 
     small = tmp_path / "small.txt"
     small.write_text("one passage\nanother passage\n", encoding="utf-8")
-    assert main(_args(small, tmp_path / "o2", tiny_model_dir)) == 2
+    assert main(_args(small, tmp_path / "o2", tiny_model_dir, "--strategy", "ict")) == 2
     assert "corpus has 2 passages" in capsys.readouterr().err
     assert not (tmp_path / "o").exists() and not (tmp_path / "o2").exists()
 

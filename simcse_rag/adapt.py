@@ -421,24 +421,23 @@ def adapt(
             corpus, strategy=strategy, max_pairs=config.max_pairs, seed=config.seed
         )
         source = f"pseudo-queries ({strategy}) from the corpus"
-        negative_texts: dict[str, str] | None = pseudo_negative_texts(corpus)
     else:
         train_pairs = list(pairs)
         if not train_pairs:
             raise ValueError("No training pairs given.")
         source = pairs_source or "labelled pairs"
-        # Labelled positives are whole corpus passages, like the mined negatives; pseudo-query
-        # pairs made by the caller (the demo on a user corpus) need body negatives.
-        negative_texts = (
-            pseudo_negative_texts(corpus) if all(map(is_pseudo_query, train_pairs)) else None
-        )
         unknown = sorted({p.positive_id for p in train_pairs if p.positive_id} - ids)
         if unknown:
             raise ValueError(
                 f"{len(unknown)} training pairs name passages that are not in the corpus "
                 f"(e.g. {unknown[:5]}); is --corpus the matching corpus?"
             )
-    given_eval = eval_set is not None
+    # Pseudo-query pairs (ours, or made by the caller such as the demo on a user corpus) have
+    # body positives and need body negatives; labelled positives are whole passages, like the
+    # mined negatives.
+    pseudo = all(map(is_pseudo_query, train_pairs))
+    negative_texts = pseudo_negative_texts(corpus) if pseudo else None
+    pseudo_eval = pseudo and eval_set is None
     if eval_set is None:
         train_pairs, eval_set = hold_out(
             train_pairs, eval_fraction=config.eval_fraction, seed=config.seed, source=source
@@ -515,7 +514,6 @@ def adapt(
         encoder.max_length = model_max_length
 
     timings["total_s"] = time.perf_counter() - started
-    pseudo_eval = pairs is None and not given_eval
     report = {
         "base_model": base_name,
         "corpus": {"passages": len(corpus)},

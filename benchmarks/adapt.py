@@ -111,7 +111,9 @@ def adapt_config(args: argparse.Namespace, strategy: str | None = None) -> Adapt
         encode_max_length=args.encode_max_length,
         max_pairs=args.max_pairs,
         rounds=args.rounds,
-        mining=MiningConfig(num_negatives=args.num_negatives, range_max=args.range_max),
+        mining=MiningConfig(
+            num_negatives=args.num_negatives, range_max=args.range_max, mode=args.mining_mode
+        ),
         seed=args.seed,
     )
 
@@ -276,6 +278,9 @@ def main() -> None:
     )
     parser.add_argument("--num-negatives", type=int, default=1)
     parser.add_argument("--range-max", type=int, default=50)
+    parser.add_argument(
+        "--mining-mode", default="hybrid", choices=("hybrid", "dense", "bm25"), help="our mining"
+    )
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--corpus-size", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)

@@ -47,6 +47,19 @@ def onnxruntime_available() -> bool:
     return True
 
 
+def check_query_backend(backend: object) -> str:
+    """Return ``backend`` if it names one of :data:`QUERY_BACKENDS`.
+
+    Raises:
+        ValueError: Unknown name (the message lists the valid ones).
+    """
+    if backend not in QUERY_BACKENDS:
+        raise ValueError(
+            f"query_backend {backend!r} unknown; choose one of: {', '.join(QUERY_BACKENDS)}."
+        )
+    return backend
+
+
 def resolve_query_backend(backend: str, encoder: Any) -> str:
     """Turn ``auto`` into a concrete backend for ``encoder``.
 
@@ -57,10 +70,7 @@ def resolve_query_backend(backend: str, encoder: Any) -> str:
         ValueError: Unknown backend name, or an ONNX backend asked for an encoder that has no
             exportable model or without onnxruntime installed.
     """
-    if backend not in QUERY_BACKENDS:
-        raise ValueError(
-            f"query_backend {backend!r} unknown; choose one of: {', '.join(QUERY_BACKENDS)}."
-        )
+    check_query_backend(backend)
     exportable = _is_exportable(encoder)
     if backend == "auto":
         return "onnx-int8" if exportable and onnxruntime_available() else "torch"
@@ -123,14 +133,10 @@ class OnnxQueryEncoder:
         """Unit vectors ``(len(texts), dim)`` float32 for ``texts``."""
         out = []
         for start in range(0, len(texts), batch_size):
-            enc = self.encoder.tokenizer(
-                list(texts[start : start + batch_size]),
-                padding=True,
-                truncation=True,
-                max_length=self.encoder.max_length,
-                return_tensors="np",
-            )
-            feeds = {name: enc[name].astype(np.int64, copy=False) for name in self._input_names}
+            enc = self.encoder.tokenize(texts[start : start + batch_size])
+            feeds = {
+                name: enc[name].numpy().astype(np.int64, copy=False) for name in self._input_names
+            }
             out.append(self._session.run(None, feeds)[0])
         if not out:
             return np.zeros((0, self.encoder.dim), dtype=np.float32)
@@ -138,7 +144,7 @@ class OnnxQueryEncoder:
 
 
 def _input_names(encoder: Any) -> list[str]:
-    probe = encoder.tokenizer(["a"], return_tensors="np")
+    probe = encoder.tokenize(["a"])
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in probe]
     if "input_ids" not in names or "attention_mask" not in names:
         raise RuntimeError("the tokenizer gives no input_ids / attention_mask; cannot export.")
@@ -160,9 +166,7 @@ def _export(encoder: Any, names: list[str], quantize: bool) -> bytes:
 
     # Two texts of different lengths: the trace keeps the padding mask (a batch without padding
     # lets transformers drop the mask, and the graph would then ignore padding).
-    sample = encoder.tokenizer(
-        ["an example query for tracing the graph", "short"], padding=True, return_tensors="pt"
-    )
+    sample = encoder.tokenize(["an example query for tracing the graph", "short"])
     args = tuple(sample[n] for n in names)
     wrapper = Pooled()
     was_training = encoder.model.training

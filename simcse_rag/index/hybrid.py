@@ -35,7 +35,7 @@ from simcse_rag.index.cache import EmbeddingCache
 from simcse_rag.index.dense import KINDS, DenseIndex
 from simcse_rag.index.fusion import reciprocal_rank_fusion
 from simcse_rag.index.tokenizers import TOKENIZERS
-from simcse_rag.query_encoder import QUERY_BACKENDS, LazyQueryEncoder
+from simcse_rag.query_encoder import LazyQueryEncoder, check_query_backend
 from simcse_rag.schema import Hit, Passage, SourceHit
 
 logger = logging.getLogger(__name__)
@@ -105,11 +105,7 @@ class HybridConfig:
             or self.batch_size <= 0
         ):
             raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}.")
-        if self.query_backend not in QUERY_BACKENDS:
-            raise ValueError(
-                f"query_backend {self.query_backend!r} unknown; choose one of: "
-                f"{', '.join(QUERY_BACKENDS)}."
-            )
+        check_query_backend(self.query_backend)
         object.__setattr__(self, "weights", {k: float(v) for k, v in self.weights.items()})
 
     def to_dict(self) -> dict[str, Any]:

@@ -111,6 +111,7 @@ def adapt_config(args: argparse.Namespace, strategy: str | None = None) -> Adapt
         encode_max_length=args.encode_max_length,
         max_pairs=args.max_pairs,
         rounds=args.rounds,
+        merge_weight=args.merge_weight,
         mining=MiningConfig(
             num_negatives=args.num_negatives, range_max=args.range_max, mode=args.mining_mode
         ),
@@ -149,6 +150,7 @@ def run_ours(ds: dict, args: argparse.Namespace, system: str, out: Path) -> dict
         "mining": rep["rounds"][-1]["mining"],
         "train_s": sum(r["train"]["seconds"] for r in rep["rounds"]),
         "strategy": rep["training"].get("strategy"),
+        "merge_weight": rep["training"].get("merge_weight"),
     }
 
 
@@ -252,8 +254,10 @@ def table(results: dict) -> str:
         for system in [s for s in res if s.split(":")[0] in SYSTEMS]:
             r = res[system]
             a = {m: 100 * r["after"][m]["ndcg@10"] for m in r["after"]}
+            merged = r.get("merge_weight")
+            label = system + (f" (merge {merged:g})" if merged not in (None, 1.0) else "")
             lines.append(
-                f"| {name} | {system} | {r['pairs']} | {a['dense']:.2f} | {a['bm25']:.2f} | "
+                f"| {name} | {label} | {r['pairs']} | {a['dense']:.2f} | {a['bm25']:.2f} | "
                 f"{a['hybrid']:.2f} | {a['dense'] - b['dense']:+.2f} | "
                 f"{a['hybrid'] - b['hybrid']:+.2f} | {r['train_s']:.0f} | {r['seconds']:.0f} |"
             )
@@ -282,6 +286,12 @@ def main() -> None:
         "--mining-mode", default="hybrid", choices=("hybrid", "dense", "bm25"), help="our mining"
     )
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument(
+        "--merge-weight",
+        type=float,
+        default=None,
+        help="share of fine-tuned weights kept (default: the library's, 0.5 corpus-only, 1 pairs)",
+    )
     parser.add_argument("--corpus-size", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--progress", action="store_true")

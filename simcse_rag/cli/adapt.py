@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from simcse_rag.cli._common import add_model_argument, existing_file, load_encoder, positive_int
+from simcse_rag.pseudo_queries import STRATEGIES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--strategy",
         default="auto",
-        choices=("auto", "title", "ict", "crop"),
+        choices=STRATEGIES,
         help="pseudo-queries when no labelled pairs are given; the default (auto) refuses: "
         "corpus-only adaptation lowered retrieval in our benchmarks",
     )
@@ -50,6 +51,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="token limit when encoding the corpus for mining/evaluation (faster on CPU)",
     )
     parser.add_argument(
+        "--merge-weight",
+        type=_merge_weight,
+        default=None,
+        help="share of the fine-tuned weights kept, the rest from the base model (default: 0.5 "
+        "for corpus-only --strategy runs, 1 with labelled pairs)",
+    )
+    parser.add_argument(
         "--cache-dir",
         type=Path,
         default=None,
@@ -59,6 +67,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.set_defaults(func=run)
+
+
+def _merge_weight(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1], got {text!r}")
+    return value
 
 
 def _config(args: argparse.Namespace):  # noqa: ANN202 - keeps torch out of parse time
@@ -72,6 +90,7 @@ def _config(args: argparse.Namespace):  # noqa: ANN202 - keeps torch out of pars
         "batch_size": args.batch_size,
         "max_pairs": args.max_pairs,
         "encode_max_length": args.encode_max_length,
+        "merge_weight": args.merge_weight,
     }
     config = dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not None})
     if args.num_negatives is not None:

@@ -19,6 +19,7 @@ from simcse_rag.adapt import (
 )
 from simcse_rag.mining import MiningConfig
 from simcse_rag.pairs import TrainingPair, pairs_from_beir, pairs_from_tsv, split_queries
+from simcse_rag.pseudo_queries import make_pseudo_queries
 from simcse_rag.schema import Passage
 
 TOPICS = [
@@ -139,6 +140,18 @@ def test_hold_out_keeps_all_pairs_of_a_query_together() -> None:
     assert held and not held & {p.query_id for p in train}
     assert all(len(docs) == 2 for docs in eval_set.qrels.values())
     assert len(train) + 2 * len(held) == 40
+
+
+def test_hold_out_keeps_pseudo_queries_of_a_passage_together() -> None:
+    pairs = [
+        TrainingPair(f"pq:{strategy}:d{i}", f"{strategy} query {i}", f"text {i}", f"d{i}")
+        for i in range(30)
+        for strategy in ("title", "ict")
+    ]
+    train, eval_set = hold_out(pairs, eval_fraction=0.3, seed=0, source="s")
+    held_passages = {d for docs in eval_set.qrels.values() for d in docs}
+    assert held_passages and not held_passages & {p.positive_id for p in train}
+    assert len(train) + len(eval_set.qrels) == 60
 
 
 # --------------------------------------------------------------------------- adapt
@@ -308,3 +321,85 @@ def test_pseudo_query_negatives_are_bodies_like_their_positives(
     # Pseudo-queries: positive and negatives are bodies. Labelled: whole passages, both sides.
     assert all(starts_with_title) if labelled else not any(starts_with_title)
     assert all(any(p.startswith(title) for title in titles) == labelled for p in positives)
+
+
+@pytest.mark.parametrize("strategy", ["crop", "ict", "keywords"])
+def test_pseudo_query_negatives_take_their_strategys_form(strategy: str) -> None:
+    from simcse_rag.adapt import _training_examples
+    from simcse_rag.mining import MinedExample, MinedNegative, MiningResult
+    from simcse_rag.pseudo_queries import split_sentences
+
+    corpus = [
+        Passage(
+            f"d{i}",
+            " ".join(f"Sentence {j} of passage {i} talks about topic{i}x{j}." for j in range(8)),
+            {},
+        )
+        for i in range(4)
+    ]
+    pairs = make_pseudo_queries(corpus, strategy=strategy, seed=0)
+    negatives = tuple(MinedNegative(p.id, p.text, 0.5, r) for r, p in enumerate(corpus[1:], 1))
+    labelled = TrainingPair("q0", "what about topic0x1", corpus[0].text, "d0")
+    mined = MiningResult(
+        [
+            MinedExample(p.query_id, p.query, p.positive_id, p.positive, 0.9, negatives)
+            for p in (pairs[0], labelled)
+        ],
+        {},
+        0,
+        0,
+    )
+    (_, _, pseudo_negs), (_, _, labelled_negs) = _training_examples(
+        mined, [pairs[0], labelled], corpus, seed=0
+    )
+    assert labelled_negs == [p.text for p in corpus[1:]]  # labelled pairs: whole passages
+    for neg, passage in zip(pseudo_negs, corpus[1:], strict=True):
+        if strategy == "crop":  # a span, like the crop positives
+            assert neg in passage.text and len(neg) < len(passage.text)
+        elif strategy == "ict":  # one sentence fewer, like the ICT positives
+            assert len(split_sentences(neg)) == len(split_sentences(passage.text)) - 1
+        else:
+            assert neg == passage.text
+
+
+def test_merge_with_base_interpolates_weights(tiny_encoder) -> None:
+    import torch
+
+    from simcse_rag.adapt import base_weights, merge_with_base
+
+    base = base_weights(tiny_encoder)
+    name = next(iter(base))
+    with torch.no_grad():
+        for tensor in tiny_encoder.model.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.add_(1.0)  # "fine-tuned": every weight moved by +1
+    merge_with_base(tiny_encoder, base, 0.25)
+    merged = tiny_encoder.model.state_dict()[name]
+    torch.testing.assert_close(merged, base[name] + 0.25)
+    merge_with_base(tiny_encoder, base, 1.0)  # weight 1 keeps the current weights
+    torch.testing.assert_close(tiny_encoder.model.state_dict()[name], base[name] + 0.25)
+
+
+@pytest.mark.parametrize("labelled", [False, True])
+def test_pseudo_query_models_are_merged_with_the_base(
+    tiny_encoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, labelled: bool
+) -> None:
+    import simcse_rag.adapt as adapt_module
+
+    calls: list[float] = []
+    monkeypatch.setattr(adapt_module, "merge_with_base", lambda enc, base, w: calls.append(w))
+    corpus = synthetic_corpus(24)
+    pairs = (
+        [
+            TrainingPair(f"q{i}", f"about {TOPICS[i % 8]}", corpus[i].text, f"d{i}")
+            for i in range(24)
+        ]
+        if labelled
+        else None
+    )
+    config = AdaptConfig(strategy="title", max_steps=1, batch_size=4)
+    result = adapt(corpus, tiny_encoder, tmp_path / "o", config=config, pairs=pairs)
+    assert result.report["training"]["merge_weight"] == (1.0 if labelled else 0.5)
+    assert calls == ([] if labelled else [0.5])
+    with pytest.raises(ValueError, match="merge_weight"):
+        AdaptConfig(merge_weight=0.0)

@@ -138,3 +138,16 @@ def test_cli_corpus_only_needs_a_strategy(
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: No labelled pairs given.") and "\n" not in err
     assert "--strategy title|ict|crop" in err and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("bad", ["0", "1.5", "half"])
+def test_cli_merge_weight_must_be_in_0_1(
+    corpus_file: Path, tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture, bad
+) -> None:
+    args = _args(corpus_file, tmp_path / "o", tiny_model_dir, "--strategy", "title")
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--merge-weight", bad])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"--merge-weight: must be a number in (0, 1], got '{bad}'" in err
+    assert not (tmp_path / "o").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from simcse_rag.pairs import TrainingPair
 from simcse_rag.pseudo_queries import (
     choose_strategy,
     make_pseudo_queries,
@@ -124,3 +125,62 @@ def test_chinese_titles_are_not_dropped_as_too_short() -> None:
     pairs = make_pseudo_queries(passages, strategy="title")
     assert [p.query for p in pairs] == ["儿童发烧怎么办"]
     assert query_length("儿童发烧怎么办") == 21 and query_length("Fever") == 5
+
+
+def test_pair_ids_name_the_strategy() -> None:
+    from simcse_rag.pseudo_queries import pseudo_query_strategy
+
+    for strategy in ("ict", "crop", "keywords"):
+        pairs = make_pseudo_queries(_varied(), strategy=strategy, seed=0)
+        assert pairs and all(p.query_id == f"pq:{strategy}:{p.positive_id}" for p in pairs)
+        assert {pseudo_query_strategy(p) for p in pairs} == {strategy}
+    assert pseudo_query_strategy(TrainingPair("q1", "a query", "a passage", "p1")) is None
+
+
+def test_negative_view_matches_the_positive_form() -> None:
+    import random
+
+    from simcse_rag.pseudo_queries import negative_view
+
+    (titled,) = _corpus(1, titled=True)
+    title, body = passage_title(titled)
+    for strategy in ("title", "keywords"):
+        assert negative_view(titled, strategy, random.Random(0)) == body
+    ict = negative_view(titled, "ict", random.Random(0))
+    kept = split_sentences(ict)
+    assert len(kept) == len(split_sentences(body)) - 1 and set(kept) < set(split_sentences(body))
+    crop = negative_view(titled, "crop", random.Random(0))
+    assert crop in " ".join(body.split()) and len(crop.split()) < len(body.split())
+    assert not crop.startswith(title)
+
+
+def _varied(n: int = 10) -> list[Passage]:
+    return [
+        Passage(f"p{i}", f"{EN} Dosage table {i}: ibuprofen{i} naproxen{i} codeine{i} 200 mg.", {})
+        for i in range(n)
+    ]
+
+
+def test_keyword_queries_are_rare_words_of_their_passage() -> None:
+    corpus = _varied()
+    pairs = make_pseudo_queries(corpus, strategy="keywords", seed=3)
+    assert len(pairs) == 10
+    texts = {p.id: p.text for p in corpus}
+    for pair in pairs:
+        words = pair.query.split()
+        assert 3 <= len(words) <= 6
+        assert all(w in texts[pair.positive_id] for w in words)
+        assert not any(w.isdigit() for w in words)  # values are what queries ask for
+        # Words shared by every passage carry no signal and are never picked.
+        assert "Aspirin" not in words and "stomach" not in words
+    drugs = ["布洛芬", "萘普生", "对乙酰氨基酚", "可待因", "吗啡", "曲马多", "双氯芬酸", "塞来昔布"]
+    ills = ["偏头痛", "关节炎", "牙痛", "痛风", "感冒", "腰痛", "肩周炎", "痛经"]
+    zh = [
+        Passage(f"z{i}", ZH + f"{d}治疗{ill}的剂量。", {})
+        for i, (d, ill) in enumerate(zip(drugs, ills, strict=True))
+    ]
+    zh_pairs = make_pseudo_queries(zh, strategy="keywords", seed=0)
+    assert len(zh_pairs) == len(zh)
+    for pair in zh_pairs:
+        assert " " not in pair.query and "阿司匹林" not in pair.query
+        assert any(w in pair.query for w in drugs + ills)

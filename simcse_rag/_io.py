@@ -55,6 +55,8 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 except ValueError as exc:  # JSONDecodeError, or an integer over 4300 digits
                     msg = getattr(exc, "msg", None) or str(exc).split(";")[0]
                     raise ValueError(f"{path}:{lineno}: malformed JSON ({msg}).") from exc
+                except RecursionError as exc:  # "[[[[..." thousands deep
+                    raise ValueError(f"{path}:{lineno}: JSON nested too deeply.") from exc
                 if not isinstance(obj, dict):
                     raise ValueError(f"{path}:{lineno}: expected a JSON object per line.")
                 yield lineno, obj

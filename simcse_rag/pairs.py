@@ -65,8 +65,11 @@ def read_jsonl_texts(path: Path, *, what: str) -> dict[str, str]:
                 continue
             try:
                 row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: invalid JSON ({exc.msg}).") from exc
+            except ValueError as exc:  # JSONDecodeError, or an integer over 4300 digits
+                msg = getattr(exc, "msg", None) or str(exc).split(";")[0]
+                raise ValueError(f"{path}:{lineno}: invalid JSON ({msg}).") from exc
+            except RecursionError as exc:  # "[[[[..." thousands deep
+                raise ValueError(f"{path}:{lineno}: JSON nested too deeply.") from exc
             if not isinstance(row, dict) or "_id" not in row:
                 raise ValueError(f"{path}:{lineno}: each {what} needs an '_id' field.")
             texts[str(row["_id"])] = str(row.get("text") or "")

@@ -216,3 +216,8 @@ def test_cli_index_build_on_bad_input_keeps_existing_index(
     assert rc == 2
     assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
     assert snapshot(existing_index) == before
+
+
+def test_deeply_nested_json_is_a_one_line_error() -> None:
+    # Found by hypothesis: json raises RecursionError (not ValueError) past ~1000 levels.
+    check_readers(b"[" * 50_000, ".jsonl")

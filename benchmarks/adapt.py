@@ -10,8 +10,9 @@ Systems (base model all-MiniLM-L6-v2 for all):
 * ``base``: the model as shipped.
 * ``ours-corpus``: ``adapt`` with pseudo-queries from the corpus only (no labels), strategy
   ``--strategy`` (default ``title``; the library's ``auto`` refuses
-  corpus-only runs); ``ours-corpus:ict`` etc. name a strategy per system, so
-  one run can compare them (``--systems ours-corpus:title,ours-corpus:ict,ours-corpus:crop``).
+  corpus-only runs); ``ours-corpus:keywords`` etc. name a strategy per system, so one run can
+  compare them (``--systems ours-corpus:keywords,ours-corpus:title,ours-corpus:ict``). The
+  library merges corpus-only models halfway with the base (``--merge-weight`` overrides).
 * ``ours-pairs``: ``adapt`` with the labelled pairs of the training queries.
 * ``st-pairs``: sentence-transformers ``util.mine_hard_negatives`` (dense, ``relative_margin``
   0.05, same ``num_negatives`` and ``range_max``) + ``MultipleNegativesRankingLoss(scale=20)``
@@ -251,7 +252,8 @@ def table(results: dict) -> str:
             f"| {name} | base | - | {b['dense']:.2f} | {b['bm25']:.2f} | {b['hybrid']:.2f} | "
             "- | - | - | - |"
         )
-        for system in [s for s in res if s.split(":")[0] in SYSTEMS]:
+        done = [s for s in res if s.split(":")[0] in SYSTEMS and isinstance(res[s], dict)]
+        for system in done:  # (a failed system leaves a "<system>-error" string)
             r = res[system]
             a = {m: 100 * r["after"][m]["ndcg@10"] for m in r["after"]}
             merged = r.get("merge_weight")

@@ -176,7 +176,9 @@ def test_too_small_corpus_is_a_clear_error(tiny_encoder, tmp_path: Path) -> None
 
 
 def test_corpus_only_needs_an_explicit_strategy(tiny_encoder, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"No labelled pairs given.*--strategy title\|ict\|crop"):
+    with pytest.raises(
+        ValueError, match=r"No labelled pairs given.*--strategy keywords\|title\|ict\|crop"
+    ):
         adapt(synthetic_corpus(20), tiny_encoder, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
@@ -289,6 +291,13 @@ def test_adaptation_warnings() -> None:
     assert len(pseudo) == 1 and "--eval-data" in pseudo[0]
 
 
+def _topic_pairs(corpus: list[Passage]) -> list[TrainingPair]:
+    """One labelled pair per passage of ``synthetic_corpus``."""
+    return [
+        TrainingPair(f"q{i}", f"about {TOPICS[i % 8]}", p.text, p.id) for i, p in enumerate(corpus)
+    ]
+
+
 @pytest.mark.parametrize("labelled", [False, True])
 def test_pseudo_query_negatives_are_bodies_like_their_positives(
     tiny_encoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, labelled: bool
@@ -304,14 +313,7 @@ def test_pseudo_query_negatives_are_bodies_like_their_positives(
         return {"steps": 0, "first_loss": None, "final_loss": None, "seconds": 0.0}
 
     monkeypatch.setattr(adapt_module, "_train_round", fake_round)
-    pairs = (
-        [
-            TrainingPair(f"q{i}", f"about {TOPICS[i % 8]}", corpus[i].text, f"d{i}")
-            for i in range(24)
-        ]
-        if labelled
-        else None
-    )
+    pairs = _topic_pairs(corpus) if labelled else None
     config = AdaptConfig(strategy="title", max_steps=1, batch_size=4)
     adapt(corpus, tiny_encoder, tmp_path / "o", config=config, pairs=pairs)
     negatives = [n for _, _, negs in seen for n in negs]
@@ -362,11 +364,14 @@ def test_pseudo_query_negatives_take_their_strategys_form(strategy: str) -> None
             assert neg == passage.text
 
 
-def test_merge_with_base_interpolates_weights(tiny_encoder) -> None:
+def test_merge_with_base_interpolates_weights(tiny_model_dir: Path) -> None:
     import torch
 
     from simcse_rag.adapt import base_weights, merge_with_base
+    from simcse_rag.encoder import SimCSEEncoder
 
+    # A private encoder: the session's tiny_encoder must not be shifted for other tests.
+    tiny_encoder = SimCSEEncoder.from_pretrained(tiny_model_dir, device="cpu")
     base = base_weights(tiny_encoder)
     name = next(iter(base))
     with torch.no_grad():
@@ -382,21 +387,18 @@ def test_merge_with_base_interpolates_weights(tiny_encoder) -> None:
 
 @pytest.mark.parametrize("labelled", [False, True])
 def test_pseudo_query_models_are_merged_with_the_base(
-    tiny_encoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, labelled: bool
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, labelled: bool
 ) -> None:
     import simcse_rag.adapt as adapt_module
+    from simcse_rag.encoder import SimCSEEncoder
+
+    # adapt() trains in place: a private encoder keeps the session's tiny_encoder unchanged.
+    tiny_encoder = SimCSEEncoder.from_pretrained(tiny_model_dir, device="cpu")
 
     calls: list[float] = []
     monkeypatch.setattr(adapt_module, "merge_with_base", lambda enc, base, w: calls.append(w))
     corpus = synthetic_corpus(24)
-    pairs = (
-        [
-            TrainingPair(f"q{i}", f"about {TOPICS[i % 8]}", corpus[i].text, f"d{i}")
-            for i in range(24)
-        ]
-        if labelled
-        else None
-    )
+    pairs = _topic_pairs(corpus) if labelled else None
     config = AdaptConfig(strategy="title", max_steps=1, batch_size=4)
     result = adapt(corpus, tiny_encoder, tmp_path / "o", config=config, pairs=pairs)
     assert result.report["training"]["merge_weight"] == (1.0 if labelled else 0.5)

@@ -137,7 +137,7 @@ def test_cli_corpus_only_needs_a_strategy(
     assert main(_args(corpus_file, tmp_path / "o", tiny_model_dir)) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: No labelled pairs given.") and "\n" not in err
-    assert "--strategy title|ict|crop" in err and not (tmp_path / "o").exists()
+    assert "--strategy keywords|title|ict|crop" in err and not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize("bad", ["0", "1.5", "half"])

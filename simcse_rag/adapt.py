@@ -62,8 +62,9 @@ CORPUS_ONLY_REFUSAL = (
     "No labelled pairs given. Corpus-only adaptation helped one of our two benchmarks and hurt "
     "the other: --strategy keywords (merged halfway with the base model) took TAT-QA finance "
     "dense nDCG@10 from 44.2 to 46.2-48.4 but LiveQA medical from 70.4 to 59.7 (67.6 with "
-    "--strategy title), so it does not run by default. Give labelled pairs (--pairs FILE or --train-data BEIR_DIR), or choose "
-    "--strategy keywords|title|ict|crop and check the result on real queries with --eval-data."
+    "--strategy title), so it does not run by default. Give labelled pairs (--pairs FILE or "
+    "--train-data BEIR_DIR), or choose --strategy keywords|title|ict|crop and check the result "
+    "on real queries with --eval-data."
 )
 #: Share of the fine-tuned weights kept for pseudo-query adaptation (the rest is the base model).
 #: TAT-QA, keywords: dense nDCG@10 44.2 -> 45.8 fine-tuned, 48.4 merged halfway; LiveQA, titles:

@@ -55,6 +55,12 @@ def markdown_table(
     return "\n".join(rows)
 
 
+def _merge_line(weight: float | None) -> list[str]:
+    if weight is None or weight >= 1.0:
+        return []
+    return [f"- saved model: fine-tuned weights merged with the base model's at {weight:g}"]
+
+
 def write_markdown(report: Mapping[str, Any], path: Path) -> Path:
     """Write a human summary: data used, what was held out, mining counts, the table."""
     held = report["held_out"]
@@ -66,6 +72,7 @@ def write_markdown(report: Mapping[str, Any], path: Path) -> Path:
         f"- training pairs: {report['training']['pairs']} from {report['training']['source']}",
         f"- evaluation: {held['queries']} queries from {held['source']} (never trained on)",
         f"- rounds: {len(report['rounds'])}; steps per round: {report['config']['max_steps']}",
+        *_merge_line(report["training"].get("merge_weight")),
         f"- total time: {report['timings']['total_s']:.0f} s",
         "",
         *[f"- **warning**: {w}" for w in report.get("warnings", [])],

@@ -15,12 +15,12 @@ Unknown ids are counted and named (first examples) in one error, so a user fixes
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from simcse_rag import _io
 from simcse_rag.evaluation.retrieval import load_qrels
 from simcse_rag.schema import Passage
 
@@ -59,20 +59,10 @@ def _unknown_error(what: str, unknown: Sequence[str], total: int, source: object
 def read_jsonl_texts(path: Path, *, what: str) -> dict[str, str]:
     """Read ``{_id: text}`` from a BEIR ``queries.jsonl`` (errors name the line)."""
     texts: dict[str, str] = {}
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError as exc:  # JSONDecodeError, or an integer over 4300 digits
-                msg = getattr(exc, "msg", None) or str(exc).split(";")[0]
-                raise ValueError(f"{path}:{lineno}: invalid JSON ({msg}).") from exc
-            except RecursionError as exc:  # "[[[[..." thousands deep
-                raise ValueError(f"{path}:{lineno}: JSON nested too deeply.") from exc
-            if not isinstance(row, dict) or "_id" not in row:
-                raise ValueError(f"{path}:{lineno}: each {what} needs an '_id' field.")
-            texts[str(row["_id"])] = str(row.get("text") or "")
+    for lineno, row in _io.iter_jsonl(path):
+        if "_id" not in row:
+            raise ValueError(f"{path}:{lineno}: each {what} needs an '_id' field.")
+        texts[str(row["_id"])] = str(row.get("text") or "")
     return texts
 
 

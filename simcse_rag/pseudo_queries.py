@@ -27,7 +27,6 @@ Everything is deterministic for a given seed.
 
 from __future__ import annotations
 
-import dataclasses
 import random
 import re
 from collections.abc import Sequence
@@ -114,10 +113,10 @@ def make_pseudo_queries(
         make = _keyword_maker(passages)
     pairs: list[TrainingPair] = []
     for i in order:
-        pair = make(passages[i], rng)
+        made = make(passages[i], rng)
+        pair = _pair(passages[i], strategy, *made) if made is not None else None
         if pair is not None:
-            query_id = f"{PSEUDO_QUERY_PREFIX}{strategy}:{pair.positive_id}"
-            pairs.append(dataclasses.replace(pair, query_id=query_id))
+            pairs.append(pair)
             if max_pairs is not None and len(pairs) >= max_pairs:
                 break
     if not pairs:
@@ -128,11 +127,13 @@ def make_pseudo_queries(
     return pairs
 
 
-def _pair(passage: Passage, query: str, positive: str) -> TrainingPair | None:
+def _pair(passage: Passage, strategy: str, query: str, positive: str) -> TrainingPair | None:
+    """The pair ``strategy`` made from ``passage``, or ``None`` if either side is too short."""
     query, positive = query.strip(), positive.strip()
     if query_length(query) < MIN_QUERY_CHARS or query_length(positive) < MIN_QUERY_CHARS:
         return None
-    return TrainingPair(f"{PSEUDO_QUERY_PREFIX}{passage.id}", query, positive, passage.id)
+    query_id = f"{PSEUDO_QUERY_PREFIX}{strategy}:{passage.id}"
+    return TrainingPair(query_id, query, positive, passage.id)
 
 
 def is_pseudo_query(pair: TrainingPair) -> bool:
@@ -172,12 +173,16 @@ def negative_view(passage: Passage, strategy: str, rng: random.Random) -> str:
     return body
 
 
-def _title_pair(passage: Passage, rng: random.Random) -> TrainingPair | None:
+#: A pair maker: ``(passage, rng) -> (query, positive text)``, or ``None`` if unusable.
+_Made = tuple[str, str] | None
+
+
+def _title_pair(passage: Passage, rng: random.Random) -> _Made:
     title, body = passage_title(passage)
-    return _pair(passage, title, body) if title else None
+    return (title, body) if title else None
 
 
-def _ict_pair(passage: Passage, rng: random.Random) -> TrainingPair | None:
+def _ict_pair(passage: Passage, rng: random.Random) -> _Made:
     _, body = passage_title(passage)
     sentences = split_sentences(body)
     usable = [i for i, s in enumerate(sentences) if query_length(s) >= MIN_QUERY_CHARS]
@@ -185,7 +190,7 @@ def _ict_pair(passage: Passage, rng: random.Random) -> TrainingPair | None:
         return None
     pick = rng.choice(usable)
     rest = " ".join(s for i, s in enumerate(sentences) if i != pick)
-    return _pair(passage, sentences[pick], rest)
+    return sentences[pick], rest
 
 
 def _tokens(text: str) -> tuple[list[str], str]:
@@ -202,7 +207,7 @@ def _crop(tokens: list[str], joiner: str, rng: random.Random, low: float, high: 
     return joiner.join(tokens[start : start + length])
 
 
-def _crop_pair(passage: Passage, rng: random.Random) -> TrainingPair | None:
+def _crop_pair(passage: Passage, rng: random.Random) -> _Made:
     _, body = passage_title(passage)
     tokens, joiner = _tokens(body)
     if len(tokens) < 8:
@@ -211,7 +216,7 @@ def _crop_pair(passage: Passage, rng: random.Random) -> TrainingPair | None:
     # (at most 32 tokens) so it looks like a query rather than a second passage.
     query = _crop(tokens, joiner, rng, 0.1, 0.5)
     query = joiner.join(_tokens(query)[0][:32])
-    return _pair(passage, query, _crop(tokens, joiner, rng, 0.1, 0.5))
+    return query, _crop(tokens, joiner, rng, 0.1, 0.5)
 
 
 _LATIN_WORD = re.compile(r"[^\W\d_][\w\-']*", re.UNICODE)
@@ -245,11 +250,11 @@ def _keyword_maker(passages: Sequence[Passage]):  # noqa: ANN202 - returns a pai
 
     bodies = [passage_title(p)[1] or p.text for p in passages]
     terms = [_surface_terms(b) for b in bodies]
-    df = Counter(t.lower() for ts in terms for t in set(ts))
+    df = Counter(k for ts in terms for k in {t.lower() for t in ts})
     n = max(1, len(passages))
     index = {p.id: i for i, p in enumerate(passages)}
 
-    def make(passage: Passage, rng: random.Random) -> TrainingPair | None:
+    def make(passage: Passage, rng: random.Random) -> _Made:
         i = index[passage.id]
         first: dict[str, str] = {}
         tf: Counter[str] = Counter()
@@ -263,10 +268,9 @@ def _keyword_maker(passages: Sequence[Passage]):  # noqa: ANN202 - returns a pai
         want = min(len(cands), rng.randint(*KEYWORD_COUNT))
         # Weighted sampling without replacement (Efraimidis & Spirakis): keep the largest keys.
         keys = [rng.random() ** (1.0 / w) for w in weights]
-        picked = [cands[j] for j in sorted(range(len(cands)), key=keys.__getitem__)[-want:]]
-        order = list(first)
-        picked.sort(key=order.index)
+        # Keep the passage's word order (``cands`` follows it: dicts keep insertion order).
+        picked = [cands[j] for j in sorted(sorted(range(len(cands)), key=keys.__getitem__)[-want:])]
         joiner = "" if all(_CJK.search(first[k]) for k in picked) else " "
-        return _pair(passage, joiner.join(first[k] for k in picked), bodies[i])
+        return joiner.join(first[k] for k in picked), bodies[i]
 
     return make

@@ -184,3 +184,16 @@ def test_keyword_queries_are_rare_words_of_their_passage() -> None:
     for pair in zh_pairs:
         assert " " not in pair.query and "阿司匹林" not in pair.query
         assert any(w in pair.query for w in drugs + ills)
+
+
+def test_keyword_document_frequency_counts_a_passage_once_whatever_the_case() -> None:
+    # "Zeta" opens a sentence and recurs as "zeta": still two passages of ten (the 20% cap).
+    # Counting case variants separately gave it document frequency 4, so it was never picked.
+    # Each of p0/p1 has exactly three candidate words, and a query takes at least three.
+    filler = ["lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit"]
+    corpus = [Passage(f"p{i}", "Zeta stream. The zeta value.", {}) for i in range(2)] + [
+        Passage(f"q{i}", f"Common {w}{i} and {filler[(i + 1) % 8]}{i} appear here.", {})
+        for i, w in enumerate(filler)
+    ]
+    pairs = {p.positive_id: p for p in make_pseudo_queries(corpus, strategy="keywords", seed=0)}
+    assert pairs["p0"].query == "Zeta stream value" == pairs["p1"].query

@@ -144,6 +144,21 @@ def _sentence_transformers_settings(folder: Path) -> dict[str, Any]:
     return settings
 
 
+def _default_max_length(position_limit: int, tokenizer: Any) -> int:
+    """Truncation length when no sentence-transformers config names one.
+
+    sentence-transformers >= 6 no longer writes ``max_seq_length`` to
+    ``sentence_bert_config.json``; it keeps it as the tokenizer's ``model_max_length`` (256 for
+    a saved all-MiniLM-L6-v2). Reading it keeps our encoding identical to theirs. Capped at 512
+    (and the position limit) so long-context models stay affordable on CPU; transformers uses a
+    huge sentinel for tokenizers without a limit.
+    """
+    tokenizer_limit = getattr(tokenizer, "model_max_length", None)
+    if not isinstance(tokenizer_limit, int) or tokenizer_limit <= 0:
+        tokenizer_limit = 512
+    return min(position_limit, tokenizer_limit, 512)
+
+
 class SimCSEEncoder:
     """Sentence encoder: transformer, pooling and L2 normalisation.
 
@@ -251,7 +266,9 @@ class SimCSEEncoder:
                 f"the Hugging Face Hub (offline?). Details: {str(exc).splitlines()[0]}"
             ) from exc
         limit = int(getattr(config, "max_position_embeddings", 512) or 512)
-        max_length = max_length or settings.get("max_length") or min(limit, 512)
+        max_length = (
+            max_length or settings.get("max_length") or _default_max_length(limit, tokenizer)
+        )
         if max_length > limit:
             raise ValueError(
                 f"max_length {max_length} exceeds the model's position limit {limit}; "

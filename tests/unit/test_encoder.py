@@ -175,3 +175,15 @@ def test_unsupported_sentence_transformers_pooling_is_named(tiny_model_dir, tmp_
     with pytest.raises(ValueError, match="max.*pass pooling="):
         SimCSEEncoder.from_pretrained(folder, device="cpu")
     assert SimCSEEncoder.from_pretrained(folder, pooling="mean", device="cpu").pooling == "mean"
+
+
+def test_sentence_transformers_6_folder_keeps_its_max_seq_length(tiny_model_dir, tmp_path):
+    # sentence-transformers >= 6 stores max_seq_length as the tokenizer's model_max_length, not
+    # in sentence_bert_config.json; we read it as 128 (the position limit) before.
+    st = pytest.importorskip("sentence_transformers")
+    model = st.SentenceTransformer(str(tiny_model_dir), device="cpu")
+    model.max_seq_length = 40
+    model.save(str(tmp_path / "st6"))
+    reloaded = st.SentenceTransformer(str(tmp_path / "st6"), device="cpu")
+    enc = SimCSEEncoder.from_pretrained(tmp_path / "st6", device="cpu", pooling="mean")
+    assert enc.max_length == reloaded.max_seq_length == 40

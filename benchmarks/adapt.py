@@ -12,7 +12,7 @@ Systems (base model all-MiniLM-L6-v2 for all):
   ``--strategy`` (default ``title``; the library's ``auto`` refuses
   corpus-only runs); ``ours-corpus:keywords`` etc. name a strategy per system, so one run can
   compare them (``--systems ours-corpus:keywords,ours-corpus:title,ours-corpus:ict``). The
-  library merges corpus-only models halfway with the base (``--merge-weight`` overrides).
+  library merges corpus-only models with the base at weight 0.3 (``--merge-weight`` overrides).
 * ``ours-pairs``: ``adapt`` with the labelled pairs of the training queries.
 * ``st-pairs``: sentence-transformers ``util.mine_hard_negatives`` (dense, ``relative_margin``
   0.05, same ``num_negatives`` and ``range_max``) + ``MultipleNegativesRankingLoss(scale=20)``
@@ -292,7 +292,7 @@ def main() -> None:
         "--merge-weight",
         type=float,
         default=None,
-        help="share of fine-tuned weights kept (default: the library's, 0.5 corpus-only, 1 pairs)",
+        help="share of fine-tuned weights kept (default: the library's, 0.3 corpus-only, 1 pairs)",
     )
     parser.add_argument("--corpus-size", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)

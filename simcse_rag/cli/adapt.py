@@ -55,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--merge-weight",
         type=_merge_weight,
         default=None,
-        help="share of the fine-tuned weights kept, the rest from the base model (default: 0.5 "
+        help="share of the fine-tuned weights kept, the rest from the base model (default: 0.3 "
         "for corpus-only --strategy runs, 1 with labelled pairs)",
     )
     parser.add_argument(

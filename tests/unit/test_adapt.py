@@ -401,8 +401,8 @@ def test_pseudo_query_models_are_merged_with_the_base(
     pairs = _topic_pairs(corpus) if labelled else None
     config = AdaptConfig(strategy="title", max_steps=1, batch_size=4)
     result = adapt(corpus, tiny_encoder, tmp_path / "o", config=config, pairs=pairs)
-    assert result.report["training"]["merge_weight"] == (1.0 if labelled else 0.5)
-    assert calls == ([] if labelled else [0.5])
+    assert result.report["training"]["merge_weight"] == (1.0 if labelled else 0.3)
+    assert calls == ([] if labelled else [0.3])
     report_md = (tmp_path / "o" / "report.md").read_text(encoding="utf-8")
     assert ("merged with the base model's at 0.5" in report_md) is not labelled
     with pytest.raises(ValueError, match="merge_weight"):

@@ -404,6 +404,6 @@ def test_pseudo_query_models_are_merged_with_the_base(
     assert result.report["training"]["merge_weight"] == (1.0 if labelled else 0.3)
     assert calls == ([] if labelled else [0.3])
     report_md = (tmp_path / "o" / "report.md").read_text(encoding="utf-8")
-    assert ("merged with the base model's at 0.5" in report_md) is not labelled
+    assert ("merged with the base model's at 0.3" in report_md) is not labelled
     with pytest.raises(ValueError, match="merge_weight"):
         AdaptConfig(merge_weight=0.0)

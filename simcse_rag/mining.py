@@ -9,8 +9,9 @@ candidate becomes a hard negative only if it survives, in this order:
 3. ``rank_window``: its fused rank lies in ``(range_min, range_max]``;
 4. ``max_score``: its dense score is at most ``max_score``;
 5. ``relative_margin``: its dense score is at most ``pos - |pos| * relative_margin`` where
-   ``pos`` is the positive's dense score (the semantics of sentence-transformers'
-   ``mine_hard_negatives``);
+   ``pos`` is the dense score of the query's weakest known positive (the semantics of
+   sentence-transformers' ``mine_hard_negatives``: a candidate that outscores any true answer
+   of the query is too likely to be an unjudged one);
 6. ``not_sampled``: ``num_negatives`` are kept, the best-ranked (``top``) or a seeded random
    sample (``random``).
 
@@ -56,8 +57,8 @@ class MiningConfig:
         candidates: Candidates retrieved per query from each source before fusion.
         range_min: Skip the ``range_min`` best-ranked candidates (ranks ``1..range_min``).
         range_max: Consider only candidates ranked ``<= range_max``.
-        relative_margin: Drop candidates scoring above ``pos - |pos| * relative_margin``;
-            ``None`` disables the filter.
+        relative_margin: Drop candidates scoring above ``pos - |pos| * relative_margin``, where
+            ``pos`` is the score of the query's weakest positive; ``None`` disables the filter.
         max_score: Drop candidates whose dense score exceeds it; ``None`` disables the filter.
         duplicate_threshold: Character 4-gram Jaccard from which a candidate's text counts as a
             copy of the positive (1.0: exact copies only, after whitespace/case normalisation).
@@ -149,7 +150,7 @@ def select_negatives(
         scores: Their dense scores (cosine similarity to the query).
         ranks: Their 1-based ranks in the candidate list.
         positive_ids: Every known positive of the query.
-        positive_score: Dense score of the pair's positive.
+        positive_score: Dense score the margin is taken from (the query's weakest positive).
         duplicate: Whether each candidate's text duplicates the positive's.
         config: Filter settings.
         rng: Random source for ``random`` sampling.
@@ -292,6 +293,10 @@ def mine_hard_negatives(
     cand_scores_all, pos_scores = score(
         [p.query for p in pairs], cand_lists, [(p.positive_id, p.positive) for p in pairs]
     )
+    # The margin is taken from each query's weakest positive (pairs sharing a query_id).
+    weakest: dict[str, float] = {}
+    for pair, pos_score in zip(pairs, pos_scores, strict=True):
+        weakest[pair.query_id] = min(float(pos_score), weakest.get(pair.query_id, float("inf")))
     examples: list[MinedExample] = []
     removed: Counter[str] = Counter({name: 0 for name in FILTERS})
     total = short = 0
@@ -311,7 +316,7 @@ def mine_hard_negatives(
             cand_scores,
             np.arange(1, len(cand) + 1),
             positive_ids=known,
-            positive_score=pos_score,
+            positive_score=weakest[pair.query_id],
             duplicate=duplicate,
             config=config,
             rng=rng,

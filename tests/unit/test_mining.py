@@ -229,3 +229,19 @@ def test_mine_counts_pairs_short_of_negatives() -> None:
     # Within rank 8, only d5 (0.60) and d6 (0.55) pass max_score 0.6 (d0 is the positive).
     assert [n.id for n in result.examples[0].negatives] == ["d5", "d6"]
     assert result.short == 1
+
+
+def test_relative_margin_is_taken_from_the_querys_weakest_positive() -> None:
+    # q1 has two positives: d1 (0.85) and d5 (0.60). A candidate scoring 0.75 outscores one of
+    # q1's true answers, so it is no safe negative for either pair (sentence-transformers'
+    # semantics); taking the margin from d1 alone would have kept d2 (0.75) for the d1 pair.
+    texts = _corpus()
+    search, score = _fake_retrieval(texts)
+    pairs = [
+        TrainingPair("q1", "query one", texts["d1"], "d1"),
+        TrainingPair("q1", "query one", texts["d5"], "d5"),
+    ]
+    config = MiningConfig(num_negatives=2, relative_margin=0.1)  # threshold 0.54 for both
+    result = mine_hard_negatives(pairs, search=search, score=score, texts=texts, config=config)
+    assert [[n.id for n in e.negatives] for e in result.examples] == [["d7", "d8"]] * 2
+    assert [e.positive_score for e in result.examples] == pytest.approx([0.85, 0.60])

@@ -407,3 +407,37 @@ def test_pseudo_query_models_are_merged_with_the_base(
     assert ("merged with the base model's at 0.3" in report_md) is not labelled
     with pytest.raises(ValueError, match="merge_weight"):
         AdaptConfig(merge_weight=0.0)
+
+
+@pytest.mark.parametrize("labelled", [False, True])
+def test_pseudo_queries_skip_their_best_ranked_candidates(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, labelled: bool
+) -> None:
+    import simcse_rag.adapt as adapt_module
+    from simcse_rag.encoder import SimCSEEncoder
+
+    encoder = SimCSEEncoder.from_pretrained(tiny_model_dir, device="cpu")
+    seen: list[MiningConfig] = []
+    real = adapt_module.mine_with_retriever
+
+    def spy(retriever, pairs, config):  # noqa: ANN001, ANN202
+        seen.append(config)
+        return real(retriever, pairs, config)
+
+    monkeypatch.setattr(adapt_module, "mine_with_retriever", spy)
+    corpus = synthetic_corpus(60)  # a tenth of it: 6 < pseudo_range_min
+    pairs = _topic_pairs(corpus) if labelled else None
+    config = AdaptConfig(strategy="title", max_steps=1, batch_size=4, pseudo_range_min=8)
+    result = adapt(corpus, encoder, tmp_path / "o", config=config, pairs=pairs)
+    assert [c.range_min for c in seen] == [0 if labelled else 6]
+    mining = result.report["rounds"][0]["mining"]
+    assert mining["range_min"] == seen[0].range_min
+    if not labelled:  # candidates ranked 1..6 were skipped (the positive itself is one)
+        assert mining["removed"]["rank_window"] > 0
+
+
+def test_pseudo_range_min_is_checked() -> None:
+    with pytest.raises(ValueError, match="pseudo_range_min must be an integer >= 0, got -1"):
+        AdaptConfig(pseudo_range_min=-1)
+    with pytest.raises(ValueError, match="pseudo_range_min=10 leaves fewer than num_negatives=1"):
+        AdaptConfig(mining=MiningConfig(num_negatives=1, range_max=10))

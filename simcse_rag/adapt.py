@@ -116,7 +116,8 @@ class AdaptConfig:
             pairs (measured: merging lifts pseudo-query adaptation and costs labelled adaptation
             0.1-1.7 points).
         pseudo_range_min: For pseudo-query pairs, mining skips at least this many best-ranked
-            candidates, and at most a tenth of the corpus (``range_min`` of :attr:`mining` is
+            candidates, but at most a tenth of the corpus and never so many that fewer than
+            ``num_negatives`` stay within ``range_max`` (``range_min`` of :attr:`mining` is
             raised to it; see :data:`PSEUDO_RANGE_MIN`). Labelled pairs use :attr:`mining` as
             given.
         ks: Metric cut-offs.
@@ -166,12 +167,6 @@ class AdaptConfig:
         skip = self.pseudo_range_min
         if isinstance(skip, bool) or not isinstance(skip, int) or skip < 0:
             raise ValueError(f"pseudo_range_min must be an integer >= 0, got {skip!r}.")
-        if self.mining.range_max - skip < self.mining.num_negatives:
-            raise ValueError(
-                f"pseudo_range_min={skip} leaves fewer than num_negatives="
-                f"{self.mining.num_negatives} candidates within range_max="
-                f"{self.mining.range_max}; lower pseudo_range_min or raise range_max."
-            )
         if not self.ks or any(not isinstance(k, int) or k <= 0 for k in self.ks):
             raise ValueError(f"ks must be positive integers, got {self.ks!r}.")
 
@@ -521,8 +516,11 @@ def adapt(
     timings["evaluate_before_s"] = time.perf_counter() - t0
 
     # 3-4. rounds of mining + training (then merge with the base weights)
-    # At most a tenth of the corpus is skipped, so a small corpus keeps some hard negatives.
-    pseudo_skip = max(config.mining.range_min, min(config.pseudo_range_min, len(corpus) // 10))
+    # At most a tenth of the corpus is skipped, so a small corpus keeps some hard negatives,
+    # and the rank window keeps room for num_negatives.
+    window = config.mining.range_max - config.mining.num_negatives
+    skip = min(config.pseudo_range_min, len(corpus) // 10, window)
+    pseudo_skip = max(config.mining.range_min, skip)
     base_state = base_weights(encoder) if merge_weight < 1.0 else None
     rounds: list[dict[str, Any]] = []
     last_mined: MiningResult | None = None

@@ -409,9 +409,21 @@ def test_pseudo_query_models_are_merged_with_the_base(
         AdaptConfig(merge_weight=0.0)
 
 
-@pytest.mark.parametrize("labelled", [False, True])
+@pytest.mark.parametrize(
+    ("labelled", "range_max", "skipped"),
+    [
+        (False, 50, 6),  # a tenth of the 60 passages, less than pseudo_range_min=8
+        (True, 50, 0),  # labelled pairs mine as configured
+        (False, 4, 3),  # the window (range_min, 4] keeps room for the one negative
+    ],
+)
 def test_pseudo_queries_skip_their_best_ranked_candidates(
-    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, labelled: bool
+    tiny_model_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    labelled: bool,
+    range_max: int,
+    skipped: int,
 ) -> None:
     import simcse_rag.adapt as adapt_module
     from simcse_rag.encoder import SimCSEEncoder
@@ -425,19 +437,24 @@ def test_pseudo_queries_skip_their_best_ranked_candidates(
         return real(retriever, pairs, config)
 
     monkeypatch.setattr(adapt_module, "mine_with_retriever", spy)
-    corpus = synthetic_corpus(60)  # a tenth of it: 6 < pseudo_range_min
+    corpus = synthetic_corpus(60)
     pairs = _topic_pairs(corpus) if labelled else None
-    config = AdaptConfig(strategy="title", max_steps=1, batch_size=4, pseudo_range_min=8)
+    mining = MiningConfig(num_negatives=1, range_max=range_max)
+    config = AdaptConfig(
+        strategy="title", max_steps=1, batch_size=4, pseudo_range_min=8, mining=mining
+    )
     result = adapt(corpus, encoder, tmp_path / "o", config=config, pairs=pairs)
-    assert [c.range_min for c in seen] == [0 if labelled else 6]
-    mining = result.report["rounds"][0]["mining"]
-    assert mining["range_min"] == seen[0].range_min
-    if not labelled:  # candidates ranked 1..6 were skipped (the positive itself is one)
-        assert mining["removed"]["rank_window"] > 0
+    assert [c.range_min for c in seen] == [skipped]
+    stats = result.report["rounds"][0]["mining"]
+    assert stats["range_min"] == skipped
+    if skipped:  # candidates ranked 1..skipped were passed over (the positive is one of them)
+        assert stats["removed"]["rank_window"] > 0
 
 
 def test_pseudo_range_min_is_checked() -> None:
     with pytest.raises(ValueError, match="pseudo_range_min must be an integer >= 0, got -1"):
         AdaptConfig(pseudo_range_min=-1)
-    with pytest.raises(ValueError, match="pseudo_range_min=10 leaves fewer than num_negatives=1"):
-        AdaptConfig(mining=MiningConfig(num_negatives=1, range_max=10))
+    with pytest.raises(ValueError, match="pseudo_range_min must be an integer >= 0, got True"):
+        AdaptConfig(pseudo_range_min=True)
+    # A narrow rank window for labelled pairs is no error: the pseudo skip shrinks to fit it.
+    assert AdaptConfig(mining=MiningConfig(num_negatives=1, range_max=10)).pseudo_range_min == 10

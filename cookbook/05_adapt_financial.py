@@ -89,7 +89,7 @@ def main() -> None:
         out,
         config=AdaptConfig(
             # Only used with --corpus-only; adapt() needs the strategy spelled out. Measured on
-            # TAT-QA: keywords 44.2 -> 46.9 dense nDCG@10; sentences (table rows, "ict") as
+            # TAT-QA: keywords 44.2 -> 47.2 dense nDCG@10; sentences (table rows, "ict") as
             # queries 44.2 -> 26.8.
             strategy="keywords",
             max_steps=2 if args.tiny else args.max_steps,

@@ -17,7 +17,8 @@ Systems (base model all-MiniLM-L6-v2 for all):
 * ``st-pairs``: sentence-transformers ``util.mine_hard_negatives`` (dense, ``relative_margin``
   0.05, same ``num_negatives`` and ``range_max``) + ``MultipleNegativesRankingLoss(scale=20)``
   with ``SentenceTransformerTrainer`` (no-duplicates batches), same pairs, steps, batch size,
-  learning rate, warm-up and training max length. Evaluated with the same code as ours
+  learning rate (``--lr``, default the library's for labelled pairs), warm-up and training max
+  length. Evaluated with the same code as ours
   (:func:`simcse_rag.adapt.evaluate_retriever` over the saved model).
 
 Every number is nDCG@10 on the held-out queries in dense, bm25 and hybrid (RRF) mode.
@@ -48,6 +49,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from simcse_rag.adapt import (  # noqa: E402
+    LABELLED_LEARNING_RATE,
     AdaptConfig,
     EvalSet,
     adapt,
@@ -201,7 +203,7 @@ def run_st(ds: dict, args: argparse.Namespace, out: Path) -> dict:
         output_dir=str(work),
         max_steps=args.max_steps,
         per_device_train_batch_size=args.batch_size,
-        learning_rate=args.lr,
+        learning_rate=args.lr or LABELLED_LEARNING_RATE,
         warmup_ratio=0.1,
         batch_sampler=BatchSamplers.NO_DUPLICATES,
         save_strategy="no",
@@ -275,7 +277,12 @@ def main() -> None:
     parser.add_argument("--model", default=None)
     parser.add_argument("--max-steps", type=int, default=AdaptConfig.max_steps)
     parser.add_argument("--batch-size", type=int, default=AdaptConfig.batch_size)
-    parser.add_argument("--lr", type=float, default=AdaptConfig.learning_rate)
+    parser.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="peak learning rate (default: the library's, 1e-4 with pairs, 5e-5 corpus-only)",
+    )
     parser.add_argument("--train-max-length", type=int, default=AdaptConfig.train_max_length)
     parser.add_argument("--encode-max-length", type=int, default=None)
     parser.add_argument("--max-pairs", type=int, default=AdaptConfig.max_pairs)

@@ -61,6 +61,10 @@ def _merge_line(weight: float | None) -> list[str]:
     return [f"- saved model: fine-tuned weights merged with the base model's at {weight:g}"]
 
 
+def _lr_text(learning_rate: float | None) -> str:
+    return "" if learning_rate is None else f"; peak learning rate: {learning_rate:g}"
+
+
 def write_markdown(report: Mapping[str, Any], path: Path) -> Path:
     """Write a human summary: data used, what was held out, mining counts, the table."""
     held = report["held_out"]
@@ -71,7 +75,8 @@ def write_markdown(report: Mapping[str, Any], path: Path) -> Path:
         f"- corpus: {report['corpus']['passages']} passages",
         f"- training pairs: {report['training']['pairs']} from {report['training']['source']}",
         f"- evaluation: {held['queries']} queries from {held['source']} (never trained on)",
-        f"- rounds: {len(report['rounds'])}; steps per round: {report['config']['max_steps']}",
+        f"- rounds: {len(report['rounds'])}; steps per round: {report['config']['max_steps']}"
+        + _lr_text(report["training"].get("learning_rate")),
         *_merge_line(report["training"].get("merge_weight")),
         f"- total time: {report['timings']['total_s']:.0f} s",
         "",

@@ -84,6 +84,17 @@ def positive_int(value: str) -> int:
     return number
 
 
+def positive_float(value: str) -> float:
+    """argparse type: a finite number > 0 (learning rates)."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not 0.0 < number < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}")
+    return number
+
+
 def read_lines(path: Path) -> list[str]:
     """Read a UTF-8 text file, one item per line (trailing newline stripped, blanks kept out).
 

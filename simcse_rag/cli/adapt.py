@@ -6,7 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from simcse_rag.cli._common import add_model_argument, existing_file, load_encoder, positive_int
+from simcse_rag.cli._common import (
+    add_model_argument,
+    existing_file,
+    load_encoder,
+    positive_float,
+    positive_int,
+)
 from simcse_rag.pseudo_queries import STRATEGIES
 
 
@@ -43,6 +49,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-steps", type=positive_int, default=None, help="steps per round")
     parser.add_argument("--rounds", type=positive_int, default=1, help="mine + train rounds")
     parser.add_argument("--batch-size", type=positive_int, default=None)
+    parser.add_argument(
+        "--lr",
+        type=positive_float,
+        default=None,
+        help="peak learning rate (default: AdaptConfig's)",
+    )
     parser.add_argument("--max-pairs", type=positive_int, default=None)
     parser.add_argument("--num-negatives", type=positive_int, default=None)
     parser.add_argument(
@@ -89,6 +101,7 @@ def _config(args: argparse.Namespace):  # noqa: ANN202 - keeps torch out of pars
     changes = {
         "max_steps": args.max_steps,
         "batch_size": args.batch_size,
+        "learning_rate": args.lr,
         "max_pairs": args.max_pairs,
         "encode_max_length": args.encode_max_length,
         "merge_weight": args.merge_weight,

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from simcse_rag.cli._common import add_model_argument, existing_file, positive_int
+from simcse_rag.cli._common import add_model_argument, existing_file, positive_float, positive_int
 
 _DEFAULT_LR = {"unsup": 3e-5, "sup": 5e-5}
 
@@ -40,7 +40,9 @@ def _add_mode(sub: argparse._SubParsersAction, mode: str, *, help: str, data_hel
     p.add_argument("--epochs", type=positive_int, default=1)
     p.add_argument("--max-steps", type=positive_int, default=None, help="overrides --epochs")
     p.add_argument("--batch-size", type=positive_int, default=64)
-    p.add_argument("--lr", type=float, default=_DEFAULT_LR[mode], help="peak learning rate")
+    p.add_argument(
+        "--lr", type=positive_float, default=_DEFAULT_LR[mode], help="peak learning rate"
+    )
     p.add_argument("--warmup-ratio", type=float, default=0.0)
     p.add_argument("--temperature", type=float, default=0.05)
     p.add_argument("--dropout", type=float, default=0.1, help="training dropout probability")

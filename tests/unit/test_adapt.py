@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from simcse_rag.adapt import (
+    LABELLED_LEARNING_RATE,
+    PSEUDO_LEARNING_RATE,
     REPORT_JSON,
     REPORT_MD,
     AdaptConfig,
@@ -162,6 +164,9 @@ def test_config_validation() -> None:
         AdaptConfig(batch_size=1)
     with pytest.raises(TypeError, match="MiningConfig"):
         AdaptConfig(mining={"num_negatives": 2})  # type: ignore[arg-type]
+    for bad in (0.0, -1e-4, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="learning_rate must be a positive number"):
+            AdaptConfig(learning_rate=bad)
 
 
 def test_too_small_corpus_is_a_clear_error(tiny_encoder, tmp_path: Path) -> None:
@@ -386,7 +391,7 @@ def test_merge_with_base_interpolates_weights(tiny_model_dir: Path) -> None:
 
 
 @pytest.mark.parametrize("labelled", [False, True])
-def test_pseudo_query_models_are_merged_with_the_base(
+def test_pseudo_query_and_labelled_runs_get_their_own_merge_weight_and_learning_rate(
     tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, labelled: bool
 ) -> None:
     import simcse_rag.adapt as adapt_module
@@ -403,8 +408,12 @@ def test_pseudo_query_models_are_merged_with_the_base(
     result = adapt(corpus, tiny_encoder, tmp_path / "o", config=config, pairs=pairs)
     assert result.report["training"]["merge_weight"] == (1.0 if labelled else 0.3)
     assert calls == ([] if labelled else [0.3])
+    lr = LABELLED_LEARNING_RATE if labelled else PSEUDO_LEARNING_RATE
+    assert result.report["training"]["learning_rate"] == lr
+    assert result.report["rounds"][0]["train"]["training_config"]["learning_rate"] == lr
     report_md = (tmp_path / "o" / "report.md").read_text(encoding="utf-8")
     assert ("merged with the base model's at 0.3" in report_md) is not labelled
+    assert f"peak learning rate: {lr:g}" in report_md
     with pytest.raises(ValueError, match="merge_weight"):
         AdaptConfig(merge_weight=0.0)
 

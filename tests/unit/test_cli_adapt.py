@@ -55,11 +55,12 @@ def test_cli_adapt_with_pairs_writes_model_and_report(
         encoding="utf-8",
     )
     out = tmp_path / "adapted"
-    assert main(_args(corpus_file, out, tiny_model_dir, "--pairs", str(pairs))) == 0
+    assert main(_args(corpus_file, out, tiny_model_dir, "--pairs", str(pairs), "--lr", "2e-4")) == 0
     captured = capsys.readouterr()
     assert "| hybrid |" in captured.out and "[adapt] round 1" in captured.err
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert report["training"]["source"] == str(pairs)
+    assert report["config"]["learning_rate"] == 2e-4
     assert report["held_out"]["queries"] == 9  # 30% of 30 queries
     # Labelled pairs: no pseudo-query warning; a drop in quality is always reported.
     fell = [m for m in ("dense", "hybrid") if report["delta"][m]["ndcg@10"] < 0]
@@ -150,4 +151,16 @@ def test_cli_merge_weight_must_be_in_0_1(
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert f"--merge-weight: must be a number in (0, 1], got '{bad}'" in err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("bad", ["0", "-0.001", "nan", "inf", "fast"])
+def test_cli_lr_must_be_a_positive_number(
+    corpus_file: Path, tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture, bad
+) -> None:
+    args = _args(corpus_file, tmp_path / "o", tiny_model_dir, "--strategy", "title")
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--lr", bad])
+    assert exc.value.code == 2
+    assert f"--lr: expected a positive number, got '{bad}'" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

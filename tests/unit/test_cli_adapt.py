@@ -141,26 +141,29 @@ def test_cli_corpus_only_needs_a_strategy(
     assert "--strategy keywords|title|ict|crop" in err and not (tmp_path / "o").exists()
 
 
-@pytest.mark.parametrize("bad", ["0", "1.5", "half"])
-def test_cli_merge_weight_must_be_in_0_1(
-    corpus_file: Path, tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture, bad
+_MERGE = "must be a number in (0, 1]"
+_POSITIVE = "expected a positive number"
+
+
+@pytest.mark.parametrize(
+    ("flag", "bad", "message"),
+    [
+        *[("--merge-weight", bad, _MERGE) for bad in ("0", "1.5", "half")],
+        *[("--lr", bad, _POSITIVE) for bad in ("0", "-0.001", "nan", "inf", "fast")],
+    ],
+)
+def test_cli_bad_numbers_are_refused_before_any_work(
+    corpus_file: Path,
+    tiny_model_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    flag: str,
+    bad: str,
+    message: str,
 ) -> None:
     args = _args(corpus_file, tmp_path / "o", tiny_model_dir, "--strategy", "title")
     with pytest.raises(SystemExit) as exc:
-        main([*args, "--merge-weight", bad])
+        main([*args, flag, bad])
     assert exc.value.code == 2
-    err = capsys.readouterr().err
-    assert f"--merge-weight: must be a number in (0, 1], got '{bad}'" in err
-    assert not (tmp_path / "o").exists()
-
-
-@pytest.mark.parametrize("bad", ["0", "-0.001", "nan", "inf", "fast"])
-def test_cli_lr_must_be_a_positive_number(
-    corpus_file: Path, tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture, bad
-) -> None:
-    args = _args(corpus_file, tmp_path / "o", tiny_model_dir, "--strategy", "title")
-    with pytest.raises(SystemExit) as exc:
-        main([*args, "--lr", bad])
-    assert exc.value.code == 2
-    assert f"--lr: expected a positive number, got '{bad}'" in capsys.readouterr().err
+    assert f"{flag}: {message}, got '{bad}'" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

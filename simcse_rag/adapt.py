@@ -79,9 +79,9 @@ PSEUDO_MERGE_WEIGHT = 0.3
 #: 69.0 / 64.4 -> 70.8 / 66.1 (base 70.4 / 66.0); TAT-QA keywords 46.9 / 54.8 -> 47.2 / 54.9.
 PSEUDO_RANGE_MIN = 10
 #: Peak learning rate with labelled pairs (100 steps of 32). Dense / hybrid nDCG@10 on held-out
-#: real questions (benchmarks/adapt.py --lr): TAT-QA 5e-5 57.6 / 62.4, 1e-4 60.0 / 63.5,
-#: 2e-4 62.0 / 64.3; LiveQA 5e-5 75.1 / 70.1, 1e-4 74.2 / 70.7 (48 questions: +-2 is noise).
-#: 2e-4 was measured on one TAT-QA split only, so the default stays at 1e-4.
+#: real questions (benchmarks/adapt.py --lr): TAT-QA (1,141 pairs) 5e-5 57.6 / 62.4, 1e-4
+#: 60.0 / 63.5, 2e-4 62.0 / 64.3; LiveQA (490 pairs, base 70.4 / 66.0) 5e-5 75.1 / 70.1, 1e-4
+#: 74.2 / 70.7 (48 questions: +-2 is noise), 2e-4 67.3 / 69.0: too high for a small pair set.
 LABELLED_LEARNING_RATE = 1e-4
 #: Peak learning rate with pseudo-queries: :data:`PSEUDO_MERGE_WEIGHT` and
 #: :data:`PSEUDO_RANGE_MIN` were tuned with it (TAT-QA keywords at 1e-4: 47.0 / 54.7, the same

@@ -53,7 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--lr",
         type=positive_float,
         default=None,
-        help="peak learning rate (default: AdaptConfig's)",
+        help="peak learning rate (default: 1e-4 with labelled pairs, 5e-5 for corpus-only "
+        "--strategy runs)",
     )
     parser.add_argument("--max-pairs", type=positive_int, default=None)
     parser.add_argument("--num-negatives", type=positive_int, default=None)

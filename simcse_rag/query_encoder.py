@@ -200,12 +200,33 @@ def _export(encoder: Any, names: list[str], quantize: bool) -> bytes:
         return path.read_bytes()
 
 
+class _OnnxRuntimeHints(logging.Filter):
+    """Drops the hints onnxruntime's quantizer logs straight on the root logger.
+
+    A filter on the root logger sees only records logged *on* it (``logging.warning(...)``), not
+    those propagated from named loggers, so the application's own warnings still come through.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        parts = Path(record.pathname).parts
+        return record.levelno >= logging.ERROR or "onnxruntime" not in parts
+
+
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """Silence the exporter's tracer warnings and the quantizer's pre-processing hint."""
+    """Silence the exporter's tracer warnings and the quantizer's pre-processing hint.
+
+    Leaves the root logger's level alone (lowering it would hide every library's warnings for
+    the duration), and holds a ``NullHandler`` on a root without handlers so that the
+    quantizer's module-level ``logging.warning`` calls do not run ``basicConfig`` in the
+    caller's process.
+    """
     root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
+    hints = _OnnxRuntimeHints()
+    placeholder = None if root.handlers else logging.NullHandler()
+    root.addFilter(hints)
+    if placeholder is not None:
+        root.addHandler(placeholder)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -214,7 +235,9 @@ def _quiet() -> Iterator[None]:
             with _quiet_transformers():
                 yield
     finally:
-        root.setLevel(level)
+        root.removeFilter(hints)
+        if placeholder is not None:
+            root.removeHandler(placeholder)
 
 
 class LazyQueryEncoder:

@@ -106,3 +106,24 @@ def test_retriever_backends_agree(tiny_encoder: Any) -> None:
         assert hits[0].id == "p0"
     np.testing.assert_allclose(runs["onnx"], runs["torch"], atol=2e-5)
     assert ((runs["onnx-int8"] * runs["torch"]).sum(axis=1)).min() > 0.95
+
+
+def test_quiet_drops_only_onnxruntime_root_hints(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def root_record(pathname: str) -> logging.LogRecord:
+        return logging.LogRecord("root", logging.WARNING, pathname, 1, pathname, None, None)
+
+    hint = root_record("/site-packages/onnxruntime/quantization/onnx_quantizer.py")
+    other = root_record("/app/main.py")
+    with caplog.at_level(logging.WARNING), query_encoder._quiet():
+        logging.getLogger("someapp").warning("the app's own warning")
+        logging.getLogger().handle(hint)
+        logging.getLogger().handle(other)
+    assert [r.getMessage() for r in caplog.records] == ["the app's own warning", "/app/main.py"]
+    assert logging.getLogger().filters == []
+    # The quantizer calls logging.warning(), which runs basicConfig() on a root without handlers.
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])
+    with query_encoder._quiet():
+        logging.warning("a hint")
+    assert logging.getLogger().handlers == []

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 _SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-_WORDS = (
+_WORDS = (  # noqa: SIM905 - one word list reads better as text than as 130 literals
     "the of and to in is was for on that with as by at from it an be are this which or have "
     "not has but were their also its been more one two first new after who can other all "
     "they he she his her what when where how why do does did will would should could may "

@@ -1,1 +1,1 @@
-"""Evaluation: STS correlation (``sts``) and retrieval metrics on BEIR-layout data (``retrieval``)."""
+"""Evaluation: STS correlation (``sts``) and retrieval metrics on BEIR data (``retrieval``)."""

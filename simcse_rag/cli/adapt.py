@@ -69,7 +69,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=_merge_weight,
         default=None,
         help="share of the fine-tuned weights kept, the rest from the base model (default: 0.3 "
-        "for corpus-only --strategy runs, 1 with labelled pairs)",
+        "for corpus-only --strategy runs, 1 with labelled pairs; try 0.5 where the base model "
+        "is already strong on your questions)",
     )
     parser.add_argument(
         "--cache-dir",

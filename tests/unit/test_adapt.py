@@ -288,6 +288,11 @@ def test_adaptation_warnings() -> None:
     worse = {"dense": {"ndcg@10": 0.25}, "bm25": {"ndcg@10": 0.5}, "hybrid": {"ndcg@10": 0.54}}
     warnings = adaptation_warnings(before, worse, pseudo_eval=False)
     assert warnings == [
+        "dense nDCG@10 fell from 44.0 to 25.0 on the evaluation queries: rerun with "
+        "--merge-weight 0.5 to keep more of the base model, or keep the base model for this corpus"
+    ]
+    # A run that already merged at 0.5 or below (pseudo-queries: 0.3) gets no merge advice.
+    assert adaptation_warnings(before, worse, pseudo_eval=False, merge_weight=0.3) == [
         "dense nDCG@10 fell from 44.0 to 25.0 on the evaluation queries: keep the base model "
         "for this corpus"
     ]

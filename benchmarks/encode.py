@@ -97,11 +97,11 @@ def main() -> None:
         t_ours, t_theirs = [], []
         emb_ours = emb_theirs = None
         for _ in range(args.repeats):
-            dt, emb_ours = time_call(lambda: ours.encode(texts, batch_size=bs_ours))
+            dt, emb_ours = time_call(lambda bs=bs_ours: ours.encode(texts, batch_size=bs))
             t_ours.append(dt)
             dt, emb_theirs = time_call(
-                lambda: theirs.encode(
-                    texts, batch_size=bs_theirs, convert_to_numpy=True, normalize_embeddings=True
+                lambda bs=bs_theirs: theirs.encode(
+                    texts, batch_size=bs, convert_to_numpy=True, normalize_embeddings=True
                 )
             )
             t_theirs.append(dt)

@@ -1,4 +1,4 @@
-"""The README's LangChain and LlamaIndex snippets, read from README.md, run as printed (slow: real model)."""
+"""The README's LangChain and LlamaIndex snippets, read from README.md and run as printed (slow)."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -167,3 +168,21 @@ def test_cli_bad_numbers_are_refused_before_any_work(
     assert exc.value.code == 2
     assert f"{flag}: {message}, got '{bad}'" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_cli_help_names_the_library_defaults(capsys: pytest.CaptureFixture) -> None:
+    """The parser keeps torch out, so its help repeats the library's defaults as literals."""
+    from simcse_rag import adapt
+
+    with pytest.raises(SystemExit) as exc:
+        main(["adapt", "--help"])
+    assert exc.value.code == 0
+    # Each option's help runs from its "  --flag" line to the next option line.
+    options = re.split(r"\n  (?=-)", capsys.readouterr().out)
+    for flag, constants in [
+        ("--lr", [adapt.LABELLED_LEARNING_RATE, adapt.PSEUDO_LEARNING_RATE]),
+        ("--merge-weight", [adapt.PSEUDO_MERGE_WEIGHT, adapt.STRONG_BASE_MERGE_WEIGHT]),
+    ]:
+        (help_text,) = [o for o in options if o.startswith(f"{flag} ")]
+        named = {float(n) for n in re.findall(r"\d+(?:\.\d+)?(?:e-?\d+)?", help_text)}
+        assert set(constants) <= named, (flag, help_text)

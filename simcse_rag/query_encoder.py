@@ -122,6 +122,11 @@ class OnnxQueryEncoder:
         # Spinning threads steal the CPU from the rest of the process on small machines.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Dynamic quantization takes one activation scale per *tensor*: in a batch, the longest
+        # or most extreme text (and the padding) would set the scale for every other text, so a
+        # query's vector would change with its neighbours. One text per call keeps each vector
+        # a function of its own text; queries are short, so batching saves little here.
+        self.batch_limit = 1 if quantize else 2**31
         self._input_names = _input_names(encoder)
         self._session = ort.InferenceSession(
             _export(encoder, self._input_names, quantize),
@@ -130,7 +135,12 @@ class OnnxQueryEncoder:
         )
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
-        """Unit vectors ``(len(texts), dim)`` float32 for ``texts``."""
+        """Unit vectors ``(len(texts), dim)`` float32 for ``texts``.
+
+        A text's vector never depends on the other texts passed with it: the int8 model runs
+        one text per call (``batch_size`` is ignored there), see :attr:`batch_limit`.
+        """
+        batch_size = min(batch_size, self.batch_limit)
         out = []
         for start in range(0, len(texts), batch_size):
             enc = self.encoder.tokenize(texts[start : start + batch_size])

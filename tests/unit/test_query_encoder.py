@@ -127,3 +127,26 @@ def test_quiet_drops_only_onnxruntime_root_hints(
     with query_encoder._quiet():
         logging.warning("a hint")
     assert logging.getLogger().handlers == []
+
+
+def _mixed_queries(n: int) -> list[str]:
+    """``n`` queries from one word to a long paragraph, English and Chinese, in mixed order."""
+    words = "fever cough dividend tax rate insulin loan child 儿童 发烧 利率 the of and".split()
+    out = []
+    for i in range(n):
+        length = 1 + (i * 7919) % 40  # 1..40 words, scattered
+        out.append(" ".join(words[(i + j) % len(words)] for j in range(length)))
+    return out
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx", "onnx-int8"])
+def test_query_vector_does_not_depend_on_its_batch(tiny_encoder: Any, backend: str) -> None:
+    """A query's vector is the same alone and inside any batch (sizes 1..64, mixed lengths)."""
+    retriever = HybridRetriever(tiny_encoder, HybridConfig(query_backend=backend))
+    queries = _mixed_queries(64)
+    alone = np.concatenate([retriever.encode_queries([q]) for q in queries])
+    for size in range(1, 65):
+        batch = queries[:size]
+        np.testing.assert_allclose(
+            retriever.encode_queries(batch), alone[:size], atol=1e-5, err_msg=f"batch of {size}"
+        )

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from simcse_rag.cli import main
-from simcse_rag.cli.demo import _model_name, display_width, format_table, pad, render, truncate
+from simcse_rag.cli.demo import _model_name, render
+from simcse_rag.cli.table import display_width, format_table, pad, truncate
 from simcse_rag.demo import (
     DEFAULT_QUERY_IDS,
     MIN_ADAPT_PASSAGES,

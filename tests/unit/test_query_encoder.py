@@ -131,7 +131,22 @@ def test_quiet_drops_only_onnxruntime_root_hints(
 
 def _mixed_queries(n: int) -> list[str]:
     """``n`` queries from one word to a long paragraph, English and Chinese, in mixed order."""
-    words = "fever cough dividend tax rate insulin loan child 儿童 发烧 利率 the of and".split()
+    words = [
+        "fever",
+        "cough",
+        "dividend",
+        "tax",
+        "rate",
+        "insulin",
+        "loan",
+        "child",
+        "儿童",
+        "发烧",
+        "利率",
+        "the",
+        "of",
+        "and",
+    ]
     out = []
     for i in range(n):
         length = 1 + (i * 7919) % 40  # 1..40 words, scattered

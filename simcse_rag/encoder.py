@@ -15,10 +15,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from simcse_rag import _io
+from simcse_rag import _io, threads
 from simcse_rag.pooling import NEEDS_HIDDEN_STATES, pool, validate_pooling
 
 logger = logging.getLogger(__name__)
+threads.configure_torch(torch)
 
 #: Name under which the offline default model is known.
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from simcse_rag import _io
+from simcse_rag import _io, threads
 from simcse_rag.index._threads import ThreadLimit
 
 logger = logging.getLogger(__name__)
@@ -47,11 +47,19 @@ _TOMBSTONE_RATIO = 0.25
 _FAISS_LIMIT: ThreadLimit | None = None
 
 
+def _faiss() -> Any:
+    """The faiss module, its thread pool sized once per process (see simcse_rag.threads)."""
+    import faiss
+
+    threads.configure_faiss(faiss)
+    return faiss
+
+
 def _faiss_threads(n_queries: int) -> contextlib.AbstractContextManager[None]:
     """Run batches of fewer than 16 queries with one FAISS thread (see ThreadLimit for why)."""
     global _FAISS_LIMIT
     if _FAISS_LIMIT is None:
-        import faiss
+        faiss = _faiss()
 
         _FAISS_LIMIT = ThreadLimit(faiss.omp_get_max_threads, faiss.omp_set_num_threads)
     return _FAISS_LIMIT(1 if n_queries < 16 else None)
@@ -130,7 +138,7 @@ class DenseIndex:
         return self._structure
 
     def _new_faiss(self, structure: str, train: np.ndarray | None = None) -> Any:
-        import faiss
+        faiss = _faiss()
 
         if structure == "flat":
             return faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
@@ -157,7 +165,7 @@ class DenseIndex:
 
     def _live_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """Return ``(labels, vectors)`` of every live vector (flat / hnsw only)."""
-        import faiss
+        faiss = _faiss()
 
         labels = faiss.vector_to_array(self._index.id_map).astype(np.int64)
         vectors = self._index.index.reconstruct_n(0, self._index.ntotal)
@@ -226,7 +234,7 @@ class DenseIndex:
         Returns:
             The number of vectors removed.
         """
-        import faiss
+        faiss = _faiss()
 
         from simcse_rag.index.bm25 import _as_str_ids
 
@@ -286,7 +294,7 @@ class DenseIndex:
 
     def _raw_search(self, q: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
         if self._structure == "hnsw":
-            import faiss
+            faiss = _faiss()
 
             params = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, fetch))
             return self._index.search(q, fetch, params=params)
@@ -298,7 +306,7 @@ class DenseIndex:
         """Re-search, probing every list, the rows whose probed lists held fewer than ``width``."""
         short = np.where((labels[:, :width] < 0).any(axis=1))[0]
         if short.size:
-            import faiss
+            faiss = _faiss()
 
             params = faiss.SearchParametersIVF(nprobe=self._index.nlist)
             s2, l2 = self._index.search(q[short], labels.shape[1], params=params)
@@ -322,7 +330,7 @@ class DenseIndex:
         return target
 
     def _write(self, folder: Path) -> None:
-        import faiss
+        faiss = _faiss()
 
         if self._index is not None:
             faiss.write_index(self._index, str(folder / _FAISS_FILE))
@@ -359,7 +367,7 @@ class DenseIndex:
             ValueError: Missing folder, other format version, or corrupted / inconsistent files
                 (the file and the mismatch are named).
         """
-        import faiss
+        faiss = _faiss()
 
         folder = Path(path)
         _io.recover_dir(folder)  # heal a save interrupted between its two renames (non-Linux)

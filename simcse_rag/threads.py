@@ -1,0 +1,98 @@
+"""CPU thread policy: one thread count for every library, taken from the cores we may use.
+
+PyTorch, FAISS (both OpenMP) and ONNX Runtime each size their thread pools to all the cores of
+the machine, and OpenMP workers spin while they wait for the next parallel region. On a 2-core
+laptop with a browser open, or a CI runner with another job, the spinning workers compete with
+the other process and with each other, and CPU time (not only wall time) grows several-fold.
+So, once per process:
+
+- the thread count comes from the cores this process may actually run on (CPU affinity and the
+  cgroup CPU quota, not ``os.cpu_count()``), or from ``OMP_NUM_THREADS`` when the user set it;
+- OpenMP waits passively (``OMP_WAIT_POLICY=PASSIVE``; ``KMP_BLOCKTIME=0`` for Intel's
+  runtime): an idle worker sleeps instead of burning a core. These are read when the OpenMP
+  runtime loads, so :func:`configure_environment` runs when ``simcse_rag`` is imported, before
+  it imports torch or faiss; a value the user exported wins;
+- ONNX Runtime sessions are created with spinning off (see :mod:`simcse_rag.query_encoder`).
+
+Nothing here changes a setting the user made explicitly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+#: Environment defaults applied before the OpenMP runtimes load (never over a user's value).
+ENV_DEFAULTS: dict[str, str] = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"}
+
+_lock = threading.Lock()
+_configured: set[str] = set()
+
+
+def available_cores() -> int:
+    """Cores this process may use: its CPU affinity, capped by a cgroup v2 CPU quota."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cores = os.cpu_count() or 1
+    quota = _cgroup_quota()
+    if quota is not None:
+        cores = min(cores, max(1, math.ceil(quota)))
+    return max(1, cores)
+
+
+def _cgroup_quota(path: Path = Path("/sys/fs/cgroup/cpu.max")) -> float | None:
+    """CPUs allowed by the cgroup v2 quota (``"max 100000"`` means no quota), or ``None``."""
+    try:
+        quota, period = path.read_text().split()[:2]
+    except (OSError, ValueError):
+        return None
+    if quota == "max":
+        return None
+    try:
+        return int(quota) / int(period)
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def thread_count() -> int:
+    """Threads each library should use: ``OMP_NUM_THREADS`` when set to a positive integer,
+    else :func:`available_cores`."""
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    return available_cores()
+
+
+def configure_environment() -> None:
+    """Set the OpenMP wait policy defaults (see the module docstring); idempotent."""
+    for name, value in ENV_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+
+
+def configure_torch(torch: Any) -> None:
+    """Size PyTorch's intra-op pool once per process (inter-op: one thread, we never use it)."""
+    if not _first("torch"):
+        return
+    torch.set_num_threads(thread_count())
+    # Raises once inter-op work has started in the application: its setting then stands.
+    with contextlib.suppress(RuntimeError):
+        torch.set_num_interop_threads(1)
+
+
+def configure_faiss(faiss: Any) -> None:
+    """Size FAISS's OpenMP pool once per process."""
+    if _first("faiss"):
+        faiss.omp_set_num_threads(thread_count())
+
+
+def _first(library: str) -> bool:
+    with _lock:
+        if library in _configured:
+            return False
+        _configured.add(library)
+        return True

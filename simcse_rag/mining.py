@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from simcse_rag.pairs import TrainingPair
+from simcse_rag.schema import SEARCH_MODES
 
 #: Filter names in the order they are applied (keys of the removal counts).
 FILTERS = (
@@ -104,9 +105,9 @@ class MiningConfig:
             raise ValueError(
                 f"MiningConfig.sampling must be one of {SAMPLING}, got {self.sampling!r}."
             )
-        if self.mode not in ("hybrid", "dense", "bm25"):
+        if self.mode not in SEARCH_MODES:
             raise ValueError(
-                f"MiningConfig.mode must be 'hybrid', 'dense' or 'bm25', got {self.mode!r}."
+                f"MiningConfig.mode must be one of {', '.join(SEARCH_MODES)}, got {self.mode!r}."
             )
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+#: How a retriever can rank: RRF of both legs, the dense leg alone, or BM25 alone.
+SEARCH_MODES: tuple[str, ...] = ("hybrid", "dense", "bm25")
+
 
 @dataclass(frozen=True)
 class Passage:

@@ -18,10 +18,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-# Shared argument checks, re-exported for the Milvus backends: one definition for every backend.
-from simcse_rag.index.bm25 import _as_str_ids as as_str_ids
-from simcse_rag.index.bm25 import _check_k as check_k  # noqa: F401
-from simcse_rag.index.dense import _as_matrix as as_matrix  # noqa: F401
+from simcse_rag import _validate
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +64,7 @@ def ids_expr(ids: Sequence[str]) -> str:
 
 
 def check_ids(ids: Iterable[str], what: str = "ids") -> list[str]:
-    out = as_str_ids(ids, what)
+    out = _validate.str_ids(ids, what)
     for i, doc_id in enumerate(out):
         if len(doc_id.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
             raise ValueError(

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from simcse_rag import _io
+from simcse_rag import _io, _validate
 from simcse_rag.index.tokenizers import get_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -35,24 +35,6 @@ logger = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 BACKENDS: tuple[str, ...] = ("bm25s", "rank_bm25")
 _CONFIG = "bm25.json"
-
-
-def _as_str_ids(ids: Iterable[str], what: str = "ids") -> list[str]:
-    if isinstance(ids, str):
-        raise TypeError(
-            f"{what} must be a sequence of strings, not a single string; wrap it in a list."
-        )
-    out = list(ids)
-    for i, doc_id in enumerate(out):
-        if not isinstance(doc_id, str) or not doc_id:
-            raise ValueError(f"{what}[{i}] must be a non-empty string, got {doc_id!r}.")
-    return out
-
-
-def _check_k(k: int) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
-        raise ValueError(f"k must be a positive integer, got {k!r}.")
-    return int(k)
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
@@ -224,18 +206,13 @@ class BM25Index:
             ValueError: ``ids`` and ``texts`` differ in length, or an id is empty / repeated.
             TypeError: A text is not a string.
         """
-        ids = _as_str_ids(ids)
-        if isinstance(texts, str):
-            raise TypeError("texts must be a sequence of strings; wrap a single text in a list.")
-        texts = list(texts)
+        ids = _validate.str_ids(ids)
+        texts = _validate.str_list(texts, "texts", single="wrap a single text in a list")
         if len(ids) != len(texts):
             raise ValueError(f"Got {len(ids)} ids but {len(texts)} texts; pass one text per id.")
         if len(set(ids)) != len(ids):
             dup = next(i for i in ids if ids.count(i) > 1)
             raise ValueError(f"Duplicate id {dup!r} in one add() call; ids must be unique.")
-        for i, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str.")
         for doc_id, text in zip(ids, texts, strict=False):
             tokens = self._term_ids(text, grow=True)
             pos = self._pos.get(doc_id)
@@ -254,7 +231,7 @@ class BM25Index:
         Returns:
             The number of documents removed.
         """
-        gone = {i for i in _as_str_ids(ids) if i in self._pos}
+        gone = {i for i in _validate.str_ids(ids) if i in self._pos}
         if not gone:
             return 0
         keep = [p for p, doc_id in enumerate(self._ids) if doc_id not in gone]
@@ -296,13 +273,8 @@ class BM25Index:
             best first. Documents sharing no term with the query score 0 and come last (ties in
             index order).
         """
-        k = _check_k(k)
-        if isinstance(queries, str):
-            raise TypeError("search() takes a list of queries; wrap a single query in a list.")
-        queries = list(queries)
-        for i, q in enumerate(queries):
-            if not isinstance(q, str):
-                raise TypeError(f"queries[{i}] is {type(q).__name__}, expected str.")
+        k = _validate.check_k(k)
+        queries = _validate.str_list(queries, "queries", single="wrap a single query in a list")
         width = min(k, len(self._ids))
         out_ids = np.empty((len(queries), width), dtype=object)
         out_scores = np.zeros((len(queries), width), dtype=np.float32)

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from simcse_rag import _io, threads
+from simcse_rag import _io, _validate, threads
 from simcse_rag.index._threads import ThreadLimit
 
 logger = logging.getLogger(__name__)
@@ -65,18 +65,6 @@ def _faiss_threads(n_queries: int) -> contextlib.AbstractContextManager[None]:
     return _FAISS_LIMIT(1 if n_queries < 16 else None)
 
 
-def _as_matrix(vectors: Any, dim: int, what: str = "vectors") -> np.ndarray:
-    arr = np.asarray(vectors)
-    if arr.ndim != 2 or arr.shape[1] != dim:
-        raise ValueError(f"{what} must have shape (n, {dim}), got {arr.shape}.")
-    if not np.issubdtype(arr.dtype, np.number):
-        raise TypeError(f"{what} must be numeric, got dtype {arr.dtype}.")
-    arr = np.ascontiguousarray(arr, dtype=np.float32)
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{what} contain NaN or infinity.")
-    return arr
-
-
 class DenseIndex:
     """Inner-product nearest-neighbour index over string ids (vectors should be unit-length).
 
@@ -101,8 +89,7 @@ class DenseIndex:
         ef_search: int = 128,
         ef_construction: int = 200,
     ) -> None:
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0:
-            raise ValueError(f"dim must be a positive integer, got {dim!r}.")
+        _validate.positive_int(dim, "dim")
         if kind not in KINDS:
             raise ValueError(
                 f"Unknown dense index kind {kind!r}; choose one of: {', '.join(KINDS)}."
@@ -202,10 +189,8 @@ class DenseIndex:
             ValueError: Shape mismatch, repeated or empty ids, non-finite values, or too few
                 vectors to train an IVF index.
         """
-        from simcse_rag.index.bm25 import _as_str_ids
-
-        ids = _as_str_ids(ids)
-        matrix = _as_matrix(vectors, self.dim)
+        ids = _validate.str_ids(ids)
+        matrix = _validate.float_matrix(vectors, self.dim)
         if matrix.shape[0] != len(ids):
             raise ValueError(f"Got {len(ids)} ids but {matrix.shape[0]} vectors; pass one per id.")
         if len(set(ids)) != len(ids):
@@ -236,10 +221,10 @@ class DenseIndex:
         """
         faiss = _faiss()
 
-        from simcse_rag.index.bm25 import _as_str_ids
-
         labels = [
-            self._label_of.pop(i) for i in dict.fromkeys(_as_str_ids(ids)) if i in self._label_of
+            self._label_of.pop(i)
+            for i in dict.fromkeys(_validate.str_ids(ids))
+            if i in self._label_of
         ]
         for label in labels:
             del self._id_of[label]
@@ -265,10 +250,8 @@ class DenseIndex:
             ``(ids, scores)``: ``(m, min(k, len(self)))`` arrays of dtype object (str) and float32,
             best first. No ``-1`` / missing ids ever appear.
         """
-        from simcse_rag.index.bm25 import _check_k
-
-        k = _check_k(k)
-        q = _as_matrix(queries, self.dim, "queries")
+        k = _validate.check_k(k)
+        q = _validate.float_matrix(queries, self.dim, "queries")
         width = min(k, len(self))
         out_ids = np.empty((q.shape[0], width), dtype=object)
         out_scores = np.zeros((q.shape[0], width), dtype=np.float32)

@@ -8,9 +8,9 @@ document reached in any source, then by id.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
+from simcse_rag import _validate
 from simcse_rag.schema import Hit, SourceHit
 
 
@@ -20,8 +20,7 @@ def _check(rankings: object, k: object, weights: object, limit: object) -> None:
             "rankings must map a source name to a list of (doc_id, score) pairs, got "
             f"{type(rankings).__name__}."
         )
-    if isinstance(k, bool) or not isinstance(k, (int, float)) or not math.isfinite(k) or k < 0:
-        raise ValueError(f"RRF k must be a finite number >= 0, got {k!r}.")
+    _validate.non_negative_number(k, "RRF k")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0):
         raise ValueError(f"limit must be a positive integer or None, got {limit!r}.")
     if weights is None:
@@ -34,8 +33,7 @@ def _check(rankings: object, k: object, weights: object, limit: object) -> None:
             f"weights name unknown source(s) {unknown}; sources are {sorted(rankings)}."
         )
     for name, w in weights.items():
-        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
-            raise ValueError(f"weight for source {name!r} must be a finite number >= 0, got {w!r}.")
+        _validate.non_negative_number(w, f"weight for source {name!r}")
 
 
 def reciprocal_rank_fusion(

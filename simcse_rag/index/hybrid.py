@@ -27,10 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from simcse_rag import _io
+from simcse_rag import _io, _validate
 from simcse_rag.index._threads import ReadWriteLock, ThreadLimit
 from simcse_rag.index.backend import DenseBackend
-from simcse_rag.index.bm25 import BACKENDS, BM25Index, _check_k
+from simcse_rag.index.bm25 import BACKENDS, BM25Index
 from simcse_rag.index.cache import EmbeddingCache
 from simcse_rag.index.dense import KINDS, DenseIndex
 from simcse_rag.index.fusion import reciprocal_rank_fusion
@@ -379,7 +379,7 @@ class HybridRetriever:
         for i, q in enumerate(queries):
             if not isinstance(q, str):
                 raise TypeError(f"queries[{i}] is {type(q).__name__}, expected str.")
-        k = _check_k(k)
+        k = _validate.check_k(k)
         if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates <= 0:
             raise ValueError(f"candidates must be a positive integer, got {candidates!r}.")
         if mode not in MODES:

@@ -25,15 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from simcse_rag import _io
+from simcse_rag import _io, _validate
 from simcse_rag.index._milvus import (
     ID_FIELD,
     MAX_ID_BYTES,
     MilvusCollection,
-    as_matrix,
     check_collection_name,
     check_ids,
-    check_k,
     check_save_target,
     is_lite,
     quote,
@@ -96,8 +94,7 @@ class MilvusDenseIndex(MilvusCollection):
         token: str | None = None,
         db_name: str = "",
     ) -> None:
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0:
-            raise ValueError(f"dim must be a positive integer, got {dim!r}.")
+        _validate.positive_int(dim, "dim")
         check_collection_name(collection)
         if index_type not in INDEX_TYPES:
             raise ValueError(
@@ -181,7 +178,7 @@ class MilvusDenseIndex(MilvusCollection):
                 Milvus error (one line, naming the collection).
         """
         ids = check_ids(ids)
-        matrix = as_matrix(vectors, self.dim)
+        matrix = _validate.float_matrix(vectors, self.dim)
         if matrix.shape[0] != len(ids):
             raise ValueError(f"Got {len(ids)} ids but {matrix.shape[0]} vectors; pass one per id.")
         if len(set(ids)) != len(ids):
@@ -226,8 +223,8 @@ class MilvusDenseIndex(MilvusCollection):
             ValueError: Bad shapes, or Milvus returned fewer hits than that width for some query
                 even at exhaustive search settings (an index that cannot reach every vector).
         """
-        k = check_k(k)
-        q = as_matrix(queries, self.dim, "queries")
+        k = _validate.check_k(k)
+        q = _validate.float_matrix(queries, self.dim, "queries")
         width = min(k, len(self), MAX_TOP_K)
         out_ids = np.empty((q.shape[0], width), dtype=object)
         out_scores = np.zeros((q.shape[0], width), dtype=np.float32)

@@ -25,14 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from simcse_rag import _io
+from simcse_rag import _io, _validate
 from simcse_rag.index._milvus import (
     ID_FIELD,
     MAX_ID_BYTES,
     MilvusCollection,
     check_collection_name,
     check_ids,
-    check_k,
     check_save_target,
     ids_expr,
     resolve_uri,
@@ -163,14 +162,10 @@ class MilvusBM25Index(MilvusCollection):
                 a Milvus error.
         """
         ids = check_ids(ids)
-        if isinstance(texts, str):
-            raise TypeError("texts must be a sequence of strings; wrap a single text in a list.")
-        texts = list(texts)
+        texts = _validate.str_list(texts, "texts", single="wrap a single text in a list")
         if len(texts) != len(ids):
             raise ValueError(f"Got {len(ids)} ids but {len(texts)} texts; pass one per id.")
         for i, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str.")
             try:
                 size = len(text.encode("utf-8"))
             except UnicodeEncodeError:
@@ -208,13 +203,8 @@ class MilvusBM25Index(MilvusCollection):
             best first. As in ``BM25Index``, documents sharing no term with the query score 0
             and fill the rest of the row (in Milvus's order).
         """
-        k = check_k(k)
-        if isinstance(queries, str):
-            raise TypeError("search() takes a list of queries; wrap a single query in a list.")
-        queries = list(queries)
-        for i, q in enumerate(queries):
-            if not isinstance(q, str):
-                raise TypeError(f"queries[{i}] is {type(q).__name__}, expected str.")
+        k = _validate.check_k(k)
+        queries = _validate.str_list(queries, "queries", single="wrap a single query in a list")
         width = min(k, len(self))
         out_ids = np.empty((len(queries), width), dtype=object)
         out_scores = np.zeros((len(queries), width), dtype=np.float32)

@@ -1,0 +1,144 @@
+"""Argument checks shared by the public API: one place, one wording per mistake.
+
+Each check returns the value it accepted (normalised where that helps, e.g. numpy integers to
+``int``) and raises ``ValueError`` / ``TypeError`` with a message naming the argument, the bad
+value and what is expected. ``bool`` is rejected wherever a number is expected: ``True`` is an
+``int`` in Python, and ``k=True`` is always a mistake.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from simcse_rag.schema import SEARCH_MODES
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def positive_int(value: Any, name: str) -> int:
+    """``value`` as an ``int`` if it is an integer > 0.
+
+    Raises:
+        ValueError: Anything else (bools included).
+    """
+    if not _is_int(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    return int(value)
+
+
+def non_negative_int(value: Any, name: str) -> int:
+    """``value`` as an ``int`` if it is an integer >= 0.
+
+    Raises:
+        ValueError: Anything else (bools included).
+    """
+    if not _is_int(value) or value < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {value!r}.")
+    return int(value)
+
+
+def non_negative_number(value: Any, name: str) -> float:
+    """``value`` as a ``float`` if it is a finite number >= 0.
+
+    Raises:
+        ValueError: Anything else (bools, NaN and infinity included).
+    """
+    if not _is_number(value) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
+    return float(value)
+
+
+def check_weights(value: Any, names: Iterable[str], what: str = "weights") -> dict[str, float]:
+    """A mapping from some of ``names`` to finite numbers >= 0, as a plain ``dict``.
+
+    Raises:
+        ValueError: Not a mapping, an unknown key, or a bad number (the key is named).
+    """
+    allowed = tuple(names)
+    if not isinstance(value, Mapping) or set(value) - set(allowed):
+        quoted = " / ".join(repr(n) for n in allowed)
+        raise ValueError(f"{what} must map {quoted} to numbers, got {value!r}.")
+    return {k: non_negative_number(w, f"{what}[{k!r}]") for k, w in value.items()}
+
+
+def check_k(value: Any) -> int:
+    """The number of hits to return: an integer > 0."""
+    return positive_int(value, "k")
+
+
+def check_mode(value: Any) -> str:
+    """One of :data:`~simcse_rag.schema.SEARCH_MODES`.
+
+    Raises:
+        ValueError: Anything else (the message lists the modes).
+    """
+    if value not in SEARCH_MODES:
+        raise ValueError(f"Unknown mode {value!r}; choose one of: {', '.join(SEARCH_MODES)}.")
+    return value
+
+
+def str_ids(ids: Iterable[str], what: str = "ids") -> list[str]:
+    """A list of non-empty string ids.
+
+    Raises:
+        TypeError: A single string where a sequence is expected.
+        ValueError: An item that is not a non-empty string (its position is named).
+    """
+    if isinstance(ids, str):
+        raise TypeError(
+            f"{what} must be a sequence of strings, not a single string; wrap it in a list."
+        )
+    out = list(ids)
+    for i, doc_id in enumerate(out):
+        if not isinstance(doc_id, str) or not doc_id:
+            raise ValueError(f"{what}[{i}] must be a non-empty string, got {doc_id!r}.")
+    return out
+
+
+def str_list(values: Iterable[str], what: str, *, single: str) -> list[str]:
+    """A list of strings (empty strings allowed).
+
+    Args:
+        values: What the caller passed.
+        what: The argument's name, e.g. ``"texts"``.
+        single: The fix for a bare string, e.g. ``"wrap a single text in a list"``.
+
+    Raises:
+        TypeError: A bare string, or an item that is not a string (its position is named).
+    """
+    if isinstance(values, str):
+        raise TypeError(f"{what} must be a sequence of strings; {single}.")
+    out = list(values)
+    for i, value in enumerate(out):
+        if not isinstance(value, str):
+            raise TypeError(f"{what}[{i}] is {type(value).__name__}, expected str.")
+    return out
+
+
+def float_matrix(vectors: Any, dim: int, what: str = "vectors") -> np.ndarray:
+    """``vectors`` as a C-contiguous float32 ``(n, dim)`` array of finite numbers (FAISS needs it).
+
+    Raises:
+        ValueError: Wrong shape, NaN or infinity.
+        TypeError: Not numeric.
+    """
+    arr = np.asarray(vectors)
+    if arr.ndim != 2 or arr.shape[1] != dim:
+        raise ValueError(f"{what} must have shape (n, {dim}), got {arr.shape}.")
+    if not np.issubdtype(arr.dtype, np.number):
+        raise TypeError(f"{what} must be numeric, got dtype {arr.dtype}.")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{what} contain NaN or infinity.")
+    return arr

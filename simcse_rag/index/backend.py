@@ -60,3 +60,8 @@ class DenseBackend(Protocol):
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Persist to a folder (atomically) and return it."""
         ...
+
+    def write_to(self, folder: Path) -> None:
+        """Write what :meth:`save` writes into an existing empty folder (no atomicity: the
+        caller writes a whole index into a temporary folder and renames it)."""
+        ...

@@ -248,7 +248,8 @@ class BM25Index:
             self._ids_arr = np.asarray(self._ids, dtype=object)
         return self._ids_arr
 
-    def _ensure_built(self) -> None:
+    def build(self) -> None:
+        """Build the scoring matrix now if documents changed (searches would do it lazily)."""
         if not self._dirty:
             return
         self._engine = self._new_engine()
@@ -258,7 +259,7 @@ class BM25Index:
     # ------------------------------------------------------------------ search
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every document for ``query`` (in :attr:`ids` order)."""
-        self._ensure_built()
+        self.build()
         return self._engine.scores(np.unique(self._term_ids(query, grow=False)))
 
     def search(self, queries: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -296,12 +297,13 @@ class BM25Index:
         every document (``tokens.npy`` + ``offsets.npy``) and, for bm25s, its score matrix
         (``scores_{data,indices,indptr}.npy``), so loading needs no re-indexing.
         """
-        self._ensure_built()
         target = Path(path)
-        _io.atomic_write_dir(target, self._write)
+        _io.atomic_write_dir(target, self.write_to)
         return target
 
-    def _write(self, folder: Path) -> None:
+    def write_to(self, folder: Path) -> None:
+        """Write the index into an existing empty ``folder`` (:meth:`save` makes it atomic)."""
+        self.build()
         lengths = np.asarray([len(d) for d in self._docs], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         flat = np.concatenate(self._docs).astype(np.int32) if self._docs else np.zeros(0, np.int32)

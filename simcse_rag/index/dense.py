@@ -309,10 +309,11 @@ class DenseIndex:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Save to a folder, atomically: FAISS's own index file plus JSON (no pickle)."""
         target = Path(path)
-        _io.atomic_write_dir(target, self._write)
+        _io.atomic_write_dir(target, self.write_to)
         return target
 
-    def _write(self, folder: Path) -> None:
+    def write_to(self, folder: Path) -> None:
+        """Write into an existing empty ``folder`` (:meth:`save` makes it atomic)."""
         faiss = _faiss()
 
         if self._index is not None:

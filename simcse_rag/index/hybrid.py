@@ -289,7 +289,7 @@ class HybridRetriever:
         with self._lock.write():
             self._dense.add(ids, vectors)
             self._bm25.add(ids, texts)
-            self._bm25._ensure_built()  # rebuild now, not in the next search
+            self._bm25.build()  # rebuild now, not in the next search
             for p in items:
                 self._passages[p.id] = p
 
@@ -303,7 +303,7 @@ class HybridRetriever:
                 return 0
             self._dense.delete(gone)
             self._bm25.delete(gone)
-            self._bm25._ensure_built()
+            self._bm25.build()
             for i in gone:
                 del self._passages[i]
             return len(gone)
@@ -467,10 +467,9 @@ class HybridRetriever:
                 )
                 fh.write("\n")
         (folder / "dense").mkdir()
-        self._dense._write(folder / "dense")
+        self._dense.write_to(folder / "dense")
         (folder / "bm25").mkdir()
-        self._bm25._ensure_built()
-        self._bm25._write(folder / "bm25")
+        self._bm25.write_to(folder / "bm25")
         self._cache.write(folder)
         _io.write_json(
             folder / MANIFEST,

@@ -269,10 +269,11 @@ class MilvusBM25Index(MilvusCollection):
         """Write the settings (``milvus_bm25.json``) to a folder, atomically."""
         target = Path(path)
         check_save_target(self.uri, target)
-        _io.atomic_write_dir(target, self._write)
+        _io.atomic_write_dir(target, self.write_to)
         return target
 
-    def _write(self, folder: Path) -> None:
+    def write_to(self, folder: Path) -> None:
+        """Write into an existing empty ``folder`` (:meth:`save` makes it atomic)."""
         _io.write_json(Path(folder) / SETTINGS_FILE, self.settings())
 
     @classmethod

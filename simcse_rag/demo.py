@@ -1,7 +1,7 @@
 """The out-of-the-box demo: hybrid search and a short domain adaptation on a sample corpus.
 
 :func:`run_demo` indexes a corpus (by default the bundled bilingual children's-health FAQ, see
-``simcse_rag/data/README.md``), runs a few queries in ``dense``, ``bm25`` and ``hybrid`` mode,
+``simcse_rag/sample_data/README.md``), runs a few queries in ``dense``, ``bm25`` and ``hybrid`` mode,
 and adapts the model to the corpus with :func:`simcse_rag.adapt.adapt`, returning the
 before/after metrics. It is quiet (the ``simcse-rag demo`` command prints the tables).
 
@@ -30,12 +30,12 @@ from simcse_rag.schema import Hit, Passage
 
 logger = logging.getLogger(__name__)
 
-SAMPLE_DIR = Path(__file__).resolve().parent / "data"
+SAMPLE_DIR = Path(__file__).resolve().parent / "sample_data"
 SAMPLE_CORPUS = SAMPLE_DIR / "medical_faq.jsonl"
 SAMPLE_QUERIES = SAMPLE_DIR / "medical_faq_queries.jsonl"
 SAMPLE_QRELS = SAMPLE_DIR / "medical_faq_qrels.tsv"
 SAMPLE_TRAIN = SAMPLE_DIR / "medical_faq_train.tsv"
-SAMPLE_NAME = "bundled children's-health FAQ (simcse_rag/data/medical_faq.jsonl)"
+SAMPLE_NAME = "bundled children's-health FAQ (simcse_rag/sample_data/medical_faq.jsonl)"
 
 MODES: tuple[str, ...] = ("dense", "bm25", "hybrid")
 #: Bundled queries shown side by side: a paraphrase (dense finds it, BM25 does not), a query

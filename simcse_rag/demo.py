@@ -1,8 +1,8 @@
 """The out-of-the-box demo: hybrid search and a short domain adaptation on a sample corpus.
 
 :func:`run_demo` indexes a corpus (by default the bundled bilingual children's-health FAQ, see
-``simcse_rag/sample_data/README.md``), runs a few queries in ``dense``, ``bm25`` and ``hybrid`` mode,
-and adapts the model to the corpus with :func:`simcse_rag.adapt.adapt`, returning the
+``simcse_rag/sample_data/README.md``), runs a few queries in ``dense``, ``bm25`` and ``hybrid``
+mode, and adapts the model to the corpus with :func:`simcse_rag.adapt.adapt`, returning the
 before/after metrics. It is quiet (the ``simcse-rag demo`` command prints the tables).
 
 Fair evaluation: on the bundled corpus the adaptation trains on 312 example questions shipped

@@ -224,12 +224,12 @@ _LATIN_WORD = re.compile(r"[^\W\d_][\w\-']*", re.UNICODE)
 
 def _surface_terms(text: str) -> list[str]:
     """Readable terms of a text: Latin words with a letter (no stopwords), jieba words for CJK."""
-    from simcse_rag.index.tokenizers import _CJK as ANY_CJK
-    from simcse_rag.index.tokenizers import _chinese_stopwords, _english_stopwords, _jieba
+    from simcse_rag.index.tokenizers import CJK as ANY_CJK
+    from simcse_rag.index.tokenizers import chinese_stopwords, english_stopwords, load_jieba
 
     if ANY_CJK.search(text):
-        stop = _chinese_stopwords()
-        pieces = [w.strip() for w in _jieba().lcut(text)]
+        stop = chinese_stopwords()
+        pieces = [w.strip() for w in load_jieba().lcut(text)]
         terms = []
         for w in pieces:
             if _CJK.search(w):
@@ -239,7 +239,7 @@ def _surface_terms(text: str) -> list[str]:
                 terms.extend(_LATIN_WORD.findall(w))
     else:
         terms = _LATIN_WORD.findall(text)
-    en_stop = _english_stopwords()
+    en_stop = english_stopwords()
     return [t for t in terms if t.lower() not in en_stop and (len(t) > 2 or _CJK.search(t))]
 
 

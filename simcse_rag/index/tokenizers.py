@@ -23,21 +23,23 @@ logger = logging.getLogger(__name__)
 #: Tokenizer names accepted by :func:`get_tokenizer`.
 TOKENIZERS: tuple[str, ...] = ("auto", "en", "zh")
 
-# CJK Unified Ideographs (+ extension A, compatibility ideographs), kana and hangul: texts holding
-# any of these cannot be split on whitespace.
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+#: CJK Unified Ideographs (+ extension A, compatibility ideographs), kana and hangul: texts
+#: holding any of these cannot be split on whitespace.
+CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
 @lru_cache(maxsize=1)
-def _english_stopwords() -> frozenset[str]:
+def english_stopwords() -> frozenset[str]:
+    """bm25s' English (Lucene) stopword list."""
     from bm25s.stopwords import STOPWORDS_EN
 
     return frozenset(STOPWORDS_EN)
 
 
 @lru_cache(maxsize=1)
-def _chinese_stopwords() -> frozenset[str]:
+def chinese_stopwords() -> frozenset[str]:
+    """bm25s' Chinese stopword list."""
     from bm25s.stopwords import STOPWORDS_CHINESE
 
     return frozenset(STOPWORDS_CHINESE)
@@ -51,7 +53,8 @@ def _stemmer():  # noqa: ANN202 - PyStemmer has no type stubs
 
 
 @lru_cache(maxsize=1)
-def _jieba():  # noqa: ANN202
+def load_jieba():  # noqa: ANN201 - jieba has no type stubs
+    """The jieba module, initialised once, its logging quieted."""
     import jieba
 
     jieba.setLogLevel(logging.WARNING)
@@ -61,7 +64,7 @@ def _jieba():  # noqa: ANN202
 
 def _normalise_words(words: list[str]) -> list[str]:
     """Lowercase, drop English stopwords and stem (words are already ``\\w+`` runs)."""
-    stop = _english_stopwords()
+    stop = english_stopwords()
     kept = [w for w in (w.lower() for w in words) if w not in stop]
     return _stemmer().stemWords(kept) if kept else []
 
@@ -75,10 +78,10 @@ def tokenize_zh(text: str) -> list[str]:
     """Tokenize Chinese (or mixed) text with jieba; Latin words follow the ``en`` pipeline."""
     if not text:
         return []
-    zh_stop = _chinese_stopwords()
+    zh_stop = chinese_stopwords()
     tokens: list[str] = []
-    for piece in _jieba().lcut(text):
-        if _CJK.search(piece):
+    for piece in load_jieba().lcut(text):
+        if CJK.search(piece):
             if piece not in zh_stop:
                 tokens.append(piece)
             continue
@@ -90,7 +93,7 @@ def tokenize_zh(text: str) -> list[str]:
 
 def tokenize_auto(text: str) -> list[str]:
     """Tokenize with ``zh`` when the text holds CJK characters, else with ``en``."""
-    return tokenize_zh(text) if _CJK.search(text) else tokenize_en(text)
+    return tokenize_zh(text) if CJK.search(text) else tokenize_en(text)
 
 
 _REGISTRY: dict[str, Callable[[str], list[str]]] = {

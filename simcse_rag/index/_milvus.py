@@ -192,8 +192,8 @@ class MilvusCollection:
     def flush(self) -> None:
         """Seal buffered writes into indexed segments; call once after bulk loading.
 
-        Milvus Lite searches unflushed rows by brute force (measured: BM25 over 1.6k passages
-        183 ms per query before, 12 ms after); a server flushes on its own schedule.
+        Milvus Lite searches unflushed rows by brute force, an order of magnitude slower
+        (docs/benchmarks.md, "Indexes"); a server flushes on its own schedule.
         """
         self._call("flush", "flush", self.collection)
 

@@ -11,9 +11,8 @@ class ThreadLimit:
     """Scoped, re-entrant-safe cap on a library's global thread count.
 
     One short query is too small to split across threads: the OpenMP fork/join costs more than it
-    saves, and on a busy CPU spinning workers made a MiniLM query ~20x slower (3.3 s with 2 torch
-    threads vs 0.17 s with 1, measured on an overloaded 2-core machine; FAISS flat search over
-    100k x 384: 45 ms vs 5 ms). The setting is process-global, so concurrent users share one
+    saves, and on a busy CPU the extra workers made a query many times slower (numbers in
+    docs/benchmarks.md, "Threads"). The setting is process-global, so concurrent users share one
     counter: the first entrant lowers it, the last one out restores it.
 
     Args:

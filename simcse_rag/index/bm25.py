@@ -9,7 +9,7 @@ Backends:
   so a query costs a sum over the postings of its terms (well under a millisecond per query on
   tens of thousands of passages).
 * ``rank_bm25``: rank-bm25's ``BM25Okapi`` with the same Lucene idf, kept for parity checks; it
-  scores every document in Python and is ~100x slower.
+  scores every document in Python and is two orders of magnitude slower.
 
 Neither engine supports incremental updates, so ``add`` / ``delete`` mark the index dirty and the
 engine is rebuilt from the stored token lists on the next search (seconds for 100k passages).

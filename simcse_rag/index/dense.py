@@ -7,9 +7,9 @@ Kinds:
   ``4 * sqrt(n)`` capped so every list gets at least 39 training vectors (FAISS's own minimum).
 * ``hnsw``: graph search (``IndexHNSWFlat``, M=32, efSearch=128); no training, good recall.
 * ``auto``: ``flat`` while the index holds fewer than :data:`AUTO_EXACT_LIMIT` vectors, converted
-  to ``hnsw`` once it grows past it. Exact search over 100k x 384 float32 vectors takes about
-  5 ms per query on one CPU core (measured with faiss-cpu 1.15), which is still cheap next to
-  query encoding; past that, cost grows linearly while HNSW stays around a millisecond.
+  to ``hnsw`` once it grows past it. Up to that size exact search costs about as much as query
+  encoding; past it, its cost grows linearly while HNSW stays around a millisecond
+  (docs/benchmarks.md, "Indexes").
 
 String ids map to FAISS int64 labels allocated from a counter (labels are never reused).
 Delete/upsert: ``flat`` and ``ivf`` remove vectors in place (``remove_ids``). FAISS's HNSW cannot

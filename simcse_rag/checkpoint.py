@@ -142,12 +142,14 @@ def load_checkpoint(
     if not weights.is_file():
         raise ValueError(f"Checkpoint {folder} has no model.safetensors; cannot resume.")
     tensors = load_file(str(weights), device=str(encoder.device))
-    missing, unexpected = encoder.model.load_state_dict(tensors, strict=True)
-    if missing or unexpected:
+    try:  # strict: raises RuntimeError on missing / unexpected names and on shape mismatches
+        encoder.model.load_state_dict(tensors, strict=True)
+    except RuntimeError as exc:
+        detail = " ".join(str(exc).split())[:300]
         raise ValueError(
-            f"Checkpoint {folder} does not match the model (missing {missing[:3]}, unexpected "
-            f"{unexpected[:3]}); resume with the same --model."
-        )
+            f"Checkpoint {folder} does not match the model ({detail}); resume with the same "
+            "--model."
+        ) from exc
     load = dict(map_location=encoder.device, weights_only=True)
     opt.optimizer.load_state_dict(torch.load(folder / "optimizer.pt", **load))
     opt.scheduler.load_state_dict(torch.load(folder / "scheduler.pt", **load))

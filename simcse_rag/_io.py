@@ -38,6 +38,13 @@ def read_json(path: Path, *, what: str = "file") -> Any:
         raise ValueError(f"{what} {path} is unreadable or corrupted: {exc}") from exc
 
 
+def read_json_if_present(path: Path, *, what: str = "file") -> Any:
+    """Like :func:`read_json`, but ``None`` when the file does not exist (optional files)."""
+    if not path.is_file():
+        return None
+    return read_json(path, what=what)
+
+
 def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line_number, object)`` for each non-blank line of a JSON Lines file.
 

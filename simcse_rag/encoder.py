@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import os
 from collections.abc import Iterator, Sequence
@@ -15,7 +14,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from simcse_rag import _io, threads
+from simcse_rag import _io, st_format, threads
 from simcse_rag.pooling import NEEDS_HIDDEN_STATES, pool, validate_pooling
 
 logger = logging.getLogger(__name__)
@@ -103,46 +102,6 @@ def _quiet_transformers() -> Iterator[None]:
     finally:
         if enabled:
             hf_logging.enable_progress_bar()
-
-
-def _read_json(path: Path) -> dict[str, Any] | list[Any] | None:
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"Cannot read model config {path}: {exc}") from exc
-
-
-def _sentence_transformers_settings(folder: Path) -> dict[str, Any]:
-    """Read pooling and max length from a sentence-transformers folder (empty if not one)."""
-    modules = _read_json(folder / "modules.json")
-    if not isinstance(modules, list):
-        return {}
-    settings: dict[str, Any] = {}
-    st_config = _read_json(folder / "sentence_bert_config.json")
-    if isinstance(st_config, dict) and st_config.get("max_seq_length"):
-        settings["max_length"] = int(st_config["max_seq_length"])
-    types = [str(m.get("type", "")) for m in modules]
-    for module in modules:
-        if not str(module.get("type", "")).endswith("Pooling"):
-            continue
-        cfg = _read_json(folder / module.get("path", "") / "config.json") or {}
-        # sentence-transformers >= 6 writes one "pooling_mode" key; older versions write booleans.
-        mode = cfg.get("pooling_mode")
-        if mode == "mean" or cfg.get("pooling_mode_mean_tokens"):
-            settings["pooling"] = "mean"
-        elif mode == "cls" or cfg.get("pooling_mode_cls_token"):
-            # sentence-transformers' "cls" is the raw [CLS] state; a following Dense+Tanh is the
-            # pooler we write for SimCSE's "cls" (our own config says so and takes precedence).
-            settings["pooling"] = "cls_before_pooler"
-        else:
-            enabled = [str(mode)] if mode else []
-            enabled += sorted(k for k, v in cfg.items() if k.startswith("pooling_mode_") and v)
-            settings["unsupported_pooling"] = ", ".join(enabled) or "none"
-    if any(t.endswith("Dense") for t in types) and "pooling" in settings:
-        settings["has_dense"] = True
-    return settings
 
 
 def _default_max_length(position_limit: int, tokenizer: Any) -> int:
@@ -238,8 +197,8 @@ class SimCSEEncoder:
             raise ValueError(f"Model folder {resolved!r} does not exist; check the path.")
         settings: dict[str, Any] = {}
         if folder.is_dir():
-            settings.update(_sentence_transformers_settings(folder))
-            own = _read_json(folder / CONFIG_NAME)
+            settings.update(st_format.read_settings(folder))
+            own = _io.read_json_if_present(folder / CONFIG_NAME, what="model config")
             if isinstance(own, dict):
                 settings.update({k: own[k] for k in ("pooling", "max_length") if k in own})
                 settings.pop("unsupported_pooling", None)
@@ -443,98 +402,10 @@ class SimCSEEncoder:
                     "normalize": True,
                 },
             )
-            self._write_sentence_transformers_files(tmp)
+            st_format.write_files(self, tmp)
 
         _io.atomic_write_dir(target, write)
         return target
-
-    def _write_sentence_transformers_files(self, folder: Path) -> None:
-        if self.pooling in NEEDS_HIDDEN_STATES:
-            logger.warning(
-                "pooling=%r has no sentence-transformers equivalent; SentenceTransformer(%s) "
-                "would fall back to mean pooling. Load it with SimCSEEncoder.from_pretrained.",
-                self.pooling,
-                folder,
-            )
-            return
-        dim = self.dim
-        modules: list[dict[str, Any]] = [
-            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-            {
-                "idx": 1,
-                "name": "1",
-                "path": "1_Pooling",
-                "type": "sentence_transformers.models.Pooling",
-            },
-        ]
-        (folder / "1_Pooling").mkdir()
-        _io.write_json(
-            folder / "1_Pooling" / "config.json",
-            {
-                "word_embedding_dimension": dim,
-                "pooling_mode_cls_token": self.pooling != "mean",
-                "pooling_mode_mean_tokens": self.pooling == "mean",
-                "pooling_mode_max_tokens": False,
-                "pooling_mode_mean_sqrt_len_tokens": False,
-                "pooling_mode_weightedmean_tokens": False,
-                "pooling_mode_lasttoken": False,
-                "include_prompt": True,
-            },
-        )
-        if self.pooling == "cls":
-            self._write_pooler_as_dense(folder / "2_Dense")
-            modules.append(
-                {
-                    "idx": 2,
-                    "name": "2",
-                    "path": "2_Dense",
-                    "type": "sentence_transformers.models.Dense",
-                }
-            )
-        idx = len(modules)
-        modules.append(
-            {
-                "idx": idx,
-                "name": str(idx),
-                "path": f"{idx}_Normalize",
-                "type": "sentence_transformers.models.Normalize",
-            }
-        )
-        (folder / f"{idx}_Normalize").mkdir()
-        _io.write_json(folder / "modules.json", modules)
-        _io.write_json(
-            folder / "sentence_bert_config.json",
-            {"max_seq_length": self.max_length, "do_lower_case": False},
-        )
-        _io.write_json(
-            folder / "config_sentence_transformers.json",
-            {"model_type": "SentenceTransformer", "similarity_fn_name": "cosine", "prompts": {}},
-        )
-
-    def _write_pooler_as_dense(self, folder: Path) -> None:
-        from safetensors.torch import save_file
-
-        pooler = getattr(self.model, "pooler", None)
-        dense = getattr(pooler, "dense", None)
-        if dense is None:
-            raise ValueError(
-                "pooling='cls' needs the model's pooler layer, which this model lacks; "
-                "use pooling='cls_before_pooler' or 'mean'."
-            )
-        folder.mkdir()
-        _io.write_json(
-            folder / "config.json",
-            {
-                "in_features": dense.in_features,
-                "out_features": dense.out_features,
-                "bias": dense.bias is not None,
-                "activation_function": "torch.nn.modules.activation.Tanh",
-            },
-        )
-        tensors = {"linear.weight": dense.weight.detach().cpu().float().contiguous()}
-        if dense.bias is not None:
-            tensors["linear.bias"] = dense.bias.detach().cpu().float().contiguous()
-        save_file(tensors, str(folder / "model.safetensors"))
 
     def __repr__(self) -> str:
         return (

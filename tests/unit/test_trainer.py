@@ -159,7 +159,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_model_dir, tmp_path)
 
 def test_grad_cache_gives_the_full_batch_gradients(tiny_model_dir):
     from simcse_rag.data import as_examples
-    from simcse_rag.trainer import _forward_backward, _TokenCache
+    from simcse_rag.train_step import TokenCache, forward_backward
 
     batch = as_examples(
         [(a, b, [SENTS[(i + 3) % 32], SENTS[(i + 7) % 32]]) for i, (a, b) in enumerate(PAIRS[:8])]
@@ -172,9 +172,7 @@ def test_grad_cache_gives_the_full_batch_gradients(tiny_model_dir):
             if isinstance(m, torch.nn.Dropout):
                 m.p = 0.0
         config = _cfg(mini_batch_size=mini, symmetric=True, hard_negative_weight=0.3)
-        losses.append(
-            _forward_backward(enc, batch, _TokenCache(enc, batch, 64), config, None, None)
-        )
+        losses.append(forward_backward(enc, batch, TokenCache(enc, batch, 64), config, None, None))
         grads.append(
             {n: p.grad.clone() for n, p in enc.model.named_parameters() if p.grad is not None}
         )
@@ -241,3 +239,46 @@ def test_output_dir_and_config_errors(tiny_model_dir, tmp_path):
         TrainingConfig(temperature=0)
     with pytest.raises(ValueError, match="batch_size"):
         TrainingConfig(batch_size=1)
+
+
+def test_training_in_memory_writes_nothing_and_equals_a_saved_run(
+    tiny_model_dir, tmp_path, monkeypatch
+):
+    from simcse_rag import _io
+    from simcse_rag.trainer import training_summary
+
+    config = _cfg(max_steps=4, checkpoint_steps=1, eval_steps=2)
+    saved = _encoder(tiny_model_dir)
+    ref = train(saved, SENTS, config, output_dir=tmp_path / "out", eval_fn=lambda e: 0.5)
+
+    def no_writes(*args, **kwargs):
+        raise AssertionError("train(output_dir=None) wrote to disk")
+
+    for target, name in ((torch, "save"), (_io, "write_json"), (_io, "atomic_write_dir")):
+        monkeypatch.setattr(target, name, no_writes)
+    monkeypatch.setattr(SimCSEEncoder, "save_pretrained", no_writes)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    mem = _encoder(tiny_model_dir)
+    res = train(mem, SENTS, config, output_dir=None, eval_fn=lambda e: 0.5)
+    assert list(cwd.iterdir()) == []
+    assert res.output_dir is None and res.last_checkpoint is None and res.best_dir is None
+    assert res.losses == ref.losses and res.evals == ref.evals and res.best_step == 2
+    assert mem.pooling == saved.pooling == "cls_before_pooler" and not mem.model.training
+    for (name, a), b in zip(
+        saved.model.state_dict().items(), mem.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    assert "kept in memory" in training_summary(res)
+
+
+def test_training_in_memory_cannot_resume_and_names_no_checkpoint(tiny_model_dir):
+    enc = _encoder(tiny_model_dir)
+    with pytest.raises(ValueError, match="resume=True needs the output_dir"):
+        train(enc, SENTS, _cfg(), output_dir=None, resume=True)
+    enc.model.register_forward_hook(
+        lambda mod, inp, out: type(out)(**{k: v * float("nan") for k, v in out.items()})
+    )
+    with pytest.raises(FloatingPointError, match="step 1: loss is nan. No checkpoint is written"):
+        train(enc, SENTS, _cfg(), output_dir=None)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from simcse_rag.cli._common import (
+    CORPUS_HELP,
     add_model_argument,
     existing_file,
     load_encoder,
@@ -28,9 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "command and SentenceTransformer) with report.json, report.md and mined.jsonl.",
     )
     add_model_argument(parser)
-    parser.add_argument(
-        "--corpus", required=True, type=existing_file, help="corpus.jsonl (BEIR) or .txt lines"
-    )
+    parser.add_argument("--corpus", required=True, type=existing_file, help=CORPUS_HELP)
     parser.add_argument("--out", required=True, type=Path, help="output model folder")
     pairs = parser.add_mutually_exclusive_group()
     pairs.add_argument("--train-data", type=Path, help="BEIR folder with labelled training qrels")

@@ -68,6 +68,27 @@ def load_encoder(args: argparse.Namespace):  # noqa: ANN201 - avoid importing to
     return SimCSEEncoder.from_pretrained(args.model, device=getattr(args, "device", None))
 
 
+def check_output_folder(out: Path, *, overwrite: bool) -> Path:
+    """Refuse an existing non-empty ``--out`` unless ``--overwrite``, in the CLI's words.
+
+    The library's message also names the ``overwrite=True`` argument for Python callers; a CLI
+    user should only see the flags.
+
+    Raises:
+        FileExistsError: ``out`` exists, is not empty and ``overwrite`` is false.
+        NotADirectoryError: ``out`` is a file.
+    """
+    from simcse_rag.adapt import check_output_dir
+
+    try:
+        return check_output_dir(out, overwrite=overwrite)
+    except FileExistsError:
+        raise FileExistsError(
+            f"--out {str(out)!r} already exists and is not empty; pass --overwrite to replace "
+            "it, or choose another --out."
+        ) from None
+
+
 def existing_file(value: str) -> Path:
     """argparse type: a path that must exist and be a file."""
     path = Path(value)

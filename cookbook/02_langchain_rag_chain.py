@@ -1,10 +1,14 @@
 """02 - LangChain RAG chain: SimCSERetriever (hybrid BM25 + dense) -> prompt -> chat model.
 
+By default the answers come from a fake chat model standing in for your LLM: it does not read
+the question or reason, it only quotes the first sentence of the top passage, so the recipe runs
+offline without keys. The retrieval and the cited sources are real. Pass ``--chat-model
+openai:gpt-4o-mini`` (or any ``provider:model`` LangChain's ``init_chat_model`` knows) to plug
+in a real LLM; nothing else in the chain changes.
+
 Shows: turning passages into LangChain ``Document`` objects, ``SimCSERetriever`` as a drop-in
 retriever in an LCEL chain that returns the answer *and* the cited sources (ids, fused score,
-per-source ranks). The chat model is pluggable: by default an offline fake that quotes the best
-passage (so the recipe runs without network or keys); ``--chat-model openai:gpt-4o-mini`` (or
-any ``provider:model`` LangChain's ``init_chat_model`` knows) uses a real one.
+per-source ranks).
 
 Time: about 20 s on 2 CPU cores with the bundled all-MiniLM-L6-v2; about 5 s with ``--tiny``.
 
@@ -56,7 +60,7 @@ def format_docs(docs: list[Document]) -> str:
 
 
 def fake_chat_model() -> Runnable:
-    """An offline stand-in for a chat model: quotes the first sentence of the first passage.
+    """A fake chat model standing in for your LLM: quotes the first sentence of the top passage.
 
     Replace it with any LangChain chat model (``ChatOpenAI``, ``ChatOllama``, ...): the chain
     passes it a prompt value and expects an ``AIMessage`` back, nothing else changes.
@@ -91,7 +95,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tiny", action="store_true", help="tiny random model (seconds)")
     parser.add_argument("--model", default=None, help="embedding model (default: bundled)")
-    parser.add_argument("--chat-model", default=None, help="provider:model (default: offline fake)")
+    parser.add_argument(
+        "--chat-model",
+        default=None,
+        help="provider:model of your LLM (default: a fake chat model that quotes the top passage)",
+    )
     parser.add_argument("-k", type=int, default=3, help="passages given to the chat model")
     args = parser.parse_args()
 
@@ -113,9 +121,16 @@ def main() -> None:
         "question": RunnablePassthrough(),
     } | RunnablePassthrough.assign(answer=answer)
 
+    label = "A"
+    if not args.chat_model:
+        label = "A (fake chat model)"
+        print(
+            "Answers come from a fake chat model standing in for your LLM: it quotes the top "
+            "passage and does not reason. Pass --chat-model provider:model to use a real one.\n"
+        )
     for question in QUESTIONS:
         result = chain.invoke(question)
-        print(f"Q: {question}\nA: {result['answer']}")
+        print(f"Q: {question}\n{label}: {result['answer']}")
         for d in result["docs"]:
             ranks = ", ".join(f"{s} #{v['rank']}" for s, v in d.metadata["sources"].items())
             print(f"   source {d.id:<18} score {d.metadata['score']:.4f}  ({ranks})")

@@ -23,6 +23,10 @@ threads.configure_torch(torch)
 #: Name under which the offline default model is known.
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = frozenset({DEFAULT_MODEL_NAME, "all-MiniLM-L6-v2"})
+#: Endings that make a model name a file path rather than a hub id.
+_FILE_SUFFIXES = (".json", ".bin", ".safetensors", ".pt", ".pth", ".ckpt", ".onnx", ".gguf", ".h5")
+#: Environment values huggingface_hub reads as true.
+_TRUE_VALUES = frozenset({"1", "ON", "YES", "TRUE"})
 #: Our own config file, written next to the Hugging Face files.
 CONFIG_NAME = "simcse_rag.json"
 FORMAT_VERSION = 1
@@ -54,7 +58,23 @@ def default_model_path() -> Path:
 
 
 def resolve_model_path(name_or_path: str | os.PathLike[str] | None) -> str:
-    """Map ``None`` and the default model's names to the bundled folder; pass others through."""
+    """Check a model name before loading it, so mistakes fail at once instead of after retries.
+
+    ``None`` and the default model's names map to the bundled folder. An existing folder must
+    hold a ``config.json``. A name that looks like a path (see :func:`looks_like_path`) but does
+    not exist is an error, and so is a hub id while the Hub is offline (``HF_HUB_OFFLINE=1``)
+    unless it is in the local Hugging Face cache. Any other name is passed through as a hub id.
+
+    Args:
+        name_or_path: A model folder, a Hugging Face Hub id, or ``None``.
+
+    Returns:
+        The folder (``~`` expanded) or the hub id to load.
+
+    Raises:
+        ValueError: A missing folder, a folder without ``config.json``, a file instead of a
+            folder, or a hub id that cannot be fetched offline.
+    """
     if name_or_path is None:
         return str(default_model_path())
     name = str(name_or_path)
@@ -63,7 +83,63 @@ def resolve_model_path(name_or_path: str | os.PathLike[str] | None) -> str:
             return str(default_model_path())
         except ImportError:
             return name  # fall back to the hub
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ValueError(
+                f"model folder {name!r} holds no model (no config.json); pass the folder a model "
+                "was saved to (config.json and the weights)."
+            )
+        return str(path)
+    if path.exists():
+        raise ValueError(
+            f"model {name!r} is a file; pass the folder that holds config.json and the weights."
+        )
+    if looks_like_path(name):
+        raise ValueError(
+            f"model folder {name!r} does not exist; check the path, or name a Hugging Face hub id "
+            "such as 'BAAI/bge-small-en-v1.5'."
+        )
+    if _hub_offline() and not _in_hub_cache(name):
+        raise ValueError(
+            f"model {name!r} is not a local folder and the Hugging Face Hub is offline "
+            "(HF_HUB_OFFLINE=1) with no cached copy; pass a model folder, or unset HF_HUB_OFFLINE "
+            "to download it."
+        )
     return name
+
+
+def looks_like_path(name: str) -> bool:
+    """Whether a model name that does not exist was meant as a local path, not a hub id.
+
+    Hub ids are ``name`` or ``org/name``; a path is anything with a backslash or two slashes,
+    starting with ``.``, ``~`` or ``/``, ending with ``/`` or a file suffix, or whose parent
+    folder exists here (``runs/`` exists, so ``runs/my-modle`` is a typo, not a hub id).
+    """
+    if "\\" in name or name.count("/") >= 2 or name.startswith((".", "~", "/")):
+        return True
+    if name.endswith("/") or name.lower().endswith(_FILE_SUFFIXES):
+        return True
+    return "/" in name and Path(name).parent.is_dir()
+
+
+def _hub_offline() -> bool:
+    # huggingface_hub reads HF_HUB_OFFLINE once at import; the environment is read too so that
+    # setting it later in the same process (notebooks, tests) is honoured here as well.
+    from huggingface_hub import constants
+
+    env = (os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or "").upper()
+    return bool(constants.HF_HUB_OFFLINE) or env in _TRUE_VALUES
+
+
+def _in_hub_cache(name: str) -> bool:
+    """Whether a hub model's ``config.json`` is in the local cache (loadable offline)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except ValueError:  # not a valid repo id (HFValidationError)
+        return False
 
 
 def _resolve_device(device: str | torch.device | None) -> torch.device:
@@ -184,7 +260,9 @@ class SimCSEEncoder:
             The encoder, in eval mode.
 
         Raises:
-            ValueError: Unknown pooling, device or dtype, or a model that cannot be found.
+            ValueError: Unknown pooling, device or dtype, or a model that cannot be found (a
+                missing or empty folder, or a hub id while offline fails at once, before
+                transformers retries the Hub; see :func:`resolve_model_path`).
             ImportError: ``name_or_path`` is ``None`` and the ``model`` extra is missing.
         """
         from transformers import AutoConfig, AutoModel, AutoTokenizer
@@ -193,8 +271,6 @@ class SimCSEEncoder:
             validate_pooling(pooling)
         resolved = resolve_model_path(name_or_path)
         folder = Path(resolved)
-        if not folder.is_dir() and (folder.is_absolute() or resolved.startswith((".", "~"))):
-            raise ValueError(f"Model folder {resolved!r} does not exist; check the path.")
         settings: dict[str, Any] = {}
         if folder.is_dir():
             settings.update(st_format.read_settings(folder))

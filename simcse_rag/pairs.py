@@ -119,7 +119,11 @@ def pairs_from_beir(
     if unknown_d:
         raise ValueError(
             _unknown_error(
-                "corpus ids", unknown_d, len(rows), qrels_path, "is --corpus the matching corpus?"
+                "corpus ids",
+                unknown_d,
+                len(rows),
+                qrels_path,
+                "check that --corpus is the corpus these qrels point into",
             )
         )
     empty = sorted({qid for qid, _ in rows if not queries[qid].strip()})

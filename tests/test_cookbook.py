@@ -24,6 +24,12 @@ EXPECTED = {
     "07_evaluate_beir.py": "| your retriever (rank_bm25) |",
 }
 
+#: What a recipe must tell the reader about its stand-ins when run with ``--tiny``.
+TINY_NOTES = {
+    "02_langchain_rag_chain.py": "fake chat model standing in for your LLM",
+    "04_adapt_medical.py": "[--tiny: random weights, the numbers mean nothing]",
+}
+
 
 def test_every_recipe_is_listed() -> None:
     assert sorted(EXPECTED) == RECIPES
@@ -53,3 +59,4 @@ def test_recipe_runs_tiny(name: str, tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert EXPECTED[name] in proc.stdout, proc.stdout[-3000:]
+    assert TINY_NOTES.get(name, "") in proc.stdout, proc.stdout[-3000:]

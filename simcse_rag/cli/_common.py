@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from simcse_rag.corpus import CORPUS_FORMATS, CORPUS_SUFFIXES, read_corpus
+
+#: Help text of every ``--corpus`` option.
+CORPUS_HELP = f"corpus file: {CORPUS_FORMATS}; other columns/keys become metadata"
+
 
 def add_model_argument(parser: argparse.ArgumentParser) -> None:
     """Add ``--model`` (default: the bundled all-MiniLM-L6-v2)."""
@@ -63,6 +68,27 @@ def load_encoder(args: argparse.Namespace):  # noqa: ANN201 - avoid importing to
     return SimCSEEncoder.from_pretrained(args.model, device=getattr(args, "device", None))
 
 
+def check_output_folder(out: Path, *, overwrite: bool) -> Path:
+    """Refuse an existing non-empty ``--out`` unless ``--overwrite``, in the CLI's words.
+
+    The library's message also names the ``overwrite=True`` argument for Python callers; a CLI
+    user should only see the flags.
+
+    Raises:
+        FileExistsError: ``out`` exists, is not empty and ``overwrite`` is false.
+        NotADirectoryError: ``out`` is a file.
+    """
+    from simcse_rag.adapt import check_output_dir
+
+    try:
+        return check_output_dir(out, overwrite=overwrite)
+    except FileExistsError:
+        raise FileExistsError(
+            f"--out {str(out)!r} already exists and is not empty; pass --overwrite to replace "
+            "it, or choose another --out."
+        ) from None
+
+
 def existing_file(value: str) -> Path:
     """argparse type: a path that must exist and be a file."""
     path = Path(value)
@@ -102,7 +128,30 @@ def read_lines(path: Path) -> list[str]:
         ValueError: The file is not UTF-8.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: a byte-order mark (Notepad, Excel) must not become part of the first text.
+        text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ValueError(f"{path} is not UTF-8 text (byte {exc.start}); re-encode it.") from exc
     return [line.rstrip("\r") for line in text.split("\n") if line.strip()]
+
+
+def read_texts(path: Path) -> list[str]:
+    """Read the texts of a ``.txt`` file (one per non-blank line) or of a corpus file.
+
+    A ``.jsonl`` / ``.json`` / ``.csv`` / ``.tsv`` file is read as a corpus (see
+    :mod:`simcse_rag.corpus`) and its passages' texts (title and text) are returned in file order,
+    so a header row or JSON syntax is never embedded as if it were text.
+
+    Raises:
+        ValueError: An unsupported extension (the formats are named), a malformed corpus, or a
+            file that is not UTF-8.
+    """
+    suffix = path.suffix.lower()
+    if suffix == ".txt":
+        return read_lines(path)
+    if suffix in CORPUS_SUFFIXES:
+        return [p.text for p in read_corpus(path, allow_empty=True)]
+    raise ValueError(
+        f"{str(path)!r} has an unsupported extension {suffix or '(none)'!r}; use .txt (one text "
+        f"per line) or a corpus file: {CORPUS_FORMATS}."
+    )

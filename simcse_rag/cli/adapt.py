@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 
 from simcse_rag.cli._common import (
+    CORPUS_HELP,
     add_model_argument,
+    check_output_folder,
     existing_file,
     load_encoder,
     positive_float,
@@ -28,9 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "command and SentenceTransformer) with report.json, report.md and mined.jsonl.",
     )
     add_model_argument(parser)
-    parser.add_argument(
-        "--corpus", required=True, type=existing_file, help="corpus.jsonl (BEIR) or .txt lines"
-    )
+    parser.add_argument("--corpus", required=True, type=existing_file, help=CORPUS_HELP)
     parser.add_argument("--out", required=True, type=Path, help="output model folder")
     pairs = parser.add_mutually_exclusive_group()
     pairs.add_argument("--train-data", type=Path, help="BEIR folder with labelled training qrels")
@@ -140,12 +140,12 @@ def _eval_set(args: argparse.Namespace):  # noqa: ANN202
 
 def run(args: argparse.Namespace) -> int:
     """Run the adaptation and print the before/after table."""
-    from simcse_rag.adapt import adapt, check_output_dir
+    from simcse_rag.adapt import adapt
     from simcse_rag.adapt_report import markdown_table
     from simcse_rag.corpus import read_corpus
     from simcse_rag.pairs import pairs_from_beir, pairs_from_tsv
 
-    check_output_dir(args.out, overwrite=args.overwrite)  # fail before any slow work
+    check_output_folder(args.out, overwrite=args.overwrite)  # fail before any slow work
     config = _config(args)
     corpus = read_corpus(args.corpus)
     by_id = {p.id: p for p in corpus}

@@ -12,7 +12,7 @@ from simcse_rag.cli._common import (
     existing_file,
     load_encoder,
     positive_int,
-    read_lines,
+    read_texts,
 )
 
 
@@ -21,12 +21,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "encode",
         help="embed texts (one per line) into an .npy matrix",
-        description="Embed each non-blank line of a UTF-8 text file; writes an (n, dim) float32 "
-        ".npy matrix in line order.",
+        description="Embed each non-blank line of a UTF-8 .txt file, or each passage of a corpus "
+        "file (.jsonl/.json/.csv/.tsv, as in 'index build'); writes an (n, dim) float32 .npy "
+        "matrix in file order.",
     )
     add_model_argument(parser)
     parser.add_argument(
-        "--input", required=True, type=existing_file, help="text file, one per line"
+        "--input",
+        required=True,
+        type=existing_file,
+        help=".txt (one text per line) or a corpus file",
     )
     parser.add_argument("--output", required=True, type=Path, help="output .npy path")
     parser.add_argument("--batch-size", type=positive_int, default=64)
@@ -43,9 +47,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--output {str(args.output)!r} must end with .npy.")
     if args.output.is_dir():
         raise ValueError(f"--output {str(args.output)!r} is a directory; give a .npy file path.")
-    texts = read_lines(args.input)
+    texts = read_texts(args.input)
     if not texts:
-        raise ValueError(f"--input {str(args.input)!r} has no non-blank lines to encode.")
+        raise ValueError(f"--input {str(args.input)!r} has no texts to encode.")
     encoder = load_encoder(args)
     vectors = encoder.encode(
         texts,

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from simcse_rag.cli._common import (
+    CORPUS_HELP,
     add_model_argument,
     add_retriever_arguments,
     existing_file,
@@ -24,12 +25,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build = sub.add_parser(
         "build",
         help="index a corpus into a folder",
-        description="Index a BEIR corpus.jsonl (_id, title, text) or a .txt file (one passage per "
-        "line, id = line number). The folder is written atomically: a failed build never touches "
+        description="Index a corpus file: BEIR .jsonl (_id or id, text, optional title), .csv or "
+        ".tsv with a header row of the same columns, or .txt (one passage per line, id = line "
+        "number). The folder is written atomically: a failed build never touches "
         "an existing index, and vectors of unchanged texts in an existing index built with the "
         "same model are reused instead of re-encoded.",
     )
-    build.add_argument("--corpus", required=True, type=existing_file, help="corpus.jsonl or .txt")
+    build.add_argument("--corpus", required=True, type=existing_file, help=CORPUS_HELP)
     build.add_argument("--out", required=True, type=Path, help="index folder to create/replace")
     add_model_argument(build)
     add_retriever_arguments(build)
@@ -62,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     add = sub.add_parser("add", help="add or replace passages (upsert by id)")
     add.add_argument("index", type=Path, help="index folder")
-    add.add_argument("--corpus", required=True, type=existing_file, help="corpus.jsonl or .txt")
+    add.add_argument("--corpus", required=True, type=existing_file, help=CORPUS_HELP)
     add_model_argument(add)
     add.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add.set_defaults(func=run_add)

@@ -83,8 +83,9 @@ def test_pairs_from_beir_unknown_ids_are_counted_with_examples(tmp_path: Path) -
         [("q1", "d1", 1), ("q1", "nope1", 1), ("q2", "nope2", 1), ("q2", "nope3", 1)],
         {"q1": "fever", "q2": "insulin"},
     )
-    with pytest.raises(ValueError, match=r"3 of 4 pairs .* unknown corpus ids .*'nope1'"):
+    with pytest.raises(ValueError, match=r"3 of 4 pairs .* unknown corpus ids .*'nope1'") as info:
         pairs_from_beir(folder, "train", corpus)
+    assert str(info.value).endswith("; check that --corpus is the corpus these qrels point into.")
 
 
 def test_pairs_from_beir_empty_query_and_missing_split(tmp_path: Path) -> None:

@@ -170,6 +170,21 @@ def test_cli_bad_numbers_are_refused_before_any_work(
     assert not (tmp_path / "o").exists()
 
 
+def test_cli_existing_out_names_the_flag_not_the_python_argument(
+    corpus_file: Path, tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    assert main(_args(corpus_file, out, tiny_model_dir, "--strategy", "title")) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"error: --out {str(out)!r} already exists and is not empty; pass --overwrite to "
+        "replace it, or choose another --out."
+    )
+    assert (out / "keep.txt").read_text() == "mine"
+
+
 def test_cli_help_names_the_library_defaults(capsys: pytest.CaptureFixture) -> None:
     """The parser keeps torch out, so its help repeats the library's defaults as literals."""
     from simcse_rag import adapt

@@ -70,3 +70,24 @@ def test_encode_user_errors_are_one_line(tiny_model_dir, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "does not exist" in err
     assert not (tmp_path / "e.npy").exists()
+
+
+def test_encode_reads_a_corpus_file_and_refuses_unknown_extensions(
+    tiny_model_dir, tmp_path, capsys
+):
+    src = tmp_path / "corpus.jsonl"
+    src.write_text('{"_id": "a", "text": "one"}\n{"_id": "b", "text": "two"}\n', encoding="utf-8")
+    out = tmp_path / "emb.npy"
+    args = ["encode", "--model", str(tiny_model_dir), "--output", str(out), "--no-progress"]
+    assert main([*args, "--input", str(src)]) == 0
+    from simcse_rag.encoder import SimCSEEncoder
+
+    expected = SimCSEEncoder.from_pretrained(tiny_model_dir, device="cpu").encode(["one", "two"])
+    np.testing.assert_allclose(np.load(out), expected, atol=1e-5)  # texts, not raw JSON lines
+    out.unlink()
+    odd = tmp_path / "texts.md"
+    odd.write_text("one\n", encoding="utf-8")
+    assert main([*args, "--input", str(odd)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "unsupported extension '.md'; use .txt" in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()

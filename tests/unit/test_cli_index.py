@@ -87,6 +87,28 @@ def test_txt_corpus_and_rebuild_reuses_vectors(
     assert json.loads(capsys.readouterr().out)[0]["id"] == "3"  # ids are line numbers
 
 
+def test_csv_corpus_keeps_ids_and_unknown_extension_is_refused(
+    tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    csv_file = tmp_path / "docs.csv"
+    csv_file.write_text(
+        'id,title,text,lang\nd1,Fever,"fever, cough",en\nd2,,儿童发烧怎么办,zh\n', encoding="utf-8"
+    )
+    out = tmp_path / "idx"
+    base = ["index", "build", "--out", str(out), "--model", str(tiny_model_dir), "--no-progress"]
+    assert main([*base, "--corpus", str(csv_file)]) == 0
+    assert "indexed 2 passages" in capsys.readouterr().out  # the header is not a passage
+    assert main(["search", str(out), "发烧", "--json", "--mode", "bm25"]) == 0
+    top = json.loads(capsys.readouterr().out)[0]
+    assert top["id"] == "d2" and top["metadata"]["lang"] == "zh"
+    before = (out / "manifest.json").read_text()
+    xlsx = tmp_path / "docs.xlsx"
+    xlsx.write_bytes(b"PK\x03\x04 not text")
+    assert main([*base, "--corpus", str(xlsx)]) == 2
+    assert "unsupported extension '.xlsx'; use .jsonl" in _error(capsys)
+    assert (out / "manifest.json").read_text() == before
+
+
 def test_add_delete_info(built: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     more = _jsonl(
         tmp_path / "more.jsonl",

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
-from simcse_rag.encoder import SimCSEEncoder
+from simcse_rag.encoder import SimCSEEncoder, looks_like_path, resolve_model_path
 from tests.conftest import has_default_model
 
 TEXTS = [
@@ -65,6 +67,73 @@ def test_unknown_pooling_lists_modes(tiny_model_dir):
 def test_missing_folder_is_clear(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         SimCSEEncoder.from_pretrained(tmp_path / "nope")
+
+
+def _fails_fast(name: str, match: str) -> None:
+    """Loading ``name`` raises ``match`` within a second or two: no hub retries."""
+    start = time.monotonic()
+    with pytest.raises(ValueError, match=match):
+        SimCSEEncoder.from_pretrained(name)
+    assert time.monotonic() - start < 2.0
+
+
+def test_model_path_typo_fails_fast(tmp_path, monkeypatch):
+    (tmp_path / "runs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    _fails_fast("runs/liveqa-adpat", r"^model folder 'runs/liveqa-adpat' does not exist; check")
+    _fails_fast("models/a/b", "model folder 'models/a/b' does not exist")  # two slashes
+    _fails_fast("adapted.safetensors", "model folder 'adapted.safetensors' does not exist")
+
+
+def test_folder_without_model_and_file_are_named(tmp_path):
+    (tmp_path / "empty").mkdir()
+    _fails_fast(str(tmp_path / "empty"), r"holds no model \(no config\.json\)")
+    (tmp_path / "weights.bin").write_bytes(b"")
+    _fails_fast(str(tmp_path / "weights.bin"), "is a file; pass the folder")
+
+
+def test_hub_id_offline_fails_fast_unless_cached(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    _fails_fast("simcse-rag-tests/absent", r"^model 'simcse-rag-tests/absent' .* offline")
+    snapshot = tmp_path / "hub" / "models--simcse-rag-tests--cached" / "snapshots" / "abc"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("abc")
+    assert resolve_model_path("simcse-rag-tests/cached") == "simcse-rag-tests/cached"
+
+
+def test_hub_ids_pass_through_when_online(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.chdir(tmp_path)  # no BAAI/ folder here
+    for hub_id in ("BAAI/bge-small-en-v1.5", "bert-base-uncased"):
+        assert resolve_model_path(hub_id) == hub_id
+
+
+@pytest.mark.parametrize(
+    ("name", "is_path"),
+    [
+        ("runs\\model", True),
+        ("a/b/c", True),
+        ("./model", True),
+        ("~/model", True),
+        ("/abs/model", True),
+        ("model/", True),
+        ("pytorch_model.bin", True),
+        ("BAAI/bge-small-en-v1.5", False),
+        ("bert-base-uncased", False),
+    ],
+)
+def test_looks_like_path(name, is_path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert looks_like_path(name) is is_path
 
 
 def test_default_pooling_for_plain_checkpoint_is_cls(tiny_encoder):

@@ -1,11 +1,11 @@
 """Property-based tests (hypothesis): the CLI's input readers on hostile files.
 
 Random bytes, huge lines, wrong encodings, JSON with missing or mistyped fields, fed to the
-readers behind ``simcse-rag index build`` (corpus ``.jsonl`` / ``.txt``), ``encode`` (lines),
-``train`` (``.txt`` / ``.csv`` / ``.tsv``) and ``eval retrieval`` (qrels). Each must return a
-well-formed result or raise ``ValueError`` (one line naming the file), nothing else. End to end,
-``simcse-rag index build`` on such a file exits 2 with ``error: ...`` and leaves the existing
-index untouched.
+readers behind ``simcse-rag index build`` (corpus ``.jsonl`` / ``.csv`` / ``.tsv`` / ``.txt``),
+``encode`` (lines or a corpus), ``train`` (``.txt`` / ``.csv`` / ``.tsv``) and ``eval retrieval``
+(qrels). Each must return a well-formed result or raise ``ValueError`` (one line naming the file),
+nothing else. End to end, ``simcse-rag index build`` on such a file exits 2 with ``error: ...``
+and leaves the existing index untouched.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from simcse_rag import _io
-from simcse_rag.cli._common import read_lines
+from simcse_rag.cli._common import read_lines, read_texts
 from simcse_rag.corpus import read_corpus
 from simcse_rag.data import load_examples
 from simcse_rag.evaluation.retrieval import load_qrels
@@ -84,22 +84,25 @@ def one_line(exc: BaseException, path: Path) -> None:
 
 def check_readers(data: bytes, suffix: str) -> None:
     path = write(data, suffix)
-    if suffix in (".jsonl", ".json", ".txt"):
-        try:
-            passages = read_corpus(path, allow_empty=True)
-        except ValueError as exc:
-            one_line(exc, path)
-        else:
-            assert all(
-                isinstance(p, Passage) and p.id and isinstance(p.text, str) for p in passages
-            )
-            assert len({p.id for p in passages}) == len(passages)
+    try:
+        passages = read_corpus(path, allow_empty=True)
+    except ValueError as exc:
+        one_line(exc, path)
+    else:
+        assert all(isinstance(p, Passage) and p.id and isinstance(p.text, str) for p in passages)
+        assert len({p.id for p in passages}) == len(passages)
     try:
         lines = read_lines(path)
     except ValueError as exc:
         one_line(exc, path)
     else:
         assert all(isinstance(x, str) and x.strip() and "\n" not in x for x in lines)
+    try:
+        texts = read_texts(path)
+    except ValueError as exc:
+        one_line(exc, path)
+    else:
+        assert all(isinstance(x, str) for x in texts)
     if suffix in (".txt", ".csv", ".tsv"):
         try:
             examples = load_examples(path)
@@ -185,7 +188,7 @@ bad_corpora = st.one_of(
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
-@given(bad_corpora, st.sampled_from([".jsonl", ".txt"]))
+@given(bad_corpora, st.sampled_from([".jsonl", ".txt", ".csv", ".tsv"]))
 def test_cli_index_build_on_bad_input_keeps_existing_index(
     existing_index, tiny_model_dir, capsys, data, suffix
 ):

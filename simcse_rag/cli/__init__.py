@@ -20,7 +20,16 @@ from collections.abc import Iterator, Sequence
 
 from simcse_rag import __version__
 
-COMMAND_MODULES: tuple[str, ...] = ("encode", "eval", "train", "adapt", "demo", "index", "search")
+COMMAND_MODULES: tuple[str, ...] = (
+    "encode",
+    "eval",
+    "train",
+    "adapt",
+    "demo",
+    "index",
+    "search",
+    "serve",
+)
 
 #: Exceptions that signal a user mistake rather than a bug.
 USER_ERRORS: tuple[type[BaseException], ...] = (

@@ -497,25 +497,26 @@ class HybridRetriever:
         self._cache.write(folder)
         if query_model is not None:
             query_model.write(folder / QUERY_MODEL_DIR)
-        _io.write_json(
-            folder / MANIFEST,
-            {
-                "format_version": FORMAT_VERSION,
-                "kind": "simcse_rag.HybridRetriever",
-                "model": {
-                    "name_or_path": str(getattr(self._model, "name_or_path", "")),
-                    "fingerprint": self._fingerprint,
-                    "dim": int(self._model.dim),
-                },
-                "counts": {
-                    "passages": len(self._passages),
-                    "dense": len(self._dense),
-                    "bm25": len(self._bm25),
-                    "embeddings": len(self._cache),
-                },
-                "config": self.config.to_dict(),
+        _io.write_json(folder / MANIFEST, self.manifest())
+
+    def manifest(self) -> dict[str, Any]:
+        """What :meth:`save` writes to ``manifest.json``: format, model, counts, config."""
+        return {
+            "format_version": FORMAT_VERSION,
+            "kind": "simcse_rag.HybridRetriever",
+            "model": {
+                "name_or_path": str(getattr(self._model, "name_or_path", "")),
+                "fingerprint": self._fingerprint,
+                "dim": int(self._model.dim),
             },
-        )
+            "counts": {
+                "passages": len(self._passages),
+                "dense": len(self._dense),
+                "bm25": len(self._bm25),
+                "embeddings": len(self._cache),
+            },
+            "config": self.config.to_dict(),
+        }
 
     @staticmethod
     def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:

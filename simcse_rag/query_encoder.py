@@ -22,11 +22,14 @@ import logging
 import tempfile
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from simcse_rag.onnx_cache import QueryModel
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +37,8 @@ logger = logging.getLogger(__name__)
 #: (int8 weights, fastest), ``auto`` (``onnx-int8`` on CPU when onnxruntime is installed,
 #: else ``torch``).
 QUERY_BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx", "onnx-int8")
-_OPSET = 17
+#: ONNX opset of the exported graph.
+OPSET = 17
 
 
 def onnxruntime_available() -> bool:
@@ -102,16 +106,33 @@ class OnnxQueryEncoder:
     """An encoder's forward + pooling + L2 norm, run by ONNX Runtime.
 
     Args:
-        encoder: A :class:`~simcse_rag.encoder.SimCSEEncoder` on CPU (its tokenizer is reused).
-        quantize: Quantize the weights to int8 (dynamic, per channel).
+        encoder: A :class:`~simcse_rag.encoder.SimCSEEncoder` on CPU (its tokenizer is reused),
+            or, with ``model``, anything with ``tokenize(texts)`` and ``dim`` (e.g. a
+            :class:`~simcse_rag.onnx_cache.FastQueryTokenizer`).
+        quantize: Quantize the weights to int8 (dynamic, per channel); with ``model``: whether
+            ``model`` is quantized.
         threads: ONNX Runtime intra-op threads. One query is too small to split, and concurrent
             ``encode`` calls from several threads run in parallel anyway.
+        model: An already exported model (bytes); ``None`` exports ``encoder``.
+        input_names: The model's inputs (default: those ``encoder.tokenize`` returns).
+
+    Attributes:
+        model: The ONNX model bytes (what :mod:`simcse_rag.onnx_cache` saves).
+        input_names: Tokenizer outputs fed to the model, in order.
 
     Raises:
         RuntimeError: The model could not be exported (the message says why).
     """
 
-    def __init__(self, encoder: Any, *, quantize: bool = False, threads: int = 1) -> None:
+    def __init__(
+        self,
+        encoder: Any,
+        *,
+        quantize: bool = False,
+        threads: int = 1,
+        model: bytes | None = None,
+        input_names: Sequence[str] | None = None,
+    ) -> None:
         import onnxruntime as ort
 
         self.encoder = encoder
@@ -127,11 +148,10 @@ class OnnxQueryEncoder:
         # query's vector would change with its neighbours. One text per call keeps each vector
         # a function of its own text; queries are short, so batching saves little here.
         self.batch_limit = 1 if quantize else 2**31
-        self._input_names = _input_names(encoder)
+        self.input_names = list(input_names) if input_names else _input_names(encoder)
+        self.model = model if model is not None else _export(encoder, self.input_names, quantize)
         self._session = ort.InferenceSession(
-            _export(encoder, self._input_names, quantize),
-            options,
-            providers=["CPUExecutionProvider"],
+            self.model, options, providers=["CPUExecutionProvider"]
         )
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
@@ -144,9 +164,7 @@ class OnnxQueryEncoder:
         out = []
         for start in range(0, len(texts), batch_size):
             enc = self.encoder.tokenize(texts[start : start + batch_size])
-            feeds = {
-                name: enc[name].numpy().astype(np.int64, copy=False) for name in self._input_names
-            }
+            feeds = {name: np.asarray(enc[name], dtype=np.int64) for name in self.input_names}
             out.append(self._session.run(None, feeds)[0])
         if not out:
             return np.zeros((0, self.encoder.dim), dtype=np.float32)
@@ -193,7 +211,7 @@ def _export(encoder: Any, names: list[str], quantize: bool) -> bytes:
                     output_names=["embedding"],
                     dynamic_axes={n: {0: "batch", 1: "tokens"} for n in names}
                     | {"embedding": {0: "batch"}},
-                    opset_version=_OPSET,
+                    opset_version=OPSET,
                     dynamo=False,
                 )
         except Exception as exc:  # noqa: BLE001 - any exporter failure means "use torch"
@@ -257,15 +275,57 @@ class LazyQueryEncoder:
     the exporter cannot handle still serves queries.
 
     Args:
-        encoder: The retriever's encoder.
+        encoder: The retriever's encoder; ``None`` when it is not loaded yet (then ``cached``
+            and ``load_encoder`` are required).
         backend: One of :data:`QUERY_BACKENDS` (``auto`` is resolved here).
+        cached: A saved export to run instead of exporting (its backend wins; the caller checks
+            it suits ``backend``). No PyTorch is needed to run it.
+        load_encoder: Returns the encoder when it is needed (a cached model ONNX Runtime cannot
+            load, or a torch fallback); default: ``encoder``.
+        on_export: Called with the :class:`QueryModel` of a fresh export (to cache it on disk);
+            also settable later as the :attr:`on_export` attribute.
+        fingerprint: The encoder's fingerprint (recorded in the :class:`QueryModel`).
     """
 
-    def __init__(self, encoder: Any, backend: str) -> None:
-        self.backend = resolve_query_backend(backend, encoder)
-        self._encoder = encoder
+    def __init__(
+        self,
+        encoder: Any | None,
+        backend: str,
+        *,
+        cached: QueryModel | None = None,
+        load_encoder: Callable[[], Any] | None = None,
+        on_export: Callable[[QueryModel], object] | None = None,
+        fingerprint: str = "",
+    ) -> None:
+        self._load_encoder = load_encoder or (lambda: encoder)
+        self._cached = cached
+        self.on_export = on_export
+        self._fingerprint = fingerprint
+        self.backend = (
+            cached.backend if cached is not None else resolve_query_backend(backend, encoder)
+        )
         self._onnx: OnnxQueryEncoder | None = None
         self._lock = threading.Lock()
+
+    def use_cached(self, cached: QueryModel) -> bool:
+        """Run ``cached`` instead of exporting, if it is of this encoder's backend and nothing
+        was built yet. Returns whether it will be used."""
+        with self._lock:
+            if self._onnx is None and cached.backend == self.backend:
+                self._cached = cached
+                return True
+        return False
+
+    def query_model(self) -> QueryModel | None:
+        """The model to save with the index (built, exporting if needed), or ``None`` for the
+        torch backend or a tokenizer that cannot run without transformers."""
+        onnx = self.get()
+        if onnx is None:
+            return None
+        with self._lock:
+            if self._cached is None:
+                self._cached = self._pack(onnx)
+            return self._cached
 
     def get(self) -> OnnxQueryEncoder | None:
         """The ONNX encoder, or ``None`` when queries should go through PyTorch."""
@@ -274,11 +334,43 @@ class LazyQueryEncoder:
         if self._onnx is None:
             with self._lock:
                 if self._onnx is None and self.backend != "torch":
-                    try:
-                        self._onnx = OnnxQueryEncoder(
-                            self._encoder, quantize=self.backend == "onnx-int8"
-                        )
-                    except RuntimeError as exc:
-                        logger.warning("%s; encoding queries with PyTorch instead.", exc)
-                        self.backend = "torch"
+                    self._onnx = self._build()
         return self._onnx
+
+    def _build(self) -> OnnxQueryEncoder | None:
+        quantize = self.backend == "onnx-int8"
+        if self._cached is not None:
+            try:
+                return OnnxQueryEncoder(
+                    self._cached.tokenizer(),
+                    quantize=quantize,
+                    model=self._cached.onnx,
+                    input_names=self._cached.settings["input_names"],
+                )
+            except Exception as exc:  # noqa: BLE001 - any load failure means "export again"
+                logger.warning("cached query model unusable (%s); exporting it again.", exc)
+                self._cached = None
+        encoder = self._load_encoder()
+        try:
+            onnx = OnnxQueryEncoder(encoder, quantize=quantize)
+        except RuntimeError as exc:
+            logger.warning("%s; encoding queries with PyTorch instead.", exc)
+            self.backend = "torch"
+            return None
+        if self.on_export is not None:
+            self._cached = self._pack(onnx)
+            if self._cached is not None:
+                self.on_export(self._cached)
+        return onnx
+
+    def _pack(self, onnx: OnnxQueryEncoder) -> QueryModel | None:
+        from simcse_rag.onnx_cache import QueryModel
+
+        return QueryModel.from_export(
+            onnx.encoder,
+            onnx.model,
+            backend=self.backend,
+            fingerprint=self._fingerprint,
+            input_names=onnx.input_names,
+            opset=OPSET,
+        )

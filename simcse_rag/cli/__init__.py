@@ -20,7 +20,16 @@ from collections.abc import Iterator, Sequence
 
 from simcse_rag import __version__
 
-COMMAND_MODULES: tuple[str, ...] = ("encode", "eval", "train", "adapt", "demo", "index", "search")
+COMMAND_MODULES: tuple[str, ...] = (
+    "encode",
+    "eval",
+    "train",
+    "adapt",
+    "demo",
+    "index",
+    "search",
+    "serve",
+)
 
 #: Exceptions that signal a user mistake rather than a bug.
 USER_ERRORS: tuple[type[BaseException], ...] = (
@@ -114,13 +123,17 @@ def _sigterm_unwinds() -> Iterator[None]:
 
 
 def _quiet_third_party() -> None:
-    try:
-        from transformers.utils import logging as hf_logging
+    if "transformers" not in sys.modules:
+        # Importing transformers only to silence it costs seconds that a search through a
+        # cached ONNX query model never otherwise spends; it reads these settings when (and if)
+        # it is imported.
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        return
+    from transformers.utils import logging as hf_logging
 
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-    except ImportError:  # pragma: no cover
-        pass
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
 
 
 if __name__ == "__main__":  # pragma: no cover

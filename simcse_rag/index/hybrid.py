@@ -32,9 +32,11 @@ from simcse_rag.index._threads import ReadWriteLock, ThreadLimit
 from simcse_rag.index.backend import DenseBackend
 from simcse_rag.index.bm25 import BACKENDS, BM25Index
 from simcse_rag.index.cache import EmbeddingCache
+from simcse_rag.index.deferred import DeferredEncoder
 from simcse_rag.index.dense import KINDS, DenseIndex
 from simcse_rag.index.fusion import reciprocal_rank_fusion
 from simcse_rag.index.tokenizers import TOKENIZERS
+from simcse_rag.onnx_cache import QUERY_MODEL_DIR, QueryModel
 from simcse_rag.query_encoder import LazyQueryEncoder, check_query_backend
 from simcse_rag.schema import Hit, Passage, SourceHit
 
@@ -176,7 +178,7 @@ class HybridRetriever:
                 f"dense_index dim {dense_index.dim} != model dim {encoder.dim}; "
                 "create the index with the model's dimension."
             )
-        self.encoder = encoder
+        self._model = encoder
         self.config = config or HybridConfig()
         self._fingerprint = encoder.fingerprint()
         self._passages: dict[str, Passage] = {}
@@ -187,7 +189,18 @@ class HybridRetriever:
         )
         self._bm25 = BM25Index(self.config.tokenizer, self.config.bm25_backend)
         self._cache = EmbeddingCache(self._fingerprint, encoder.dim)
-        self._queries = LazyQueryEncoder(encoder, self.config.query_backend)
+        if isinstance(encoder, DeferredEncoder):
+            self._queries = LazyQueryEncoder(
+                None,
+                self.config.query_backend,
+                cached=encoder.query_model,
+                load_encoder=encoder.load,
+                fingerprint=self._fingerprint,
+            )
+        else:
+            self._queries = LazyQueryEncoder(
+                encoder, self.config.query_backend, fingerprint=self._fingerprint
+            )
         # Searches share the indexes; add / delete / save take them exclusively, so a search
         # sees the whole state before or after an update, never a mix.
         self._lock = ReadWriteLock()
@@ -217,6 +230,14 @@ class HybridRetriever:
         return retriever
 
     # ------------------------------------------------------------------ contents
+    @property
+    def encoder(self) -> Any:
+        """The encoder (a saved index searched through its cached ONNX query model loads the
+        PyTorch model here, on first use)."""
+        if isinstance(self._model, DeferredEncoder):
+            return self._model.load()
+        return self._model
+
     @property
     def fingerprint(self) -> str:
         """Fingerprint of the encoder the passage vectors were made with."""
@@ -452,12 +473,14 @@ class HybridRetriever:
             The folder.
         """
         target = Path(path)
+        # Exporting the query model takes seconds: done before taking the lock, not under it.
+        query_model = self._queries.query_model()
         with self._lock.write():
             self._cache.retain(p.text for p in self._passages.values())
-            _io.atomic_write_dir(target, self._write)
+            _io.atomic_write_dir(target, lambda folder: self._write(folder, query_model))
         return target
 
-    def _write(self, folder: Path) -> None:
+    def _write(self, folder: Path, query_model: QueryModel | None) -> None:
         with open(folder / "passages.jsonl", "w", encoding="utf-8") as fh:
             for p in self._passages.values():
                 fh.write(
@@ -471,25 +494,28 @@ class HybridRetriever:
         (folder / "bm25").mkdir()
         self._bm25.write_to(folder / "bm25")
         self._cache.write(folder)
-        _io.write_json(
-            folder / MANIFEST,
-            {
-                "format_version": FORMAT_VERSION,
-                "kind": "simcse_rag.HybridRetriever",
-                "model": {
-                    "name_or_path": str(getattr(self.encoder, "name_or_path", "")),
-                    "fingerprint": self._fingerprint,
-                    "dim": int(self.encoder.dim),
-                },
-                "counts": {
-                    "passages": len(self._passages),
-                    "dense": len(self._dense),
-                    "bm25": len(self._bm25),
-                    "embeddings": len(self._cache),
-                },
-                "config": self.config.to_dict(),
+        if query_model is not None:
+            query_model.write(folder / QUERY_MODEL_DIR)
+        _io.write_json(folder / MANIFEST, self.manifest())
+
+    def manifest(self) -> dict[str, Any]:
+        """What :meth:`save` writes to ``manifest.json``: format, model, counts, config."""
+        return {
+            "format_version": FORMAT_VERSION,
+            "kind": "simcse_rag.HybridRetriever",
+            "model": {
+                "name_or_path": str(getattr(self._model, "name_or_path", "")),
+                "fingerprint": self._fingerprint,
+                "dim": int(self._model.dim),
             },
-        )
+            "counts": {
+                "passages": len(self._passages),
+                "dense": len(self._dense),
+                "bm25": len(self._bm25),
+                "embeddings": len(self._cache),
+            },
+            "config": self.config.to_dict(),
+        }
 
     @staticmethod
     def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -534,7 +560,15 @@ class HybridRetriever:
             config = HybridConfig(**manifest["config"])
         except (KeyError, TypeError) as exc:
             raise ValueError(f"{folder / MANIFEST} is corrupted ({exc}).") from None
-        if encoder is None:
+        cached = _cached_query_model(folder, model, config)
+        if encoder is None and cached is not None:
+            encoder = DeferredEncoder(
+                str(model.get("name_or_path") or ""),
+                cached.fingerprint,
+                int(cached.settings["dim"]),
+                cached,
+            )
+        elif encoder is None:
             from simcse_rag.encoder import SimCSEEncoder
 
             encoder = SimCSEEncoder.from_pretrained(model.get("name_or_path") or None)
@@ -565,7 +599,24 @@ class HybridRetriever:
             raise ValueError(
                 f"Index dim {retriever._dense.dim} != model dim {encoder.dim}; rebuild it."
             )
+        if cached is None or not retriever._queries.use_cached(cached):
+            # Missing, stale or corrupt: the next export is written back for the next process.
+            retriever._queries.on_export = lambda query_model: query_model.store(folder)
         return retriever
+
+
+def _cached_query_model(
+    folder: Path, model: Mapping[str, Any], config: HybridConfig
+) -> QueryModel | None:
+    """The index's cached query model when it is current and fits ``config.query_backend``."""
+    if config.query_backend == "torch" or not isinstance(model.get("fingerprint"), str):
+        return None
+    cached = QueryModel.read(folder, fingerprint=model["fingerprint"])
+    if cached is None:
+        return None
+    # ``auto`` resolves to int8 on CPU; an explicit onnx / onnx-int8 must match the export.
+    wanted = "onnx-int8" if config.query_backend == "auto" else config.query_backend
+    return cached if cached.backend == wanted else None
 
 
 def _load_dense(folder: Path) -> DenseBackend:

@@ -327,3 +327,22 @@ def test_build_fusion_options_saved(
         main([*args, "--query-backend", "tensorrt"])
     assert exc.value.code == 2
     assert "invalid choice: 'tensorrt'" in capsys.readouterr().err
+
+
+def test_search_through_the_cached_query_model_never_imports_torch(built: Path) -> None:
+    """A cold `simcse-rag search` on an index with a valid cached query model skips PyTorch."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from simcse_rag.cli import main\n"
+        f"code = main(['search', {str(built)!r}, 'fever cough', '--json'])\n"
+        "heavy = sorted(m for m in ('torch', 'transformers') if m in sys.modules)\n"
+        "print('imported:', heavy, 'code:', code, file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert "imported: [] code: 0" in done.stderr, done.stderr
+    assert json.loads(done.stdout)[0]["id"] == "d1"

@@ -71,7 +71,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--no-adapt", action="store_true", help="skip the domain adaptation")
     parser.add_argument(
-        "--out", type=Path, default=None, help="folder for the adapted model (default: a temp dir)"
+        "--out",
+        type=Path,
+        default=None,
+        help="keep the adapted model and its report in this folder (default: a temporary "
+        "folder, removed when the demo ends)",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     parser.add_argument("--seed", type=int, default=0)
@@ -101,10 +105,12 @@ def run(args: argparse.Namespace) -> int:
         from simcse_rag.adapt import check_output_dir
 
         check_output_dir(args.out, overwrite=args.overwrite)  # fail before any slow work
+    # Without --out the adapted model is a throwaway: it lives in this scratch folder, which is
+    # removed on every exit (success, error, Ctrl-C, SIGTERM), so runs do not pile up models.
     with tempfile.TemporaryDirectory(prefix="simcse-rag-demo-") as scratch:
         out = args.out
         if out is None and config.adapt:
-            out = Path(tempfile.mkdtemp(prefix="simcse-rag-demo-")) / "adapted-model"
+            out = Path(scratch) / "adapted-model"
         _stage("loading the model" + (" (tiny random BERT)" if args.tiny else ""))
         encoder = _load_encoder(args, Path(scratch))
         result = run_demo(
@@ -115,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
             show_progress=not args.no_progress,
             on_stage=_stage,
         )
-    print(render(result, tiny=args.tiny, width=_width()))
+    print(render(result, tiny=args.tiny, width=_width(), kept=args.out is not None))
     print(f"\nfinished in {time.perf_counter() - started:.0f} s")
     return 0
 
@@ -141,8 +147,18 @@ def _width() -> int:
 
 
 # --------------------------------------------------------------------------- rendering
-def render(result, *, tiny: bool = False, width: int = 120) -> str:  # noqa: ANN001 - DemoResult
-    """Format a :class:`~simcse_rag.demo.DemoResult` as plain-text tables."""
+def render(  # noqa: ANN001 - DemoResult
+    result, *, tiny: bool = False, width: int = 120, kept: bool = True
+) -> str:
+    """Format a :class:`~simcse_rag.demo.DemoResult` as plain-text tables.
+
+    Args:
+        result: What :func:`~simcse_rag.demo.run_demo` returned.
+        tiny: The model is the tiny random one (the header says the numbers mean nothing).
+        width: Terminal columns.
+        kept: The adapted model stays where ``result.adapted_model`` says; false: it was in a
+            temporary folder that is gone, and the text says how to keep it.
+    """
     lines = [_header(result, tiny), ""]
     lines += _hits_section(result, width)
     if result.before:
@@ -158,7 +174,7 @@ def render(result, *, tiny: bool = False, width: int = 120) -> str:  # noqa: ANN
         lines.append(
             textwrap.fill(f"note: {note}", width=min(width, 100), subsequent_indent="      ")
         )
-    if result.adapted_model is not None:
+    if result.adapted_model is not None and kept:
         lines += [
             "",
             f"adapted model: {result.adapted_model}",
@@ -166,6 +182,8 @@ def render(result, *, tiny: bool = False, width: int = 120) -> str:  # noqa: ANN
             f"  use it:      simcse-rag index build --model {result.adapted_model} "
             "--corpus CORPUS --out INDEX",
         ]
+    elif result.adapted_model is not None:
+        lines += ["", "adapted model: not kept (rerun with --out DIR to keep it and its report)"]
     return "\n".join(lines)
 
 

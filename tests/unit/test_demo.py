@@ -268,6 +268,39 @@ def test_cli_demo_tiny(tmp_path, capsys) -> None:
     assert (out / "report.md").is_file()
 
 
+@pytest.fixture()
+def private_tmp(tmp_path, monkeypatch) -> Path:
+    """Point the temp folder (``tempfile`` and ``TMPDIR``) at an empty folder of the test."""
+    from simcse_rag.index.tokenizers import tokenize
+
+    tokenize("儿童发烧", "zh")  # jieba keeps its dictionary cache in the temp folder: load it first
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setenv("TMPDIR", str(folder))
+    monkeypatch.setattr("tempfile.tempdir", str(folder))
+    return folder
+
+
+def test_cli_demo_without_out_leaves_nothing_in_temp(private_tmp, capsys) -> None:
+    code = main(["demo", "--tiny", "--max-steps", "1", "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "before → after" in captured.out
+    assert "adapted model: not kept (rerun with --out DIR" in captured.out
+    assert f"adapted model: {private_tmp}" not in captured.out  # no path to a folder now gone
+    assert list(private_tmp.iterdir()) == []
+
+
+def test_cli_demo_interrupted_leaves_nothing_in_temp(private_tmp, monkeypatch, capsys) -> None:
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # Ctrl-C in the middle of fine-tuning
+
+    monkeypatch.setattr("simcse_rag.trainer.train", interrupted)
+    assert main(["demo", "--tiny", "--max-steps", "1", "--no-progress"]) == 130
+    assert "error: interrupted" in capsys.readouterr().err
+    assert list(private_tmp.iterdir()) == []
+
+
 def test_cli_demo_bad_input(tmp_path, capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["demo", "--corpus", str(tmp_path / "missing.jsonl")])

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from simcse_rag.pseudo_queries import pseudo_query_pairs
 from simcse_rag.schema import Hit, Passage
 
 logger = logging.getLogger(__name__)
@@ -409,42 +410,6 @@ def _adapt(
         "report": report,
         "output_dir": done.output_dir,
     }
-
-
-def pseudo_query_pairs(corpus: Sequence[Passage], *, seed: int = 0) -> tuple[list[Any], str]:
-    """Training pairs made from the corpus alone: passage titles (when most passages have one)
-    plus one Inverse-Cloze sentence per passage; random crops when neither yields a pair.
-
-    Two kinds of pseudo-query give a small corpus twice the pairs and cover passages whose
-    title is too short to be kept. Duplicate query texts are dropped.
-
-    Returns:
-        The pairs and a description for the report.
-
-    Raises:
-        ValueError: No passage yields a pseudo-query.
-    """
-    from simcse_rag.pseudo_queries import choose_strategy, make_pseudo_queries
-
-    wanted = ["title", "ict"] if choose_strategy(corpus) == "title" else ["ict"]
-    pairs: dict[str, Any] = {}
-    used: list[str] = []
-    for strategy in [*wanted, "crop"]:
-        if strategy == "crop" and pairs:
-            break
-        try:
-            made = make_pseudo_queries(corpus, strategy=strategy, seed=seed)
-        except ValueError:  # no passage suits this strategy (e.g. one-sentence lines for ict)
-            continue
-        used.append(strategy)
-        for pair in made:
-            pairs.setdefault(" ".join(pair.query.split()).lower(), pair)
-    if not pairs:
-        raise ValueError(
-            "No passage of the corpus yields a pseudo-query (passages too short?); give longer "
-            "passages or run the demo with --no-adapt."
-        )
-    return list(pairs.values()), f"pseudo-queries ({' + '.join(used)}) from the corpus"
 
 
 def _languages(corpus: Sequence[Passage]) -> dict[str, int]:

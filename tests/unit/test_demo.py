@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from pathlib import Path
@@ -15,7 +16,9 @@ from simcse_rag.demo import (
     DEFAULT_QUERY_IDS,
     MIN_ADAPT_PASSAGES,
     MODES,
+    STAGES,
     DemoConfig,
+    DemoEvent,
     load_sample,
     run_demo,
 )
@@ -34,10 +37,18 @@ def fresh_encoder(tiny_model_dir: Path) -> SimCSEEncoder:
 
 
 @pytest.fixture(scope="module")
-def bundled_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+def bundled_events(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """One bundled run: its result and the events it sent, in order."""
     encoder = SimCSEEncoder.from_pretrained(tiny_model_dir, device="cpu")
     out = tmp_path_factory.mktemp("demo") / "adapted"
-    return run_demo(encoder, out, DemoConfig(max_steps=2, batch_size=8))
+    events: list[DemoEvent] = []
+    result = run_demo(encoder, out, DemoConfig(max_steps=2, batch_size=8), on_event=events.append)
+    return result, events
+
+
+@pytest.fixture(scope="module")
+def bundled_run(bundled_events):
+    return bundled_events[0]
 
 
 def _write_corpus(path: Path, passages) -> Path:
@@ -89,6 +100,32 @@ def test_bundled_demo_shows_every_mode(bundled_run, sample) -> None:
             assert {h.id for h in hits} <= corpus_ids
 
 
+def test_each_result_is_sent_as_soon_as_its_stage_ends(bundled_events) -> None:
+    result, events = bundled_events
+    ends = [e for e in events if e.done]
+    assert [e.stage for e in ends] == list(STAGES)
+    assert all(e.seconds >= 0 and e.result is not None for e in ends)
+    assert all(e.result is None for e in events if not e.done)
+    # Every stage starts before it ends, and the adaptation sends one start per step.
+    for e in ends:
+        assert events.index(e) > min(i for i, s in enumerate(events) if s.stage == e.stage)
+    steps = [e.message for e in events if e.stage == "adapt" and not e.done]
+    assert any("fine-tuning" in m for m in steps) and len(steps) >= 3
+    # The hits and the base model's numbers are sent before the adaptation starts.
+    first_step = events.index(next(e for e in events if e.stage == "adapt"))
+    searched = next(e for e in ends if e.stage == "search")
+    evaluated = next(e for e in ends if e.stage == "evaluate")
+    assert events.index(searched) < events.index(evaluated) < first_step
+    assert searched.result.queries == result.queries
+    assert searched.result.before == {} and searched.result.adapted_model is None
+    # Same numbers as the adaptation report, and the header fields from the start.
+    assert evaluated.result.before == result.before
+    assert evaluated.result.evaluation_source == result.evaluation_source
+    assert ends[0].result.passages == result.passages and ends[0].result.queries == []
+    assert ends[-1].result == result
+    assert set(result.timings) == {f"{stage}_s" for stage in STAGES}
+
+
 def test_exact_term_queries_are_found_by_bm25(bundled_run) -> None:
     # BM25 does not depend on the model: these shown queries (English, Chinese via jieba, mixed)
     # share words with their answers, so a relevant passage is in BM25's top 3 with any encoder.
@@ -137,7 +174,8 @@ def test_own_corpus_adapts_on_held_back_pseudo_queries(sample, fresh_encoder, tm
     english = [p for p in sample.corpus if p.metadata["lang"] == "en"][:40]
     corpus = _write_corpus(tmp_path / "corpus.jsonl", english)
     config = DemoConfig(corpus=corpus, max_steps=1, batch_size=4, sampled_queries=2)
-    result = run_demo(fresh_encoder, tmp_path / "out", config)
+    events: list[DemoEvent] = []
+    result = run_demo(fresh_encoder, tmp_path / "out", config, on_event=events.append)
     assert result.passages == 40
     assert [q.kind for q in result.queries] == ["pseudo", "pseudo"]
     ids = {p.id for p in english}
@@ -148,6 +186,11 @@ def test_own_corpus_adapts_on_held_back_pseudo_queries(sample, fresh_encoder, tm
     assert result.evaluation_queries == held
     assert 0 < held < result.adaptation["training"]["pairs"] + held
     assert result.before["bm25"] == result.after["bm25"]
+    # The base model's numbers, sent before the adaptation, are on the queries it holds back.
+    (evaluated,) = [e.result for e in events if e.done and e.stage == "evaluate"]
+    assert evaluated.before == result.before
+    assert evaluated.evaluation_source == result.evaluation_source
+    assert evaluated.evaluation_queries == held
     # Held-back pseudo-queries are no evidence of real gains: the demo says so.
     assert any(n.startswith("warning: evaluated on held-back pseudo-queries") for n in result.notes)
 
@@ -228,8 +271,35 @@ def test_cli_demo_tiny(tmp_path, capsys) -> None:
     assert "rank  dense" in captured.out
     assert "before → after" in captured.out
     assert f"adapted model: {out}" in captured.out
-    assert "[demo] indexing 156 passages" in captured.err
     assert (out / "report.md").is_file()
+    # --no-progress: no bars, one line per stage and per adaptation step, with its time.
+    assert re.search(r"^\[demo\] indexed 156 passages .*\(\d+\.\d s\)$", captured.err, re.M)
+    assert re.search(r"^\[demo\]   round 1: fine-tuning .*\(\d+\.\d s\)$", captured.err, re.M)
+    assert re.search(r"^\[demo\] adapted the model: .*\(\d+\.\d s\)$", captured.err, re.M)
+    assert "Training" not in captured.err and "Encoding" not in captured.err
+
+
+def test_cli_demo_prints_each_section_as_soon_as_it_exists(tmp_path, monkeypatch) -> None:
+    # stdout and stderr into one stream, so the order of tables, stage lines and progress
+    # bars is the order a user sees them in.
+    stream = io.StringIO()
+    monkeypatch.setattr("sys.stdout", stream)
+    monkeypatch.setattr("sys.stderr", stream)
+    out = tmp_path / "adapted"
+    assert main(["demo", "--tiny", "--max-steps", "1", "--out", str(out)]) == 0
+    text = stream.getvalue()
+    order = [
+        "corpus: bundled children's-health FAQ",
+        "rank  dense",
+        "Retrieval quality on 75 hand-written judged queries",
+        "[demo] round 1: fine-tuning",
+        "Training:",  # the training bar, drawn before the first step
+        "before → after",
+        f"adapted model: {out}",
+    ]
+    where = [text.find(marker) for marker in order]
+    assert -1 not in where, [m for m, i in zip(order, where, strict=True) if i < 0]
+    assert where == sorted(where)
 
 
 @pytest.fixture()

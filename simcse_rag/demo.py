@@ -3,7 +3,9 @@
 :func:`run_demo` indexes a corpus (by default the bundled bilingual children's-health FAQ, see
 ``simcse_rag/data/README.md``), runs a few queries in ``dense``, ``bm25`` and ``hybrid`` mode,
 and adapts the model to the corpus with :func:`simcse_rag.adapt.adapt`, returning the
-before/after metrics. It is quiet (the ``simcse-rag demo`` command prints the tables).
+before/after metrics. It is quiet: each stage's result goes to the ``on_event`` callback as a
+:class:`DemoEvent` as soon as the stage ends (the ``simcse-rag demo`` command prints it there and
+then, so hits and the base model's numbers show before the slow adaptation).
 
 Fair evaluation: on the bundled corpus the adaptation trains on 312 example questions shipped
 with it (``medical_faq_train.tsv``: two per passage, one English and one Chinese, written apart
@@ -267,20 +269,11 @@ def run_demo(
     corpus, name, sample = _load_corpus(config)
     n = len(corpus)
     model = str(getattr(encoder, "name_or_path", ""))
-    result = DemoResult(name, n, _languages(corpus), model, [])
     shown = _shown_queries(config, corpus, sample)
     judged = _judged_eval_set(sample)
     adapt_ok = config.adapt and n >= MIN_ADAPT_PASSAGES
-    if config.adapt and not adapt_ok:
-        result.notes.append(
-            f"adaptation skipped: the corpus has {n} passages, the demo adapts on "
-            f"{MIN_ADAPT_PASSAGES} or more"
-        )
-    elif not config.adapt and judged is None:
-        result.notes.append(
-            "no evaluation: a user corpus has no judged queries (adaptation holds "
-            "back pseudo-queries for that; run without --no-adapt)"
-        )
+    notes = _notes(config, n, judged is not None)
+    result = DemoResult(name, n, _languages(corpus), model, [], notes=notes)
     # Training pairs are made before any slow work, so a corpus without any fails at once.
     pairs, source = _training_pairs(corpus, sample, config.seed) if adapt_ok else ([], "")
     result = stages.done(f"read the corpus: {n} passages", result)
@@ -299,16 +292,16 @@ def run_demo(
         result = stages.done(f"searched {what}", result)
 
         plan = None
-        if adapt_ok:
+        if adapt_ok and out is not None:
             plan = _Adaptation(
-                Path(out),  # type: ignore[arg-type] - checked above
-                _adapt_config(config),
-                pairs,
-                source,
-                judged,
-                overwrite,
-                cache_dir,
-                show_progress,
+                out=Path(out),
+                config=_adapt_config(config),
+                pairs=pairs,
+                pairs_source=source,
+                eval_set=judged,
+                overwrite=overwrite,
+                cache_dir=cache_dir,
+                show_progress=show_progress,
             )
         result = _evaluate_before(retriever, judged, plan, stages, result)
         if plan is not None:
@@ -317,6 +310,21 @@ def run_demo(
 
 
 # --------------------------------------------------------------------------- stages
+def _notes(config: DemoConfig, passages: int, judged: bool) -> list[str]:
+    """What the demo leaves out on this corpus, and why."""
+    if config.adapt and passages < MIN_ADAPT_PASSAGES:
+        return [
+            f"adaptation skipped: the corpus has {passages} passages, the demo adapts on "
+            f"{MIN_ADAPT_PASSAGES} or more"
+        ]
+    if not config.adapt and not judged:
+        return [
+            "no evaluation: a user corpus has no judged queries (adaptation holds "
+            "back pseudo-queries for that; run without --no-adapt)"
+        ]
+    return []
+
+
 def _load_corpus(config: DemoConfig) -> tuple[list[Passage], str, SampleData | None]:
     if config.corpus is None:
         sample = load_sample()

@@ -3,7 +3,9 @@
 :func:`run_demo` indexes a corpus (by default the bundled bilingual children's-health FAQ, see
 ``simcse_rag/sample_data/README.md``), runs a few queries in ``dense``, ``bm25`` and ``hybrid``
 mode, and adapts the model to the corpus with :func:`simcse_rag.adapt.adapt`, returning the
-before/after metrics. It is quiet (the ``simcse-rag demo`` command prints the tables).
+before/after metrics. It is quiet: each stage's result goes to the ``on_event`` callback as a
+:class:`DemoEvent` as soon as the stage ends (the ``simcse-rag demo`` command prints it there and
+then, so hits and the base model's numbers show before the slow adaptation).
 
 Fair evaluation: on the bundled corpus the adaptation trains on 312 example questions shipped
 with it (``medical_faq_train.tsv``: two per passage, one English and one Chinese, written apart
@@ -26,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from simcse_rag.pseudo_queries import pseudo_query_pairs
 from simcse_rag.schema import Hit, Passage
 
 logger = logging.getLogger(__name__)
@@ -193,6 +196,36 @@ class DemoResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+#: The stages of :func:`run_demo` in order; each sends a :class:`DemoEvent` as it starts and ends.
+STAGES: tuple[str, ...] = ("load", "index", "search", "evaluate", "adapt")
+
+
+@dataclass(frozen=True)
+class DemoEvent:
+    """Progress of :func:`run_demo`, passed to its ``on_event`` callback as it happens.
+
+    Each stage that runs sends a start event and an end event; the ``adapt`` stage sends a start
+    event for each of its steps (making pairs, mining, fine-tuning, ...). An end event carries
+    the result so far, so a caller can show each part as soon as it exists: ``load`` fills the
+    corpus fields, ``search`` the hits, ``evaluate`` the base model's ``before`` metrics and
+    ``adapt`` the ``after`` metrics and the adapted model.
+
+    Attributes:
+        stage: One of :data:`STAGES`.
+        message: What the stage (or step) starts doing, or what it did, e.g.
+            ``indexed 156 passages (dense + BM25)``.
+        done: ``False`` for a start event, ``True`` for the end event.
+        seconds: How long the stage took (end events).
+        result: The result so far (end events only).
+    """
+
+    stage: str
+    message: str
+    done: bool = False
+    seconds: float = 0.0
+    result: DemoResult | None = None
+
+
 def run_demo(
     encoder: Any,
     out: str | os.PathLike[str] | None = None,
@@ -201,8 +234,9 @@ def run_demo(
     overwrite: bool = False,
     show_progress: bool = False,
     on_stage: Callable[[str], None] | None = None,
+    on_event: Callable[[DemoEvent], None] | None = None,
 ) -> DemoResult:
-    """Index a corpus, compare dense / BM25 / hybrid hits, adapt the model, evaluate.
+    """Index a corpus, compare dense / BM25 / hybrid hits, evaluate, adapt the model, evaluate.
 
     Args:
         encoder: A :class:`~simcse_rag.encoder.SimCSEEncoder`; the adaptation fine-tunes it in
@@ -212,7 +246,9 @@ def run_demo(
         config: Settings (default :class:`DemoConfig`).
         overwrite: Replace a non-empty ``out``.
         show_progress: tqdm bars while encoding and training.
-        on_stage: Called with a short message as each stage starts.
+        on_stage: Called with a short message as each stage, or step of the adaptation, starts.
+        on_event: Called with a :class:`DemoEvent` as each stage starts and ends; end events
+            carry the result so far (hits and "before" metrics come before the adaptation).
 
     Returns:
         The hits, the metrics before and after adaptation, and where the model was saved.
@@ -221,102 +257,74 @@ def run_demo(
         ValueError: Bad settings, an unreadable or empty corpus, or ``out`` missing.
         FileExistsError: ``out`` is not empty and ``overwrite`` is false (checked first).
     """
-    from simcse_rag.adapt import EvalSet, build_retriever, check_output_dir, evaluate_retriever
+    from simcse_rag.adapt import build_retriever, check_output_dir
 
     config = config or DemoConfig()
     if config.adapt:
         if out is None:
             raise ValueError("run_demo needs an output folder for the adapted model; pass out=.")
         check_output_dir(out, overwrite=overwrite)
-    stage = on_stage or (lambda message: logger.info("%s", message))
-    timings: dict[str, float] = {}
-    notes: list[str] = []
-
+    stages = _Stages(on_event, on_stage)
+    stages.start("load", "reading the corpus")
     corpus, name, sample = _load_corpus(config)
+    n = len(corpus)
+    model = str(getattr(encoder, "name_or_path", ""))
     shown = _shown_queries(config, corpus, sample)
-    eval_set = (
-        EvalSet(
-            dict(sample.queries),
-            {q: dict(d) for q, d in sample.qrels.items()},
-            f"{len(sample.qrels)} hand-written judged queries (never trained on)",
-        )
-        if sample is not None
-        else None
-    )
+    judged = _judged_eval_set(sample)
+    adapt_ok = config.adapt and n >= MIN_ADAPT_PASSAGES
+    notes = _notes(config, n, judged is not None)
+    result = DemoResult(name, n, _languages(corpus), model, [], notes=notes)
+    # Training pairs are made before any slow work, so a corpus without any fails at once.
+    pairs, source = _training_pairs(corpus, sample, config.seed) if adapt_ok else ([], "")
+    result = stages.done(f"read the corpus: {n} passages", result)
 
     with tempfile.TemporaryDirectory(prefix="simcse-rag-demo-cache-") as cache_dir:
         # The embedding cache lets the adaptation reuse these vectors for its "before" numbers.
-        t0 = time.perf_counter()
-        stage(f"indexing {len(corpus)} passages (dense + BM25)")
+        stages.start("index", f"indexing {n} passages (dense + BM25)")
         retriever = build_retriever(
             corpus, encoder, show_progress=show_progress, cache_dir=cache_dir
         )
-        timings["index_s"] = time.perf_counter() - t0
+        result = stages.done(f"indexed {n} passages (dense + BM25)", result)
 
-        t0 = time.perf_counter()
-        stage(f"searching {len(shown)} queries in dense, bm25 and hybrid mode")
-        query_hits = _search(retriever, shown, config.k)
-        timings["search_s"] = time.perf_counter() - t0
+        what = f"{len(shown)} queries in dense, bm25 and hybrid mode"
+        stages.start("search", f"searching {what}")
+        result = dataclasses.replace(result, queries=_search(retriever, shown, config.k))
+        result = stages.done(f"searched {what}", result)
 
-        result: dict[str, Any] = {}
-        adapt_ok = config.adapt and len(corpus) >= MIN_ADAPT_PASSAGES
-        if config.adapt and not adapt_ok:
-            notes.append(
-                f"adaptation skipped: the corpus has {len(corpus)} passages, the demo adapts on "
-                f"{MIN_ADAPT_PASSAGES} or more"
+        plan = None
+        if adapt_ok and out is not None:
+            plan = _Adaptation(
+                out=Path(out),
+                config=_adapt_config(config),
+                pairs=pairs,
+                pairs_source=source,
+                eval_set=judged,
+                overwrite=overwrite,
+                cache_dir=cache_dir,
+                show_progress=show_progress,
             )
-        if adapt_ok:
-            result = _adapt(
-                encoder,
-                corpus,
-                out,
-                config,
-                eval_set,
-                sample,
-                overwrite,
-                cache_dir,
-                show_progress,
-                stage,
-            )
-            timings["adapt_s"] = result["report"]["timings"]["total_s"]
-        elif eval_set is not None:
-            t0 = time.perf_counter()
-            stage(f"evaluating on {len(eval_set.qrels)} judged queries")
-            result = {"before": evaluate_retriever(retriever, eval_set, ks=(10,))}
-            timings["evaluate_s"] = time.perf_counter() - t0
-        elif not config.adapt:
-            notes.append(
-                "no evaluation: a user corpus has no judged queries (adaptation holds "
-                "back pseudo-queries for that; run without --no-adapt)"
-            )
-
-    report = result.get("report")
-    source = eval_set.source if eval_set is not None else ""
-    if report is not None:
-        notes.extend(f"warning: {w}" for w in report.get("warnings", []))
-        source = report["held_out"]["source"]
-        if eval_set is None:
-            source = f"{report['held_out']['queries']} held-back pseudo-queries from the corpus"
-    return DemoResult(
-        corpus_name=name,
-        passages=len(corpus),
-        languages=_languages(corpus),
-        model=str(getattr(encoder, "name_or_path", "")),
-        queries=query_hits,
-        evaluation_source=source if result else "",
-        evaluation_queries=(
-            report["held_out"]["queries"] if report else len(eval_set.qrels) if result else 0
-        ),
-        before=_metrics(result.get("before", {})),
-        after=_metrics(result.get("after", {})),
-        adaptation=report,
-        adapted_model=result.get("output_dir"),
-        notes=notes,
-        timings={k: round(v, 1) for k, v in timings.items()},
-    )
+        result = _evaluate_before(retriever, judged, plan, stages, result)
+        if plan is not None:
+            result = _adapt(encoder, corpus, plan, stages, result)
+    return result
 
 
 # --------------------------------------------------------------------------- stages
+def _notes(config: DemoConfig, passages: int, judged: bool) -> list[str]:
+    """What the demo leaves out on this corpus, and why."""
+    if config.adapt and passages < MIN_ADAPT_PASSAGES:
+        return [
+            f"adaptation skipped: the corpus has {passages} passages, the demo adapts on "
+            f"{MIN_ADAPT_PASSAGES} or more"
+        ]
+    if not config.adapt and not judged:
+        return [
+            "no evaluation: a user corpus has no judged queries (adaptation holds "
+            "back pseudo-queries for that; run without --no-adapt)"
+        ]
+    return []
+
+
 def _load_corpus(config: DemoConfig) -> tuple[list[Passage], str, SampleData | None]:
     if config.corpus is None:
         sample = load_sample()
@@ -357,21 +365,72 @@ def _search(retriever: Any, shown: Sequence[QueryHits], k: int) -> list[QueryHit
     ]
 
 
-def _adapt(
-    encoder: Any,
-    corpus: list[Passage],
-    out: str | os.PathLike[str] | None,
-    config: DemoConfig,
-    eval_set: Any,
-    sample: SampleData | None,
-    overwrite: bool,
-    cache_dir: str,
-    show_progress: bool,
-    stage: Callable[[str], None],
-) -> dict[str, Any]:
-    from simcse_rag.adapt import AdaptConfig, adapt
+class _Stages:
+    """Sends :func:`run_demo`'s start and end events and times each stage."""
 
-    adapt_config = AdaptConfig(
+    def __init__(
+        self,
+        on_event: Callable[[DemoEvent], None] | None,
+        on_stage: Callable[[str], None] | None,
+    ) -> None:
+        self._on_event = on_event
+        self._on_stage = on_stage
+        self._stage = ""
+        self._started = time.perf_counter()
+        self._timings: dict[str, float] = {}
+
+    def start(self, stage: str, message: str) -> None:
+        """``stage`` starts, or its next step when it is already running."""
+        if stage != self._stage:
+            self._stage, self._started = stage, time.perf_counter()
+        if self._on_stage is not None:
+            self._on_stage(message)
+        if self._on_event is not None:
+            self._on_event(DemoEvent(stage, message))
+        if self._on_stage is None and self._on_event is None:
+            logger.info("%s", message)
+
+    def done(self, message: str, result: DemoResult) -> DemoResult:
+        """The running stage ended with ``result``: record its time and send the end event."""
+        seconds = time.perf_counter() - self._started
+        self._timings[f"{self._stage}_s"] = round(seconds, 1)
+        result = dataclasses.replace(result, timings=dict(self._timings))
+        if self._on_event is not None:
+            self._on_event(DemoEvent(self._stage, message, True, seconds, result))
+        self._stage = ""
+        return result
+
+
+@dataclass(frozen=True)
+class _Adaptation:
+    """What the adaptation stage needs besides the encoder and the corpus.
+
+    Attributes:
+        out: Folder for the adapted model.
+        config: The :class:`~simcse_rag.adapt.AdaptConfig` made from the demo's settings.
+        pairs: Training pairs.
+        pairs_source: Where the pairs come from (for the report).
+        eval_set: The judged queries of the bundled sample; ``None``: ``adapt`` holds back
+            pseudo-queries itself.
+        overwrite: Replace a non-empty ``out``.
+        cache_dir: The run's embedding cache.
+        show_progress: tqdm bars while encoding and training.
+    """
+
+    out: Path
+    config: Any
+    pairs: list[Any]
+    pairs_source: str
+    eval_set: Any
+    overwrite: bool
+    cache_dir: str
+    show_progress: bool
+
+
+def _adapt_config(config: DemoConfig) -> Any:
+    from simcse_rag.adapt import AdaptConfig
+
+    return AdaptConfig(
         max_steps=config.max_steps,
         batch_size=config.batch_size,
         learning_rate=config.learning_rate,
@@ -381,70 +440,97 @@ def _adapt(
         ks=(10,),
         seed=config.seed,
     )
+
+
+def _judged_eval_set(sample: SampleData | None) -> Any:
+    """The bundled sample's judged queries as an :class:`~simcse_rag.adapt.EvalSet`, or None."""
+    if sample is None:
+        return None
+    from simcse_rag.adapt import EvalSet
+
+    return EvalSet(
+        dict(sample.queries),
+        {q: dict(d) for q, d in sample.qrels.items()},
+        f"{len(sample.qrels)} hand-written judged queries (never trained on)",
+    )
+
+
+def _training_pairs(
+    corpus: Sequence[Passage], sample: SampleData | None, seed: int
+) -> tuple[list[Any], str]:
     if sample is not None and sample.train_pairs:
-        pairs: list[Any] = sample.train_pairs
         source = (
             f"example questions bundled with the sample ({SAMPLE_TRAIN.name}; "
             "none is an evaluation query)"
         )
-    else:
-        pairs, source = pseudo_query_pairs(corpus, seed=config.seed)
+        return sample.train_pairs, source
+    return pseudo_query_pairs(corpus, seed=seed)
+
+
+def _evaluate_before(
+    retriever: Any, judged: Any, plan: _Adaptation | None, stages: _Stages, result: DemoResult
+) -> DemoResult:
+    """Evaluate the base model: on the judged queries, or on the pseudo-queries the adaptation
+    will hold back; a user corpus without adaptation has nothing to evaluate."""
+    from simcse_rag.adapt import evaluate_retriever, hold_out
+
+    eval_set, source = judged, judged.source if judged is not None else ""
+    if eval_set is None and plan is not None:
+        # adapt() holds back the same queries (same call and seed) and evaluates the base model
+        # on them again; doing it here as well shows those numbers before the slow fine-tuning.
+        _, eval_set = hold_out(
+            plan.pairs,
+            eval_fraction=plan.config.eval_fraction,
+            seed=plan.config.seed,
+            source=plan.pairs_source,
+        )
+        source = f"{len(eval_set.qrels)} held-back pseudo-queries from the corpus"
+    if eval_set is None:
+        return result
+    what = f"{len(eval_set.qrels)} queries"
+    stages.start("evaluate", f"evaluating the base model on {what}")
+    before = evaluate_retriever(retriever, eval_set, ks=(10,))
+    result = dataclasses.replace(
+        result,
+        evaluation_source=source,
+        evaluation_queries=len(eval_set.qrels),
+        before=_metrics(before),
+    )
+    return stages.done(f"evaluated the base model on {what}", result)
+
+
+def _adapt(
+    encoder: Any, corpus: list[Passage], plan: _Adaptation, stages: _Stages, result: DemoResult
+) -> DemoResult:
+    from simcse_rag.adapt import adapt
+
     done = adapt(
         corpus,
         encoder,
-        out,
-        config=adapt_config,
-        pairs=pairs,
-        pairs_source=source,
-        eval_set=eval_set,
-        overwrite=overwrite,
-        cache_dir=cache_dir,
-        show_progress=show_progress,
-        on_stage=stage,
+        plan.out,
+        config=plan.config,
+        pairs=plan.pairs,
+        pairs_source=plan.pairs_source,
+        eval_set=plan.eval_set,
+        overwrite=plan.overwrite,
+        cache_dir=plan.cache_dir,
+        show_progress=plan.show_progress,
+        on_stage=lambda message: stages.start("adapt", message),
     )
     report = done.report
-    return {
-        "before": report["before"],
-        "after": report["after"],
-        "report": report,
-        "output_dir": done.output_dir,
-    }
-
-
-def pseudo_query_pairs(corpus: Sequence[Passage], *, seed: int = 0) -> tuple[list[Any], str]:
-    """Training pairs made from the corpus alone: passage titles (when most passages have one)
-    plus one Inverse-Cloze sentence per passage; random crops when neither yields a pair.
-
-    Two kinds of pseudo-query give a small corpus twice the pairs and cover passages whose
-    title is too short to be kept. Duplicate query texts are dropped.
-
-    Returns:
-        The pairs and a description for the report.
-
-    Raises:
-        ValueError: No passage yields a pseudo-query.
-    """
-    from simcse_rag.pseudo_queries import choose_strategy, make_pseudo_queries
-
-    wanted = ["title", "ict"] if choose_strategy(corpus) == "title" else ["ict"]
-    pairs: dict[str, Any] = {}
-    used: list[str] = []
-    for strategy in [*wanted, "crop"]:
-        if strategy == "crop" and pairs:
-            break
-        try:
-            made = make_pseudo_queries(corpus, strategy=strategy, seed=seed)
-        except ValueError:  # no passage suits this strategy (e.g. one-sentence lines for ict)
-            continue
-        used.append(strategy)
-        for pair in made:
-            pairs.setdefault(" ".join(pair.query.split()).lower(), pair)
-    if not pairs:
-        raise ValueError(
-            "No passage of the corpus yields a pseudo-query (passages too short?); give longer "
-            "passages or run the demo with --no-adapt."
-        )
-    return list(pairs.values()), f"pseudo-queries ({' + '.join(used)}) from the corpus"
+    steps = sum(r["train"]["steps"] for r in report["rounds"])
+    result = dataclasses.replace(
+        result,
+        # The report's numbers, so the output matches report.md / report.json.
+        before=_metrics(report["before"]),
+        after=_metrics(report["after"]),
+        adaptation=report,
+        adapted_model=done.output_dir,
+        notes=[*result.notes, *(f"warning: {w}" for w in report.get("warnings", []))],
+    )
+    return stages.done(
+        f"adapted the model: {steps} steps on {report['training']['pairs']} pairs", result
+    )
 
 
 def _languages(corpus: Sequence[Passage]) -> dict[str, int]:

@@ -18,6 +18,9 @@ corpus passage):
   lexical one.
 * ``auto``: ``title`` when most passages carry a title, otherwise ``ict``.
 
+:func:`pseudo_query_pairs` mixes ``title`` and ``ict`` (``crop`` when neither yields a pair), as
+the demo does on a user's corpus.
+
 Negatives must look like positives, or the model learns the difference in form instead of
 relevance: :func:`negative_view` gives a passage the form its strategy gives positives.
 
@@ -125,6 +128,42 @@ def make_pseudo_queries(
             "try another strategy or give labelled pairs (--pairs / --train-data)."
         )
     return pairs
+
+
+def pseudo_query_pairs(
+    corpus: Sequence[Passage], *, seed: int = 0
+) -> tuple[list[TrainingPair], str]:
+    """Training pairs made from the corpus alone: passage titles (when most passages have one)
+    plus one Inverse-Cloze sentence per passage; random crops when neither yields a pair.
+
+    Two kinds of pseudo-query give a small corpus twice the pairs and cover passages whose
+    title is too short to be kept. Duplicate query texts are dropped.
+
+    Returns:
+        The pairs and a description for the report.
+
+    Raises:
+        ValueError: No passage yields a pseudo-query.
+    """
+    wanted = ["title", "ict"] if choose_strategy(corpus) == "title" else ["ict"]
+    pairs: dict[str, TrainingPair] = {}
+    used: list[str] = []
+    for strategy in [*wanted, "crop"]:
+        if strategy == "crop" and pairs:
+            break
+        try:
+            made = make_pseudo_queries(corpus, strategy=strategy, seed=seed)
+        except ValueError:  # no passage suits this strategy (e.g. one-sentence lines for ict)
+            continue
+        used.append(strategy)
+        for pair in made:
+            pairs.setdefault(" ".join(pair.query.split()).lower(), pair)
+    if not pairs:
+        raise ValueError(
+            "No passage of the corpus yields a pseudo-query (passages too short?); give longer "
+            "passages or run the demo with --no-adapt."
+        )
+    return list(pairs.values()), f"pseudo-queries ({' + '.join(used)}) from the corpus"
 
 
 def _pair(passage: Passage, strategy: str, query: str, positive: str) -> TrainingPair | None:

@@ -71,7 +71,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--no-adapt", action="store_true", help="skip the domain adaptation")
     parser.add_argument(
-        "--out", type=Path, default=None, help="folder for the adapted model (default: a temp dir)"
+        "--out",
+        type=Path,
+        default=None,
+        help="keep the adapted model and its report in this folder (default: a temporary "
+        "folder, removed when the demo ends)",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     parser.add_argument("--seed", type=int, default=0)
@@ -101,26 +105,83 @@ def run(args: argparse.Namespace) -> int:
         from simcse_rag.adapt import check_output_dir
 
         check_output_dir(args.out, overwrite=args.overwrite)  # fail before any slow work
+    show = _Printer(tiny=args.tiny, width=_width(), bars=not args.no_progress)
+    # Without --out the adapted model is a throwaway: it lives in this scratch folder, which is
+    # removed on every exit (success, error, Ctrl-C, SIGTERM), so runs do not pile up models.
     with tempfile.TemporaryDirectory(prefix="simcse-rag-demo-") as scratch:
         out = args.out
         if out is None and config.adapt:
-            out = Path(tempfile.mkdtemp(prefix="simcse-rag-demo-")) / "adapted-model"
-        _stage("loading the model" + (" (tiny random BERT)" if args.tiny else ""))
+            out = Path(scratch) / "adapted-model"
+        loading = "the model" + (" (tiny random BERT)" if args.tiny else "")
+        t0 = time.perf_counter()
+        show.started(f"loading {loading}")
         encoder = _load_encoder(args, Path(scratch))
+        show.ended(f"loaded {loading}", time.perf_counter() - t0)
         result = run_demo(
             encoder,
             out,
             config,
             overwrite=args.overwrite,
             show_progress=not args.no_progress,
-            on_stage=_stage,
+            on_event=show,
         )
-    print(render(result, tiny=args.tiny, width=_width()))
+    tail = _tail(result, width=show.width, kept=args.out is not None)
+    if tail:
+        print("\n".join(tail))
     print(f"\nfinished in {time.perf_counter() - started:.0f} s")
     return 0
 
 
-def _stage(message: str) -> None:
+class _Printer:
+    """Shows the demo while it runs, one :class:`~simcse_rag.demo.DemoEvent` at a time.
+
+    Each stdout section is printed (and flushed) as soon as its stage ends, so the hits and the
+    base model's numbers are on screen during the slow adaptation. On stderr: with progress bars,
+    a line as each stage starts; without (``--no-progress``, logs), one line as each stage and
+    each adaptation step ends, with its time.
+    """
+
+    def __init__(self, *, tiny: bool, width: int, bars: bool) -> None:
+        self.tiny, self.width, self.bars = tiny, width, bars
+        self._step: tuple[str, float] | None = None
+
+    def started(self, message: str) -> None:
+        """A stage outside :func:`~simcse_rag.demo.run_demo` starts."""
+        if self.bars:
+            _say(message)
+
+    def ended(self, message: str, seconds: float) -> None:
+        """A stage (outside or inside :func:`~simcse_rag.demo.run_demo`) ended."""
+        if not self.bars:
+            self._end_step()
+            _say(f"{message} ({seconds:.1f} s)")
+
+    def __call__(self, event) -> None:  # noqa: ANN001 - DemoEvent; the demo module stays lazy
+        if not event.done:
+            if event.stage == "adapt" and not self.bars:
+                self._end_step()
+                self._step = (event.message, time.perf_counter())
+            else:
+                self.started(event.message)
+            return
+        self.ended(event.message, event.seconds)
+        sections = {
+            "load": lambda r: [_header(r, self.tiny), ""],
+            "search": lambda r: _hits_section(r, self.width),
+            "evaluate": _before_section,
+            "adapt": _comparison_section,
+        }
+        if event.stage in sections:
+            print("\n".join(sections[event.stage](event.result)), flush=True)
+
+    def _end_step(self) -> None:
+        if self._step is not None:
+            message, t0 = self._step
+            _say(f"  {message} ({time.perf_counter() - t0:.1f} s)")
+            self._step = None
+
+
+def _say(message: str) -> None:
     print(f"[demo] {message}", file=sys.stderr, flush=True)
 
 
@@ -141,12 +202,34 @@ def _width() -> int:
 
 
 # --------------------------------------------------------------------------- rendering
-def render(result, *, tiny: bool = False, width: int = 120) -> str:  # noqa: ANN001 - DemoResult
-    """Format a :class:`~simcse_rag.demo.DemoResult` as plain-text tables."""
+def render(  # noqa: ANN001 - DemoResult
+    result, *, tiny: bool = False, width: int = 120, kept: bool = True
+) -> str:
+    """Format a :class:`~simcse_rag.demo.DemoResult` as plain-text tables.
+
+    The ``simcse-rag demo`` command prints the same sections one by one as the demo runs (plus
+    the base model's numbers before the adaptation starts).
+
+    Args:
+        result: What :func:`~simcse_rag.demo.run_demo` returned.
+        tiny: The model is the tiny random one (the header says the numbers mean nothing).
+        width: Terminal columns.
+        kept: The adapted model stays where ``result.adapted_model`` says; false: it was in a
+            temporary folder that is gone, and the text says how to keep it.
+    """
     lines = [_header(result, tiny), ""]
     lines += _hits_section(result, width)
-    if result.before:
-        lines += _metrics_section(result)
+    if result.after:
+        lines += _comparison_section(result)
+    elif result.before:
+        lines += _before_section(result)
+    lines += _tail(result, width=width, kept=kept)
+    return "\n".join(lines)
+
+
+def _tail(result, *, width: int, kept: bool) -> list[str]:  # noqa: ANN001
+    """Notes and where the adapted model is."""
+    lines = []
     notes = list(result.notes)
     if result.languages.get("zh") and _is_default_model(result.model):
         notes.append(
@@ -158,7 +241,7 @@ def render(result, *, tiny: bool = False, width: int = 120) -> str:  # noqa: ANN
         lines.append(
             textwrap.fill(f"note: {note}", width=min(width, 100), subsequent_indent="      ")
         )
-    if result.adapted_model is not None:
+    if result.adapted_model is not None and kept:
         lines += [
             "",
             f"adapted model: {result.adapted_model}",
@@ -166,7 +249,9 @@ def render(result, *, tiny: bool = False, width: int = 120) -> str:  # noqa: ANN
             f"  use it:      simcse-rag index build --model {result.adapted_model} "
             "--corpus CORPUS --out INDEX",
         ]
-    return "\n".join(lines)
+    elif result.adapted_model is not None:
+        lines += ["", "adapted model: not kept (rerun with --out DIR to keep it and its report)"]
+    return lines
 
 
 def _header(result, tiny: bool) -> str:  # noqa: ANN001
@@ -238,17 +323,25 @@ def _hit_cell(hit, relevant: frozenset[str], width: int) -> str:  # noqa: ANN001
     return truncate(f"{mark} {hit.id}  {first_line}", width)
 
 
-def _metrics_section(result) -> list[str]:  # noqa: ANN001
-    lines = [f"Retrieval quality on {result.evaluation_source}", ""]
-    if not result.after:
-        rows = [["mode", *[label for _, label in METRICS]]]
-        for mode, row in result.before.items():
-            rows.append([mode, *[f"{100 * row.get(m, 0.0):.1f}" for m, _ in METRICS]])
-        return [*lines, *format_table(rows, align="<>>>"), ""]
+def _before_section(result) -> list[str]:  # noqa: ANN001
+    """The base model's metrics."""
+    rows = [["mode", *[label for _, label in METRICS]]]
+    for mode, row in result.before.items():
+        rows.append([mode, *[f"{100 * row.get(m, 0.0):.1f}" for m, _ in METRICS]])
+    return [
+        f"Retrieval quality on {result.evaluation_source}",
+        "",
+        *format_table(rows, align="<>>>"),
+        "",
+    ]
+
+
+def _comparison_section(result) -> list[str]:  # noqa: ANN001
+    """What the adaptation trained on, and the metrics before and after it."""
     report = result.adaptation or {}
     training = report.get("training", {})
     steps = sum(r["train"]["steps"] for r in report.get("rounds", []))
-    lines[1:1] = (
+    fair = (
         [
             "The model trained only on pseudo-queries made from the corpus text, never on the",
             "evaluation queries, so this before/after comparison is fair.",
@@ -259,12 +352,14 @@ def _metrics_section(result) -> list[str]:  # noqa: ANN001
             "(no overlap), so this before/after comparison is fair.",
         ]
     )
-    lines.insert(
-        0,
+    lines = [
         f"Domain adaptation: {training.get('pairs', '?')} training pairs from "
         f"{training.get('source', '?')}, {steps} steps, "
         f"{report.get('timings', {}).get('total_s', 0):.0f} s",
-    )
+        f"Retrieval quality on {result.evaluation_source}",
+        *fair,
+        "",
+    ]
     rows = [["mode", *[f"{label} before → after" for _, label in METRICS]]]
     for mode, row in result.before.items():
         cells = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from pathlib import Path
@@ -15,9 +16,10 @@ from simcse_rag.demo import (
     DEFAULT_QUERY_IDS,
     MIN_ADAPT_PASSAGES,
     MODES,
+    STAGES,
     DemoConfig,
+    DemoEvent,
     load_sample,
-    pseudo_query_pairs,
     run_demo,
 )
 from simcse_rag.encoder import SimCSEEncoder
@@ -35,10 +37,18 @@ def fresh_encoder(tiny_model_dir: Path) -> SimCSEEncoder:
 
 
 @pytest.fixture(scope="module")
-def bundled_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+def bundled_events(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """One bundled run: its result and the events it sent, in order."""
     encoder = SimCSEEncoder.from_pretrained(tiny_model_dir, device="cpu")
     out = tmp_path_factory.mktemp("demo") / "adapted"
-    return run_demo(encoder, out, DemoConfig(max_steps=2, batch_size=8))
+    events: list[DemoEvent] = []
+    result = run_demo(encoder, out, DemoConfig(max_steps=2, batch_size=8), on_event=events.append)
+    return result, events
+
+
+@pytest.fixture(scope="module")
+def bundled_run(bundled_events):
+    return bundled_events[0]
 
 
 def _write_corpus(path: Path, passages) -> Path:
@@ -71,41 +81,6 @@ def test_sample_data_is_consistent(sample) -> None:
     assert not norm & {" ".join(p.query.split()).lower() for p in sample.train_pairs}
 
 
-def test_pseudo_query_pairs_use_titles_and_sentences(sample) -> None:
-    pairs, source = pseudo_query_pairs(sample.corpus)
-    assert source == "pseudo-queries (title + ict) from the corpus"
-    texts = [" ".join(p.query.split()).lower() for p in pairs]
-    assert len(texts) == len(set(texts))
-    ids = {p.id for p in sample.corpus}
-    assert {p.positive_id for p in pairs} <= ids
-    titles = {p.metadata["title"] for p in sample.corpus}
-    assert any(p.query in titles for p in pairs) and any(p.query not in titles for p in pairs)
-    # Chinese passages contribute too (their titles are often too short to be kept).
-    assert sum(p.positive_id.startswith("zh-") for p in pairs) >= len(ids) // 4
-    # A title may equal a judged query (疱疹性咽峡炎); adapt() drops such pairs before training
-    # (test_adapt_with_eval_set_never_trains_on_eval_queries), and the bundled demo trains on
-    # medical_faq_train.tsv instead.
-    judged = {" ".join(t.split()).lower() for t in sample.queries.values()}
-    assert set(texts) & judged <= {"疱疹性咽峡炎"}
-
-
-def test_pseudo_query_pairs_fall_back_to_crops(tmp_path) -> None:
-    from simcse_rag.corpus import read_corpus
-
-    path = tmp_path / "lines.txt"
-    path.write_text(
-        "\n".join(f"line {i} has eight or more plain words without any stop" for i in range(5)),
-        encoding="utf-8",
-    )
-    pairs, source = pseudo_query_pairs(read_corpus(path))
-    assert source == "pseudo-queries (crop) from the corpus"
-    assert 1 <= len(pairs) <= 5 and {p.positive_id for p in pairs} <= {"1", "2", "3", "4", "5"}
-    tiny = tmp_path / "tiny.txt"
-    tiny.write_text("a\nb\n", encoding="utf-8")
-    with pytest.raises(ValueError, match="--no-adapt"):
-        pseudo_query_pairs(read_corpus(tiny))
-
-
 # --------------------------------------------------------------------------- run_demo
 def test_bundled_demo_shows_every_mode(bundled_run, sample) -> None:
     assert bundled_run.passages == len(sample.corpus)
@@ -123,6 +98,32 @@ def test_bundled_demo_shows_every_mode(bundled_run, sample) -> None:
             assert 1 <= len(hits) <= 3
             assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
             assert {h.id for h in hits} <= corpus_ids
+
+
+def test_each_result_is_sent_as_soon_as_its_stage_ends(bundled_events) -> None:
+    result, events = bundled_events
+    ends = [e for e in events if e.done]
+    assert [e.stage for e in ends] == list(STAGES)
+    assert all(e.seconds >= 0 and e.result is not None for e in ends)
+    assert all(e.result is None for e in events if not e.done)
+    # Every stage starts before it ends, and the adaptation sends one start per step.
+    for e in ends:
+        assert events.index(e) > min(i for i, s in enumerate(events) if s.stage == e.stage)
+    steps = [e.message for e in events if e.stage == "adapt" and not e.done]
+    assert any("fine-tuning" in m for m in steps) and len(steps) >= 3
+    # The hits and the base model's numbers are sent before the adaptation starts.
+    first_step = events.index(next(e for e in events if e.stage == "adapt"))
+    searched = next(e for e in ends if e.stage == "search")
+    evaluated = next(e for e in ends if e.stage == "evaluate")
+    assert events.index(searched) < events.index(evaluated) < first_step
+    assert searched.result.queries == result.queries
+    assert searched.result.before == {} and searched.result.adapted_model is None
+    # Same numbers as the adaptation report, and the header fields from the start.
+    assert evaluated.result.before == result.before
+    assert evaluated.result.evaluation_source == result.evaluation_source
+    assert ends[0].result.passages == result.passages and ends[0].result.queries == []
+    assert ends[-1].result == result
+    assert set(result.timings) == {f"{stage}_s" for stage in STAGES}
 
 
 def test_exact_term_queries_are_found_by_bm25(bundled_run) -> None:
@@ -173,7 +174,8 @@ def test_own_corpus_adapts_on_held_back_pseudo_queries(sample, fresh_encoder, tm
     english = [p for p in sample.corpus if p.metadata["lang"] == "en"][:40]
     corpus = _write_corpus(tmp_path / "corpus.jsonl", english)
     config = DemoConfig(corpus=corpus, max_steps=1, batch_size=4, sampled_queries=2)
-    result = run_demo(fresh_encoder, tmp_path / "out", config)
+    events: list[DemoEvent] = []
+    result = run_demo(fresh_encoder, tmp_path / "out", config, on_event=events.append)
     assert result.passages == 40
     assert [q.kind for q in result.queries] == ["pseudo", "pseudo"]
     ids = {p.id for p in english}
@@ -184,6 +186,11 @@ def test_own_corpus_adapts_on_held_back_pseudo_queries(sample, fresh_encoder, tm
     assert result.evaluation_queries == held
     assert 0 < held < result.adaptation["training"]["pairs"] + held
     assert result.before["bm25"] == result.after["bm25"]
+    # The base model's numbers, sent before the adaptation, are on the queries it holds back.
+    (evaluated,) = [e.result for e in events if e.done and e.stage == "evaluate"]
+    assert evaluated.before == result.before
+    assert evaluated.evaluation_source == result.evaluation_source
+    assert evaluated.evaluation_queries == held
     # Held-back pseudo-queries are no evidence of real gains: the demo says so.
     assert any(n.startswith("warning: evaluated on held-back pseudo-queries") for n in result.notes)
 
@@ -264,8 +271,68 @@ def test_cli_demo_tiny(tmp_path, capsys) -> None:
     assert "rank  dense" in captured.out
     assert "before → after" in captured.out
     assert f"adapted model: {out}" in captured.out
-    assert "[demo] indexing 156 passages" in captured.err
     assert (out / "report.md").is_file()
+    # --no-progress: no bars, one line per stage and per adaptation step, with its time.
+    assert re.search(r"^\[demo\] indexed 156 passages .*\(\d+\.\d s\)$", captured.err, re.M)
+    assert re.search(r"^\[demo\]   round 1: fine-tuning .*\(\d+\.\d s\)$", captured.err, re.M)
+    assert re.search(r"^\[demo\] adapted the model: .*\(\d+\.\d s\)$", captured.err, re.M)
+    assert "Training" not in captured.err and "Encoding" not in captured.err
+
+
+def test_cli_demo_prints_each_section_as_soon_as_it_exists(tmp_path, monkeypatch) -> None:
+    # stdout and stderr into one stream, so the order of tables, stage lines and progress
+    # bars is the order a user sees them in.
+    stream = io.StringIO()
+    monkeypatch.setattr("sys.stdout", stream)
+    monkeypatch.setattr("sys.stderr", stream)
+    out = tmp_path / "adapted"
+    assert main(["demo", "--tiny", "--max-steps", "1", "--out", str(out)]) == 0
+    text = stream.getvalue()
+    order = [
+        "corpus: bundled children's-health FAQ",
+        "rank  dense",
+        "Retrieval quality on 75 hand-written judged queries",
+        "[demo] round 1: fine-tuning",
+        "Training:",  # the training bar, drawn before the first step
+        "before → after",
+        f"adapted model: {out}",
+    ]
+    where = [text.find(marker) for marker in order]
+    assert -1 not in where, [m for m, i in zip(order, where, strict=True) if i < 0]
+    assert where == sorted(where)
+
+
+@pytest.fixture()
+def private_tmp(tmp_path, monkeypatch) -> Path:
+    """Point the temp folder (``tempfile`` and ``TMPDIR``) at an empty folder of the test."""
+    from simcse_rag.index.tokenizers import tokenize
+
+    tokenize("儿童发烧", "zh")  # jieba keeps its dictionary cache in the temp folder: load it first
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setenv("TMPDIR", str(folder))
+    monkeypatch.setattr("tempfile.tempdir", str(folder))
+    return folder
+
+
+def test_cli_demo_without_out_leaves_nothing_in_temp(private_tmp, capsys) -> None:
+    code = main(["demo", "--tiny", "--max-steps", "1", "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "before → after" in captured.out
+    assert "adapted model: not kept (rerun with --out DIR" in captured.out
+    assert f"adapted model: {private_tmp}" not in captured.out  # no path to a folder now gone
+    assert list(private_tmp.iterdir()) == []
+
+
+def test_cli_demo_interrupted_leaves_nothing_in_temp(private_tmp, monkeypatch, capsys) -> None:
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # Ctrl-C in the middle of fine-tuning
+
+    monkeypatch.setattr("simcse_rag.trainer.train", interrupted)
+    assert main(["demo", "--tiny", "--max-steps", "1", "--no-progress"]) == 130
+    assert "error: interrupted" in capsys.readouterr().err
+    assert list(private_tmp.iterdir()) == []
 
 
 def test_cli_demo_bad_input(tmp_path, capsys) -> None:

@@ -9,6 +9,7 @@ from simcse_rag.pseudo_queries import (
     choose_strategy,
     make_pseudo_queries,
     passage_title,
+    pseudo_query_pairs,
     query_length,
     split_sentences,
 )
@@ -197,3 +198,46 @@ def test_keyword_document_frequency_counts_a_passage_once_whatever_the_case() ->
     ]
     pairs = {p.positive_id: p for p in make_pseudo_queries(corpus, strategy="keywords", seed=0)}
     assert pairs["p0"].query == "Zeta stream value" == pairs["p1"].query
+
+
+# --------------------------------------------------------------------------- pseudo_query_pairs
+@pytest.fixture(scope="module")
+def sample():
+    from simcse_rag.demo import load_sample
+
+    return load_sample()
+
+
+def test_pseudo_query_pairs_use_titles_and_sentences(sample) -> None:
+    pairs, source = pseudo_query_pairs(sample.corpus)
+    assert source == "pseudo-queries (title + ict) from the corpus"
+    texts = [" ".join(p.query.split()).lower() for p in pairs]
+    assert len(texts) == len(set(texts))
+    ids = {p.id for p in sample.corpus}
+    assert {p.positive_id for p in pairs} <= ids
+    titles = {p.metadata["title"] for p in sample.corpus}
+    assert any(p.query in titles for p in pairs) and any(p.query not in titles for p in pairs)
+    # Chinese passages contribute too (their titles are often too short to be kept).
+    assert sum(p.positive_id.startswith("zh-") for p in pairs) >= len(ids) // 4
+    # A title may equal a judged query (疱疹性咽峡炎); adapt() drops such pairs before training
+    # (test_adapt_with_eval_set_never_trains_on_eval_queries), and the bundled demo trains on
+    # medical_faq_train.tsv instead.
+    judged = {" ".join(t.split()).lower() for t in sample.queries.values()}
+    assert set(texts) & judged <= {"疱疹性咽峡炎"}
+
+
+def test_pseudo_query_pairs_fall_back_to_crops(tmp_path) -> None:
+    from simcse_rag.corpus import read_corpus
+
+    path = tmp_path / "lines.txt"
+    path.write_text(
+        "\n".join(f"line {i} has eight or more plain words without any stop" for i in range(5)),
+        encoding="utf-8",
+    )
+    pairs, source = pseudo_query_pairs(read_corpus(path))
+    assert source == "pseudo-queries (crop) from the corpus"
+    assert 1 <= len(pairs) <= 5 and {p.positive_id for p in pairs} <= {"1", "2", "3", "4", "5"}
+    tiny = tmp_path / "tiny.txt"
+    tiny.write_text("a\nb\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="--no-adapt"):
+        pseudo_query_pairs(read_corpus(tiny))

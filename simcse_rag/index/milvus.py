@@ -33,6 +33,7 @@ from simcse_rag.index._milvus import (
     quote,
     resolve_uri,
 )
+from simcse_rag.index.batch import check_add_batch, empty_results
 
 __all__ = ["INDEX_TYPES", "MAX_TOP_K", "MilvusDenseIndex", "is_lite", "quote", "resolve_uri"]
 
@@ -168,12 +169,7 @@ class MilvusDenseIndex(MilvusCollection):
         """
         ids = check_ids(ids)
         matrix = _validate.float_matrix(vectors, self.dim)
-        if matrix.shape[0] != len(ids):
-            raise ValueError(f"Got {len(ids)} ids but {matrix.shape[0]} vectors; pass one per id.")
-        if len(set(ids)) != len(ids):
-            seen: set[str] = set()
-            dup = next(i for i in ids if i in seen or seen.add(i))
-            raise ValueError(f"Duplicate id {dup!r} in one add() call; ids must be unique.")
+        check_add_batch(ids, matrix.shape[0], "vectors")
         if not ids:
             return
         step = max(1, _WRITE_BYTES // (4 * self.dim))
@@ -215,8 +211,7 @@ class MilvusDenseIndex(MilvusCollection):
         k = _validate.check_k(k)
         q = _validate.float_matrix(queries, self.dim, "queries")
         width = min(k, len(self), MAX_TOP_K)
-        out_ids = np.empty((q.shape[0], width), dtype=object)
-        out_scores = np.zeros((q.shape[0], width), dtype=np.float32)
+        out_ids, out_scores = empty_results(q.shape[0], width)
         if width == 0 or q.shape[0] == 0:
             return out_ids, out_scores
         for start in range(0, q.shape[0], _SEARCH_BATCH):

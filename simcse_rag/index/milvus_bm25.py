@@ -32,6 +32,7 @@ from simcse_rag.index._milvus import (
     ids_expr,
     resolve_uri,
 )
+from simcse_rag.index.batch import check_add_batch, empty_results
 
 logger = logging.getLogger(__name__)
 
@@ -155,8 +156,7 @@ class MilvusBM25Index(MilvusCollection):
         """
         ids = check_ids(ids)
         texts = _validate.str_list(texts, "texts", single="wrap a single text in a list")
-        if len(texts) != len(ids):
-            raise ValueError(f"Got {len(ids)} ids but {len(texts)} texts; pass one per id.")
+        check_add_batch(ids, len(texts), "texts")
         for i, text in enumerate(texts):
             try:
                 size = len(text.encode("utf-8"))
@@ -167,8 +167,6 @@ class MilvusBM25Index(MilvusCollection):
                     f"texts[{i}] ({ids[i]!r}) is {size} UTF-8 bytes, over Milvus's VARCHAR limit "
                     f"of {MAX_TEXT_BYTES}; split long documents into passages first."
                 )
-        if len(set(ids)) != len(ids):
-            raise ValueError("Duplicate ids in one add() call; ids must be unique.")
         for start in range(0, len(ids), _WRITE_ROWS):
             rows = [
                 {ID_FIELD: i, _TEXT_FIELD: t}
@@ -198,8 +196,7 @@ class MilvusBM25Index(MilvusCollection):
         k = _validate.check_k(k)
         queries = _validate.str_list(queries, "queries", single="wrap a single query in a list")
         width = min(k, len(self))
-        out_ids = np.empty((len(queries), width), dtype=object)
-        out_scores = np.zeros((len(queries), width), dtype=np.float32)
+        out_ids, out_scores = empty_results(len(queries), width)
         if width == 0:
             return out_ids, out_scores
         for row, query in enumerate(queries):

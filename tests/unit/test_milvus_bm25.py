@@ -98,6 +98,8 @@ def test_errors_and_save_load(index, tmp_path):
         index.search(["cat"], 0)
     with pytest.raises(ValueError, match="2 ids but 1 texts"):
         index.add(["x", "y"], ["one"])
+    with pytest.raises(ValueError, match="Duplicate id 'x'"):
+        index.add(["x", "y", "x"], ["one", "two", "three"])
     with pytest.raises(ValueError, match="VARCHAR limit"):
         index.add(["big"], ["x" * 70_000])
     with pytest.raises(ValueError, match="Unknown analyzer"):

@@ -96,7 +96,7 @@ def atomic_write_dir(target: Path, writer: Callable[[Path], None]) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if target.exists() and _exchange(tmp, target):
-        _fsync_dir(target.parent)
+        _fsync_path(target.parent)
         shutil.rmtree(tmp, ignore_errors=True)  # now holds the old contents
         return
     old = None
@@ -104,7 +104,7 @@ def atomic_write_dir(target: Path, writer: Callable[[Path], None]) -> None:
         old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
         os.replace(target, old)
     os.replace(tmp, target)
-    _fsync_dir(target.parent)
+    _fsync_path(target.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -125,7 +125,7 @@ def recover_dir(target: Path) -> None:
         olds = sorted(parent.glob(f".{target.name}.old-*"), key=lambda p: p.stat().st_mtime)
         if olds:
             os.replace(olds[-1], target)
-            _fsync_dir(parent)
+            _fsync_path(parent)
     if target.exists():
         cutoff = time.time() - _STALE_TMP_SECONDS
         for stale in parent.glob(f".{target.name}.tmp-*"):
@@ -158,23 +158,15 @@ def _fsync_tree(root: Path) -> None:
     """fsync every file and folder under ``root`` (so a power cut cannot leave empty files)."""
     for folder, _dirs, files in os.walk(root):
         for name in files:
-            try:
-                fd = os.open(os.path.join(folder, name), os.O_RDONLY)
-            except OSError:  # pragma: no cover - unreadable special file
-                continue
-            try:
-                os.fsync(fd)
-            except OSError:  # pragma: no cover
-                pass
-            finally:
-                os.close(fd)
-        _fsync_dir(Path(folder))
+            _fsync_path(os.path.join(folder, name))
+        _fsync_path(Path(folder))
 
 
-def _fsync_dir(path: Path) -> None:
+def _fsync_path(path: str | os.PathLike[str]) -> None:
+    """fsync a file or folder; best effort, so skipped where it cannot be opened or synced."""
     try:
         fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
+    except OSError:  # pragma: no cover - unreadable special file, or no directory fds
         return
     try:
         os.fsync(fd)

@@ -1,7 +1,7 @@
 """Shared plumbing of the Milvus-backed indexes (internal).
 
-Connection handling, one-line errors, id checks and filter-expression quoting, used by
-:class:`~simcse_rag.index.milvus.MilvusDenseIndex` and
+Connection handling, one-line errors, id checks, filter-expression quoting and the save / load of
+connection settings, used by :class:`~simcse_rag.index.milvus.MilvusDenseIndex` and
 :class:`~simcse_rag.index.milvus_bm25.MilvusBM25Index`.
 
 Ids are matched with filter expressions quoted here, because ``pymilvus``'s ``get`` /
@@ -16,9 +16,9 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from simcse_rag import _validate
+from simcse_rag import _io, _validate
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +29,8 @@ COLLECTION_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 REMOTE_SCHEMES = ("http://", "https://", "tcp://", "unix:")
 #: Ids per query / delete request.
 ID_BATCH = 1_000
+
+_IndexT = TypeVar("_IndexT", bound="MilvusCollection")
 
 
 def import_pymilvus() -> Any:
@@ -144,8 +146,20 @@ class MilvusCollection:
 
     Subclasses set ``uri``, ``collection`` and ``db_name``, then call :meth:`_open` with a
     ``create`` callback (makes the collection) and a ``check`` callback (validates an existing
-    one's schema).
+    one's schema). For persistence they set the class attributes below and implement
+    :meth:`_own_settings` / :meth:`_settings_kwargs`; :meth:`save` and :meth:`load` do the rest.
     """
+
+    #: Version written into, and required from, the settings file.
+    FORMAT_VERSION = 1
+    #: ``backend`` value in the settings file.
+    BACKEND: str
+    #: Name of the settings file :meth:`save` writes.
+    SETTINGS_FILE: str
+    #: What the settings file is called in error messages.
+    SETTINGS_WHAT: str
+    #: What one row is called in error messages (``"vectors"``, ``"documents"``).
+    ROWS: str
 
     uri: str
     collection: str
@@ -163,6 +177,26 @@ class MilvusCollection:
             create()
         self._call("load", "load_collection", self.collection)
         self._count = self._count_rows()
+
+    def _new_schema(self) -> Any:
+        """A fixed schema holding only the ``VARCHAR`` primary key; the caller adds the rest."""
+        schema = self._client.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field(
+            ID_FIELD, self._pymilvus.DataType.VARCHAR, is_primary=True, max_length=MAX_ID_BYTES
+        )
+        return schema
+
+    def _create_collection(self, schema: Any, index: Any) -> None:
+        self._call(
+            "create collection",
+            "create_collection",
+            self.collection,
+            schema=schema,
+            consistency_level="Strong",
+        )
+        # sync=False: do not poll for the index build (pymilvus sleeps 0.5 s per poll, and its
+        # AllocTimestamp call is not implemented by Milvus Lite); searches work while it builds.
+        self._call("create index", "create_index", self.collection, index, sync=False)
 
     def _connect(self, token: str) -> Any:
         kwargs: dict[str, Any] = {"uri": self.uri, "token": token or ""}
@@ -203,14 +237,7 @@ class MilvusCollection:
         self._count = 0
 
     def _count_rows(self) -> int:
-        rows = self._call(
-            "count",
-            "query",
-            self.collection,
-            filter="",
-            output_fields=["count(*)"],
-            consistency_level="Strong",
-        )
+        rows = self._query("count", filter="", output_fields=["count(*)"])
         return int(rows[0]["count(*)"]) if rows else 0
 
     def refresh(self) -> int:
@@ -226,19 +253,18 @@ class MilvusCollection:
             return False
         return bool(self._existing([doc_id]))
 
+    def _query(self, what: str, **kwargs: Any) -> list[dict[str, Any]]:
+        """A strongly consistent ``query`` on this collection (sees every write made so far)."""
+        return self._call(what, "query", self.collection, consistency_level="Strong", **kwargs)
+
+    def _query_ids(self, filter_expr: str, **kwargs: Any) -> list[str]:
+        rows = self._query("query", filter=filter_expr, output_fields=[ID_FIELD], **kwargs)
+        return [r[ID_FIELD] for r in rows]
+
     def _existing(self, ids: Sequence[str]) -> set[str]:
         found: set[str] = set()
         for start in range(0, len(ids), ID_BATCH):
-            chunk = ids[start : start + ID_BATCH]
-            rows = self._call(
-                "query",
-                "query",
-                self.collection,
-                filter=ids_expr(chunk),
-                output_fields=[ID_FIELD],
-                consistency_level="Strong",
-            )
-            found.update(r[ID_FIELD] for r in rows)
+            found.update(self._query_ids(ids_expr(ids[start : start + ID_BATCH])))
         return found
 
     def _delete_ids(self, ids: Iterable[str]) -> int:
@@ -250,3 +276,89 @@ class MilvusCollection:
         if present:
             self._count = self._count_rows()
         return len(present)
+
+    # ------------------------------------------------------------------ persistence
+    def _own_settings(self) -> dict[str, Any]:
+        """The subclass's own settings, saved between the connection settings and the count."""
+        raise NotImplementedError
+
+    @classmethod
+    def _settings_kwargs(cls, settings: dict[str, Any]) -> dict[str, Any]:
+        """Constructor arguments read back from :meth:`_own_settings`'s keys.
+
+        Raises:
+            KeyError, TypeError: A key is missing or has the wrong type (reported as corruption).
+        """
+        raise NotImplementedError
+
+    def settings(self) -> dict[str, Any]:
+        """JSON-serialisable settings to reopen this index (no credentials)."""
+        return {
+            "format_version": self.FORMAT_VERSION,
+            "backend": self.BACKEND,
+            "uri": self.uri,
+            "collection": self.collection,
+            "db_name": self.db_name,
+            **self._own_settings(),
+            "count": len(self),
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the settings (:attr:`SETTINGS_FILE`) to a folder, atomically.
+
+        Milvus persists the rows itself; with Milvus Lite the ``.db`` folder should live
+        outside ``path`` (saving replaces ``path`` as a whole).
+
+        Raises:
+            ValueError: The Milvus Lite data lies inside ``path``.
+        """
+        target = Path(path)
+        check_save_target(self.uri, target)
+        _io.atomic_write_dir(target, self.write_to)
+        return target
+
+    def write_to(self, folder: Path) -> None:
+        """Write into an existing empty ``folder`` (:meth:`save` makes it atomic)."""
+        _io.write_json(Path(folder) / self.SETTINGS_FILE, self.settings())
+
+    @classmethod
+    def load(
+        cls: type[_IndexT],
+        path: str | os.PathLike[str],
+        *,
+        uri: str | None = None,
+        token: str | None = None,
+    ) -> _IndexT:
+        """Reopen an index saved by :meth:`save`.
+
+        Args:
+            path: Folder holding :attr:`SETTINGS_FILE`.
+            uri: Override the saved URI (e.g. the same data behind another address).
+            token: Server credentials (default ``$MILVUS_TOKEN``).
+
+        Raises:
+            ValueError: Missing / corrupted settings, other format version, a collection that
+                does not fit the settings, or whose row count differs from the saved one.
+        """
+        file = Path(path) / cls.SETTINGS_FILE
+        settings = _io.read_json(file, what=cls.SETTINGS_WHAT)
+        if not isinstance(settings, dict) or settings.get("format_version") != cls.FORMAT_VERSION:
+            raise ValueError(f"{file}: unsupported format version; expected {cls.FORMAT_VERSION}.")
+        try:
+            count = int(settings["count"])
+            index = cls(
+                uri=uri or settings["uri"],
+                collection=settings["collection"],
+                token=token,
+                db_name=settings.get("db_name", ""),
+                **cls._settings_kwargs(settings),
+            )
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"{file} is corrupted ({exc!r}).") from None
+        if len(index) != count:
+            raise ValueError(
+                f"Milvus collection {index.collection!r} at {index.uri!r} holds {len(index)} "
+                f"{cls.ROWS} but {file} recorded {count}; it was changed since the save. "
+                "Rebuild the index (or re-save it if the change was intended)."
+            )
+        return index

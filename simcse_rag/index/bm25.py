@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from simcse_rag import _io, _validate
+from simcse_rag.index.batch import check_add_batch, empty_results
 from simcse_rag.index.tokenizers import get_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -208,11 +209,7 @@ class BM25Index:
         """
         ids = _validate.str_ids(ids)
         texts = _validate.str_list(texts, "texts", single="wrap a single text in a list")
-        if len(ids) != len(texts):
-            raise ValueError(f"Got {len(ids)} ids but {len(texts)} texts; pass one text per id.")
-        if len(set(ids)) != len(ids):
-            dup = next(i for i in ids if ids.count(i) > 1)
-            raise ValueError(f"Duplicate id {dup!r} in one add() call; ids must be unique.")
+        check_add_batch(ids, len(texts), "texts")
         for doc_id, text in zip(ids, texts, strict=False):
             tokens = self._term_ids(text, grow=True)
             pos = self._pos.get(doc_id)
@@ -277,8 +274,7 @@ class BM25Index:
         k = _validate.check_k(k)
         queries = _validate.str_list(queries, "queries", single="wrap a single query in a list")
         width = min(k, len(self._ids))
-        out_ids = np.empty((len(queries), width), dtype=object)
-        out_scores = np.zeros((len(queries), width), dtype=np.float32)
+        out_ids, out_scores = empty_results(len(queries), width)
         if width == 0:
             return out_ids, out_scores
         ids_arr = self._ids_array()

@@ -32,6 +32,7 @@ import numpy as np
 
 from simcse_rag import _io, _validate, threads
 from simcse_rag.index._threads import ThreadLimit
+from simcse_rag.index.batch import check_add_batch, empty_results
 
 logger = logging.getLogger(__name__)
 
@@ -191,11 +192,7 @@ class DenseIndex:
         """
         ids = _validate.str_ids(ids)
         matrix = _validate.float_matrix(vectors, self.dim)
-        if matrix.shape[0] != len(ids):
-            raise ValueError(f"Got {len(ids)} ids but {matrix.shape[0]} vectors; pass one per id.")
-        if len(set(ids)) != len(ids):
-            dup = next(i for i in ids if ids.count(i) > 1)
-            raise ValueError(f"Duplicate id {dup!r} in one add() call; ids must be unique.")
+        check_add_batch(ids, matrix.shape[0], "vectors")
         if not ids:
             return
         self.delete([i for i in ids if i in self._label_of])
@@ -253,8 +250,7 @@ class DenseIndex:
         k = _validate.check_k(k)
         q = _validate.float_matrix(queries, self.dim, "queries")
         width = min(k, len(self))
-        out_ids = np.empty((q.shape[0], width), dtype=object)
-        out_scores = np.zeros((q.shape[0], width), dtype=np.float32)
+        out_ids, out_scores = empty_results(q.shape[0], width)
         if width == 0 or q.shape[0] == 0:
             return out_ids, out_scores
         fetch = min(width + self._tombstones, self._index.ntotal)

@@ -18,31 +18,27 @@ collection.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from simcse_rag import _io, _validate
+from simcse_rag import _validate
 from simcse_rag.index._milvus import (
     ID_FIELD,
-    MAX_ID_BYTES,
     MilvusCollection,
     check_collection_name,
     check_ids,
-    check_save_target,
     is_lite,
     quote,
     resolve_uri,
 )
+from simcse_rag.index.batch import check_add_batch, empty_results
 
 __all__ = ["INDEX_TYPES", "MAX_TOP_K", "MilvusDenseIndex", "is_lite", "quote", "resolve_uri"]
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
 SETTINGS_FILE = "milvus.json"
 INDEX_TYPES: tuple[str, ...] = ("AUTOINDEX", "FLAT", "HNSW", "IVF_FLAT")
 #: Milvus rejects ``limit`` above this (``topk`` limit of the server).
@@ -82,6 +78,11 @@ class MilvusDenseIndex(MilvusCollection):
         :meth:`refresh` when other clients write to the same collection.
     """
 
+    BACKEND = "milvus"
+    SETTINGS_FILE = SETTINGS_FILE
+    SETTINGS_WHAT = "Milvus index settings"
+    ROWS = "vectors"
+
     def __init__(
         self,
         dim: int,
@@ -115,24 +116,13 @@ class MilvusDenseIndex(MilvusCollection):
 
     # ------------------------------------------------------------------ collection
     def _create(self) -> None:
-        data_type = self._pymilvus.DataType
-        schema = self._client.create_schema(auto_id=False, enable_dynamic_field=False)
-        schema.add_field(ID_FIELD, data_type.VARCHAR, is_primary=True, max_length=MAX_ID_BYTES)
-        schema.add_field(_VECTOR_FIELD, data_type.FLOAT_VECTOR, dim=self.dim)
+        schema = self._new_schema()
+        schema.add_field(_VECTOR_FIELD, self._pymilvus.DataType.FLOAT_VECTOR, dim=self.dim)
         index = self._client.prepare_index_params()
         index.add_index(
             _VECTOR_FIELD, index_type=self.index_type, metric_type="IP", params=self.index_params
         )
-        self._call(
-            "create collection",
-            "create_collection",
-            self.collection,
-            schema=schema,
-            consistency_level="Strong",
-        )
-        # sync=False: do not poll for the index build (pymilvus sleeps 0.5 s per poll, and its
-        # AllocTimestamp call is not implemented by Milvus Lite); searches work while it builds.
-        self._call("create index", "create_index", self.collection, index, sync=False)
+        self._create_collection(schema, index)
         logger.info(
             "Created Milvus collection %s (%d-d, %s, IP) at %s",
             self.collection,
@@ -179,12 +169,7 @@ class MilvusDenseIndex(MilvusCollection):
         """
         ids = check_ids(ids)
         matrix = _validate.float_matrix(vectors, self.dim)
-        if matrix.shape[0] != len(ids):
-            raise ValueError(f"Got {len(ids)} ids but {matrix.shape[0]} vectors; pass one per id.")
-        if len(set(ids)) != len(ids):
-            seen: set[str] = set()
-            dup = next(i for i in ids if i in seen or seen.add(i))
-            raise ValueError(f"Duplicate id {dup!r} in one add() call; ids must be unique.")
+        check_add_batch(ids, matrix.shape[0], "vectors")
         if not ids:
             return
         step = max(1, _WRITE_BYTES // (4 * self.dim))
@@ -226,8 +211,7 @@ class MilvusDenseIndex(MilvusCollection):
         k = _validate.check_k(k)
         q = _validate.float_matrix(queries, self.dim, "queries")
         width = min(k, len(self), MAX_TOP_K)
-        out_ids = np.empty((q.shape[0], width), dtype=object)
-        out_scores = np.zeros((q.shape[0], width), dtype=np.float32)
+        out_ids, out_scores = empty_results(q.shape[0], width)
         if width == 0 or q.shape[0] == 0:
             return out_ids, out_scores
         for start in range(0, q.shape[0], _SEARCH_BATCH):
@@ -274,83 +258,23 @@ class MilvusDenseIndex(MilvusCollection):
         return params
 
     # ------------------------------------------------------------------ persistence
-    def settings(self) -> dict[str, Any]:
-        """JSON-serialisable settings to reopen this index (no credentials)."""
+    def _own_settings(self) -> dict[str, Any]:
         return {
-            "format_version": FORMAT_VERSION,
-            "backend": "milvus",
-            "uri": self.uri,
-            "collection": self.collection,
-            "db_name": self.db_name,
             "dim": self.dim,
             "metric": "IP",
             "index_type": self.index_type,
             "index_params": self.index_params,
             "search_params": self.search_params,
-            "count": len(self),
         }
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the settings (``milvus.json``) to a folder, atomically.
-
-        Milvus persists the vectors itself; with Milvus Lite the ``.db`` folder should live
-        outside ``path`` (saving replaces ``path`` as a whole).
-        """
-        target = Path(path)
-        check_save_target(self.uri, target)
-        _io.atomic_write_dir(target, self.write_to)
-        return target
-
-    def write_to(self, folder: Path) -> None:
-        """Write into an existing empty ``folder`` (:meth:`save` makes it atomic)."""
-        _io.write_json(Path(folder) / SETTINGS_FILE, self.settings())
-
     @classmethod
-    def load(
-        cls,
-        path: str | os.PathLike[str],
-        *,
-        uri: str | None = None,
-        token: str | None = None,
-    ) -> MilvusDenseIndex:
-        """Reopen an index saved by :meth:`save`.
-
-        Args:
-            path: Folder holding ``milvus.json``.
-            uri: Override the saved URI (e.g. the same data behind another address).
-            token: Server credentials (default ``$MILVUS_TOKEN``).
-
-        Raises:
-            ValueError: Missing / corrupted settings, other format version, or a collection whose
-                dimension or row count differs from the saved one (both named).
-        """
-        folder = Path(path)
-        settings = _io.read_json(folder / SETTINGS_FILE, what="Milvus index settings")
-        if not isinstance(settings, dict) or settings.get("format_version") != FORMAT_VERSION:
-            raise ValueError(
-                f"{folder / SETTINGS_FILE}: unsupported format version; expected {FORMAT_VERSION}."
-            )
-        try:
-            dim, count = int(settings["dim"]), int(settings["count"])
-            index = cls(
-                dim,
-                uri or settings["uri"],
-                collection=settings["collection"],
-                index_type=settings["index_type"],
-                index_params=settings["index_params"],
-                search_params=settings["search_params"],
-                token=token,
-                db_name=settings.get("db_name", ""),
-            )
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"{folder / SETTINGS_FILE} is corrupted ({exc!r}).") from None
-        if len(index) != count:
-            raise ValueError(
-                f"Milvus collection {index.collection!r} at {index.uri!r} holds {len(index)} "
-                f"vectors but {folder / SETTINGS_FILE} recorded {count}; it was changed "
-                "since the save. Rebuild the index (or re-save it if the change was intended)."
-            )
-        return index
+    def _settings_kwargs(cls, settings: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "dim": int(settings["dim"]),
+            "index_type": settings["index_type"],
+            "index_params": settings["index_params"],
+            "search_params": settings["search_params"],
+        }
 
     def __repr__(self) -> str:
         return (

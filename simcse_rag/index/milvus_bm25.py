@@ -18,28 +18,24 @@ itself; both are mapped to the (non-negative) BM25 score.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from simcse_rag import _io, _validate
+from simcse_rag import _validate
 from simcse_rag.index._milvus import (
     ID_FIELD,
-    MAX_ID_BYTES,
     MilvusCollection,
     check_collection_name,
     check_ids,
-    check_save_target,
     ids_expr,
     resolve_uri,
 )
+from simcse_rag.index.batch import check_add_batch, empty_results
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
 SETTINGS_FILE = "milvus_bm25.json"
 #: Named analyzers (anything else: pass Milvus ``analyzer_params`` as a dict).
 ANALYZERS: dict[str, dict[str, Any]] = {
@@ -70,6 +66,11 @@ class MilvusBM25Index(MilvusCollection):
         ValueError: Bad settings or URI, Milvus unreachable, or an existing collection that is
             not a BM25 collection made by this class.
     """
+
+    BACKEND = "milvus_bm25"
+    SETTINGS_FILE = SETTINGS_FILE
+    SETTINGS_WHAT = "Milvus BM25 settings"
+    ROWS = "documents"
 
     def __init__(
         self,
@@ -109,8 +110,7 @@ class MilvusBM25Index(MilvusCollection):
     # ------------------------------------------------------------------ collection
     def _create(self) -> None:
         pm = self._pymilvus
-        schema = self._client.create_schema(auto_id=False, enable_dynamic_field=False)
-        schema.add_field(ID_FIELD, pm.DataType.VARCHAR, is_primary=True, max_length=MAX_ID_BYTES)
+        schema = self._new_schema()
         schema.add_field(
             _TEXT_FIELD,
             pm.DataType.VARCHAR,
@@ -134,14 +134,7 @@ class MilvusBM25Index(MilvusCollection):
             metric_type="BM25",
             params={"bm25_k1": self.k1, "bm25_b": self.b},
         )
-        self._call(
-            "create collection",
-            "create_collection",
-            self.collection,
-            schema=schema,
-            consistency_level="Strong",
-        )
-        self._call("create index", "create_index", self.collection, index, sync=False)
+        self._create_collection(schema, index)
 
     def _check_schema(self, info: dict[str, Any]) -> None:
         names = {f["name"] for f in info.get("fields", [])}
@@ -163,8 +156,7 @@ class MilvusBM25Index(MilvusCollection):
         """
         ids = check_ids(ids)
         texts = _validate.str_list(texts, "texts", single="wrap a single text in a list")
-        if len(texts) != len(ids):
-            raise ValueError(f"Got {len(ids)} ids but {len(texts)} texts; pass one per id.")
+        check_add_batch(ids, len(texts), "texts")
         for i, text in enumerate(texts):
             try:
                 size = len(text.encode("utf-8"))
@@ -175,8 +167,6 @@ class MilvusBM25Index(MilvusCollection):
                     f"texts[{i}] ({ids[i]!r}) is {size} UTF-8 bytes, over Milvus's VARCHAR limit "
                     f"of {MAX_TEXT_BYTES}; split long documents into passages first."
                 )
-        if len(set(ids)) != len(ids):
-            raise ValueError("Duplicate ids in one add() call; ids must be unique.")
         for start in range(0, len(ids), _WRITE_ROWS):
             rows = [
                 {ID_FIELD: i, _TEXT_FIELD: t}
@@ -206,8 +196,7 @@ class MilvusBM25Index(MilvusCollection):
         k = _validate.check_k(k)
         queries = _validate.str_list(queries, "queries", single="wrap a single query in a list")
         width = min(k, len(self))
-        out_ids = np.empty((len(queries), width), dtype=object)
-        out_scores = np.zeros((len(queries), width), dtype=np.float32)
+        out_ids, out_scores = empty_results(len(queries), width)
         if width == 0:
             return out_ids, out_scores
         for row, query in enumerate(queries):
@@ -239,70 +228,12 @@ class MilvusBM25Index(MilvusCollection):
         """``n`` ids not in ``exclude`` (the zero-score tail of a row)."""
         skip = sorted(exclude)
         filter_expr = f"not ({ids_expr(skip)})" if skip else ""
-        rows = self._call(
-            "query",
-            "query",
-            self.collection,
-            filter=filter_expr,
-            output_fields=[ID_FIELD],
-            limit=n,
-            consistency_level="Strong",
-        )
-        return [r[ID_FIELD] for r in rows][:n]
+        return self._query_ids(filter_expr, limit=n)[:n]
 
     # ------------------------------------------------------------------ persistence
-    def settings(self) -> dict[str, Any]:
-        """JSON-serialisable settings to reopen this index (no credentials)."""
-        return {
-            "format_version": FORMAT_VERSION,
-            "backend": "milvus_bm25",
-            "uri": self.uri,
-            "collection": self.collection,
-            "db_name": self.db_name,
-            "analyzer": self.analyzer,
-            "k1": self.k1,
-            "b": self.b,
-            "count": len(self),
-        }
-
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the settings (``milvus_bm25.json``) to a folder, atomically."""
-        target = Path(path)
-        check_save_target(self.uri, target)
-        _io.atomic_write_dir(target, self.write_to)
-        return target
-
-    def write_to(self, folder: Path) -> None:
-        """Write into an existing empty ``folder`` (:meth:`save` makes it atomic)."""
-        _io.write_json(Path(folder) / SETTINGS_FILE, self.settings())
+    def _own_settings(self) -> dict[str, Any]:
+        return {"analyzer": self.analyzer, "k1": self.k1, "b": self.b}
 
     @classmethod
-    def load(
-        cls, path: str | os.PathLike[str], *, uri: str | None = None, token: str | None = None
-    ) -> MilvusBM25Index:
-        """Reopen an index saved by :meth:`save` (checks the saved count against Milvus)."""
-        folder = Path(path)
-        settings = _io.read_json(folder / SETTINGS_FILE, what="Milvus BM25 settings")
-        if not isinstance(settings, dict) or settings.get("format_version") != FORMAT_VERSION:
-            raise ValueError(
-                f"{folder / SETTINGS_FILE}: unsupported format version; expected {FORMAT_VERSION}."
-            )
-        try:
-            count = int(settings["count"])
-            index = cls(
-                uri or settings["uri"],
-                collection=settings["collection"],
-                analyzer=settings["analyzer"],
-                k1=settings["k1"],
-                b=settings["b"],
-                token=token,
-                db_name=settings.get("db_name", ""),
-            )
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"{folder / SETTINGS_FILE} is corrupted ({exc!r}).") from None
-        if len(index) != count:
-            raise ValueError(
-                f"Milvus collection {index.collection!r} holds {len(index)} documents but "
-                f"{folder / SETTINGS_FILE} recorded {count}; rebuild or re-save the index."
-            )
-        return index
+    def _settings_kwargs(cls, settings: dict[str, Any]) -> dict[str, Any]:
+        return {"analyzer": settings["analyzer"], "k1": settings["k1"], "b": settings["b"]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -97,6 +98,8 @@ def test_errors_and_save_load(index, tmp_path):
         index.search(["cat"], 0)
     with pytest.raises(ValueError, match="2 ids but 1 texts"):
         index.add(["x", "y"], ["one"])
+    with pytest.raises(ValueError, match="Duplicate id 'x'"):
+        index.add(["x", "y", "x"], ["one", "two", "three"])
     with pytest.raises(ValueError, match="VARCHAR limit"):
         index.add(["big"], ["x" * 70_000])
     with pytest.raises(ValueError, match="Unknown analyzer"):
@@ -105,3 +108,36 @@ def test_errors_and_save_load(index, tmp_path):
     again = MilvusBM25Index.load(saved)
     assert len(again) == 4
     np.testing.assert_array_equal(again.search(["cat"], 2)[0], index.search(["cat"], 2)[0])
+
+
+def test_load_checks_settings_and_count(index, tmp_path):
+    saved = index.save(tmp_path / "saved")
+    settings = json.loads((saved / "milvus_bm25.json").read_text())
+    assert list(settings) == [
+        "format_version",
+        "backend",
+        "uri",
+        "collection",
+        "db_name",
+        "analyzer",
+        "k1",
+        "b",
+        "count",
+    ]
+    assert settings["backend"] == "milvus_bm25" and settings["count"] == 4
+    again = MilvusBM25Index.load(saved)
+    assert (again.analyzer, again.k1, again.b) == ("en", 1.5, 0.75)
+    again.delete(["a"])  # the collection changes behind the saved settings
+    with pytest.raises(
+        ValueError, match=r"at '.*bm25\.db' holds 3 documents but .* recorded 4; it was changed"
+    ):
+        MilvusBM25Index.load(saved)
+    (saved / "milvus_bm25.json").write_text(json.dumps({**settings, "format_version": 9}))
+    with pytest.raises(ValueError, match="unsupported format version; expected 1"):
+        MilvusBM25Index.load(saved)
+    del settings["k1"]
+    (saved / "milvus_bm25.json").write_text(json.dumps(settings))
+    with pytest.raises(ValueError, match=r"milvus_bm25\.json is corrupted \(KeyError\('k1'\)\)"):
+        MilvusBM25Index.load(saved)
+    with pytest.raises(ValueError, match="lies inside"):
+        index.save(tmp_path)

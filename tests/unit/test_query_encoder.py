@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from simcse_rag import query_encoder
+from simcse_rag import onnx_export, query_encoder
 from simcse_rag.index.hybrid import HybridConfig, HybridRetriever
 from simcse_rag.query_encoder import LazyQueryEncoder, OnnxQueryEncoder, resolve_query_backend
 from simcse_rag.schema import Passage
@@ -85,7 +85,7 @@ def test_export_failure_falls_back_to_torch(
     def broken(*args: Any, **kwargs: Any) -> bytes:
         raise RuntimeError("ONNX export of X failed: unsupported operator")
 
-    monkeypatch.setattr(query_encoder, "_export", broken)
+    monkeypatch.setattr(onnx_export, "export_onnx", broken)
     lazy = LazyQueryEncoder(tiny_encoder, "onnx")
     with caplog.at_level(logging.WARNING, logger="simcse_rag.query_encoder"):
         assert lazy.get() is None
@@ -116,7 +116,7 @@ def test_quiet_drops_only_onnxruntime_root_hints(
 
     hint = root_record("/site-packages/onnxruntime/quantization/onnx_quantizer.py")
     other = root_record("/app/main.py")
-    with caplog.at_level(logging.WARNING), query_encoder._quiet():
+    with caplog.at_level(logging.WARNING), onnx_export.quiet():
         logging.getLogger("someapp").warning("the app's own warning")
         logging.getLogger().handle(hint)
         logging.getLogger().handle(other)
@@ -124,7 +124,7 @@ def test_quiet_drops_only_onnxruntime_root_hints(
     assert logging.getLogger().filters == []
     # The quantizer calls logging.warning(), which runs basicConfig() on a root without handlers.
     monkeypatch.setattr(logging.getLogger(), "handlers", [])
-    with query_encoder._quiet():
+    with onnx_export.quiet():
         logging.warning("a hint")
     assert logging.getLogger().handlers == []
 

@@ -10,7 +10,12 @@ import pytest
 
 from simcse_rag import onnx_export, query_encoder
 from simcse_rag.index.hybrid import HybridConfig, HybridRetriever
-from simcse_rag.query_encoder import LazyQueryEncoder, OnnxQueryEncoder, resolve_query_backend
+from simcse_rag.query_encoder import (
+    LazyQueryEncoder,
+    OnnxQueryEncoder,
+    TorchQueryEncoder,
+    resolve_query_backend,
+)
 from simcse_rag.schema import Passage
 
 TEXTS = [
@@ -165,3 +170,44 @@ def test_query_vector_does_not_depend_on_its_batch(tiny_encoder: Any, backend: s
         np.testing.assert_allclose(
             retriever.encode_queries(batch), alone[:size], atol=1e-5, err_msg=f"batch of {size}"
         )
+
+
+def test_torch_query_encoder_runs_small_batches_on_one_thread(
+    tiny_encoder: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    threads: list[int] = []
+    forward = tiny_encoder.forward
+
+    def spy(features: Any) -> Any:
+        threads.append(torch.get_num_threads())
+        return forward(features)
+
+    monkeypatch.setattr(tiny_encoder, "forward", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        encoder = TorchQueryEncoder(tiny_encoder)
+        one = encoder.encode(TEXTS[:1])
+        many = encoder.encode(TEXTS * 2, batch_size=3)  # more than SMALL_BATCH: 3 batches
+        assert threads == [1, 2, 2, 2]
+        assert torch.get_num_threads() == 2  # restored
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_allclose(one, tiny_encoder.encode(TEXTS[:1]), atol=2e-5)
+    np.testing.assert_allclose(many, tiny_encoder.encode(TEXTS * 2), atol=2e-5)
+    assert many.dtype == np.float32
+    assert encoder.encode([]).shape == (0, tiny_encoder.dim)
+
+
+def test_lazy_encoder_encodes_through_torch_after_a_failed_export(
+    tiny_encoder: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> bytes:
+        raise RuntimeError("ONNX export of X failed: unsupported operator")
+
+    monkeypatch.setattr(onnx_export, "export_onnx", broken)
+    lazy = LazyQueryEncoder(tiny_encoder, "onnx")
+    np.testing.assert_allclose(lazy.encode(TEXTS), tiny_encoder.encode(TEXTS), atol=2e-5)
+    assert lazy.backend == "torch"

@@ -219,11 +219,12 @@ def torch_thread_limit() -> ThreadLimit:
     """The process-wide scoped cap on PyTorch's thread count (made on first use, so importing
     this module does not import torch)."""
     global _TORCH_LIMIT
-    with _TORCH_LIMIT_LOCK:
-        if _TORCH_LIMIT is None:
-            import torch
+    if _TORCH_LIMIT is None:
+        with _TORCH_LIMIT_LOCK:  # two limits would each restore the other's lowered count
+            if _TORCH_LIMIT is None:
+                import torch
 
-            _TORCH_LIMIT = ThreadLimit(torch.get_num_threads, torch.set_num_threads)
+                _TORCH_LIMIT = ThreadLimit(torch.get_num_threads, torch.set_num_threads)
     return _TORCH_LIMIT
 
 

@@ -1,32 +1,36 @@
-"""Fast query encoding on CPU: the encoder exported to ONNX Runtime, optionally int8-quantized.
+"""Query encoding, in one place: PyTorch eager, or the encoder exported to ONNX Runtime.
 
 A query is one short text, so PyTorch eager spends most of its time in per-operator overhead
 and in fp32 matrix products too small to thread. ONNX Runtime runs the same graph with fused
-attention / GELU / layer-norm kernels: on all-MiniLM-L6-v2, one thread, a 15-token query takes
-~4 ms instead of ~9 ms with *identical* vectors (cosine 1.00000), and ~1.1 ms with int8 weights
-(dynamic quantization, per channel; cosine to fp32 0.994 on average). Passages keep being encoded
-by PyTorch in fp32; only the query side changes.
+attention / GELU / layer-norm kernels: faster with *identical* vectors (fp32), and faster still
+with int8 weights (dynamic quantization, per channel) at a small cost in cosine to fp32.
+Passages keep being encoded by PyTorch in fp32; only the query side changes. Measurements:
+docs/benchmarks.md, "Query encoding".
 
 We use ONNX Runtime (and its quantizer) rather than ``torch.ao.quantization.quantize_dynamic``:
-the latter is deprecated, was 3x slower here, and moved vectors further (mean cosine 0.98).
+the latter is deprecated, was slower here, and moved vectors further.
 
-The graph wraps :meth:`SimCSEEncoder.forward` (model + pooling) and L2 normalisation, so every
-pooling mode exports as it runs in PyTorch. It is traced on a padded batch, so attention masks
-stay live in the graph and padded batches give the same vectors as single texts.
+The export itself (graph, quantization) is :mod:`simcse_rag.onnx_export`; saving it with an
+index is :mod:`simcse_rag.onnx_cache`.
+
+:class:`LazyQueryEncoder` picks the backend, builds its encoder on first use and falls back to
+:class:`TorchQueryEncoder` when the export fails.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import tempfile
 import threading
-import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from simcse_rag import onnx_export
+from simcse_rag.index._threads import ThreadLimit
+from simcse_rag.index.deferred import DeferredEncoder
+from simcse_rag.onnx_export import OPSET
 
 if TYPE_CHECKING:
     from simcse_rag.onnx_cache import QueryModel
@@ -37,8 +41,6 @@ logger = logging.getLogger(__name__)
 #: (int8 weights, fastest), ``auto`` (``onnx-int8`` on CPU when onnxruntime is installed,
 #: else ``torch``).
 QUERY_BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx", "onnx-int8")
-#: ONNX opset of the exported graph.
-OPSET = 17
 
 
 def onnxruntime_available() -> bool:
@@ -148,8 +150,10 @@ class OnnxQueryEncoder:
         # query's vector would change with its neighbours. One text per call keeps each vector
         # a function of its own text; queries are short, so batching saves little here.
         self.batch_limit = 1 if quantize else 2**31
-        self.input_names = list(input_names) if input_names else _input_names(encoder)
-        self.model = model if model is not None else _export(encoder, self.input_names, quantize)
+        self.input_names = list(input_names) if input_names else onnx_export.input_names(encoder)
+        if model is None:
+            model = onnx_export.export_onnx(encoder, self.input_names, quantize)
+        self.model = model
         self._session = ort.InferenceSession(
             self.model, options, providers=["CPUExecutionProvider"]
         )
@@ -171,101 +175,57 @@ class OnnxQueryEncoder:
         return np.concatenate(out).astype(np.float32, copy=False)
 
 
-def _input_names(encoder: Any) -> list[str]:
-    probe = encoder.tokenize(["a"])
-    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in probe]
-    if "input_ids" not in names or "attention_mask" not in names:
-        raise RuntimeError("the tokenizer gives no input_ids / attention_mask; cannot export.")
-    return names
+class TorchQueryEncoder:
+    """Queries through PyTorch eager: tokenizer -> model -> pooling -> L2 norm, one pass.
 
+    Unlike :meth:`SimCSEEncoder.encode` it skips sorting by length and re-padding: queries are
+    short and usually come one at a time.
 
-def _export(encoder: Any, names: list[str], quantize: bool) -> bytes:
-    """Export ``encoder`` to an ONNX model (bytes), int8-quantized if asked."""
-    import torch
-
-    class Pooled(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = encoder.model  # registered so .eval() reaches it
-
-        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-            emb = encoder.forward(dict(zip(names, inputs, strict=True)))
-            return torch.nn.functional.normalize(emb.float(), p=2, dim=1)
-
-    # Two texts of different lengths: the trace keeps the padding mask (a batch without padding
-    # lets transformers drop the mask, and the graph would then ignore padding).
-    sample = encoder.tokenize(["an example query for tracing the graph", "short"])
-    args = tuple(sample[n] for n in names)
-    wrapper = Pooled()
-    was_training = encoder.model.training
-    wrapper.eval()
-    with tempfile.TemporaryDirectory(prefix="simcse-rag-onnx-") as tmp:
-        path = Path(tmp) / "query.onnx"
-        try:
-            with _quiet(), torch.inference_mode(False), torch.no_grad():
-                torch.onnx.export(
-                    wrapper,
-                    args,
-                    str(path),
-                    input_names=names,
-                    output_names=["embedding"],
-                    dynamic_axes={n: {0: "batch", 1: "tokens"} for n in names}
-                    | {"embedding": {0: "batch"}},
-                    opset_version=OPSET,
-                    dynamo=False,
-                )
-        except Exception as exc:  # noqa: BLE001 - any exporter failure means "use torch"
-            raise RuntimeError(f"ONNX export of {encoder!r} failed: {exc}") from exc
-        finally:
-            encoder.model.train(was_training)
-        if quantize:
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-
-            qpath = Path(tmp) / "query.int8.onnx"
-            with _quiet():
-                quantize_dynamic(path, qpath, weight_type=QuantType.QInt8, per_channel=True)
-            path = qpath
-        return path.read_bytes()
-
-
-class _OnnxRuntimeHints(logging.Filter):
-    """Drops the hints onnxruntime's quantizer logs straight on the root logger.
-
-    A filter on the root logger sees only records logged *on* it (``logging.warning(...)``), not
-    those propagated from named loggers, so the application's own warnings still come through.
+    Args:
+        encoder: A :class:`~simcse_rag.encoder.SimCSEEncoder` (or anything with ``tokenize``,
+            ``forward``, ``device`` and ``dim``).
     """
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        parts = Path(record.pathname).parts
-        return record.levelno >= logging.ERROR or "onnxruntime" not in parts
+    #: Batches up to this size run on one torch thread (see :func:`torch_thread_limit`).
+    SMALL_BATCH = 4
+
+    def __init__(self, encoder: Any) -> None:
+        self.encoder = encoder
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+        """Unit vectors ``(len(texts), dim)`` float32 for ``texts``."""
+        import torch
+
+        out = []
+        # One short query is too small to split across threads: on a busy CPU the extra OpenMP
+        # workers made it many times slower (docs/benchmarks.md, "Threads and CPU contention").
+        small = 1 if len(texts) <= self.SMALL_BATCH else None
+        with torch.inference_mode(), torch_thread_limit()(small):
+            for start in range(0, len(texts), batch_size):
+                features = self.encoder.tokenize(list(texts[start : start + batch_size]))
+                features = {k: v.to(self.encoder.device) for k, v in features.items()}
+                emb = self.encoder.forward(features).float()
+                out.append(torch.nn.functional.normalize(emb, p=2, dim=1).cpu().numpy())
+        if not out:
+            return np.zeros((0, self.encoder.dim), dtype=np.float32)
+        return np.concatenate(out).astype(np.float32, copy=False)
 
 
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence the exporter's tracer warnings and the quantizer's pre-processing hint.
+_TORCH_LIMIT: ThreadLimit | None = None
+_TORCH_LIMIT_LOCK = threading.Lock()
 
-    Leaves the root logger's level alone (lowering it would hide every library's warnings for
-    the duration), and holds a ``NullHandler`` on a root without handlers so that the
-    quantizer's module-level ``logging.warning`` calls do not run ``basicConfig`` in the
-    caller's process.
-    """
-    root = logging.getLogger()
-    hints = _OnnxRuntimeHints()
-    placeholder = None if root.handlers else logging.NullHandler()
-    root.addFilter(hints)
-    if placeholder is not None:
-        root.addHandler(placeholder)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            from simcse_rag.encoder import _quiet_transformers
 
-            with _quiet_transformers():
-                yield
-    finally:
-        root.removeFilter(hints)
-        if placeholder is not None:
-            root.removeHandler(placeholder)
+def torch_thread_limit() -> ThreadLimit:
+    """The process-wide scoped cap on PyTorch's thread count (made on first use, so importing
+    this module does not import torch)."""
+    global _TORCH_LIMIT
+    if _TORCH_LIMIT is None:
+        with _TORCH_LIMIT_LOCK:  # two limits would each restore the other's lowered count
+            if _TORCH_LIMIT is None:
+                import torch
+
+                _TORCH_LIMIT = ThreadLimit(torch.get_num_threads, torch.set_num_threads)
+    return _TORCH_LIMIT
 
 
 class LazyQueryEncoder:
@@ -307,6 +267,21 @@ class LazyQueryEncoder:
         self._onnx: OnnxQueryEncoder | None = None
         self._lock = threading.Lock()
 
+    @classmethod
+    def for_encoder(cls, encoder: Any, backend: str, *, fingerprint: str) -> LazyQueryEncoder:
+        """The query encoder of a retriever's ``encoder``: a
+        :class:`~simcse_rag.index.deferred.DeferredEncoder` (a saved index's model, not loaded
+        yet) runs the index's cached query model and loads the model only when needed."""
+        if isinstance(encoder, DeferredEncoder):
+            return cls(
+                None,
+                backend,
+                cached=encoder.query_model,
+                load_encoder=encoder.load,
+                fingerprint=fingerprint,
+            )
+        return cls(encoder, backend, fingerprint=fingerprint)
+
     def use_cached(self, cached: QueryModel) -> bool:
         """Run ``cached`` instead of exporting, if it is of this encoder's backend and nothing
         was built yet. Returns whether it will be used."""
@@ -326,6 +301,21 @@ class LazyQueryEncoder:
             if self._cached is None:
                 self._cached = self._pack(onnx)
             return self._cached
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+        """Unit vectors ``(len(texts), dim)`` float32 for ``texts``, through whichever backend
+        is in use (ONNX Runtime, or PyTorch after a failed export or for ``torch``)."""
+        onnx = self.get()
+        if onnx is not None:
+            return onnx.encode(list(texts), batch_size=batch_size)
+        return TorchQueryEncoder(self._load_encoder()).encode(texts, batch_size=batch_size)
+
+    def use_saved(self, cached: QueryModel | None, index_folder: Path) -> None:
+        """Run ``cached`` (an index's saved query model) when it suits this encoder; otherwise
+        write the next export into ``index_folder`` so the next process can skip it."""
+        if cached is None or not self.use_cached(cached):
+            # Missing, stale or corrupt: the next export is written back for the next process.
+            self.on_export = lambda query_model: query_model.store(index_folder)
 
     def get(self) -> OnnxQueryEncoder | None:
         """The ONNX encoder, or ``None`` when queries should go through PyTorch."""

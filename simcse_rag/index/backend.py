@@ -16,19 +16,35 @@ Contract (shared by both implementations and checked by their tests):
   missing / ``-1`` id;
 * ``save(dir)`` writes what is needed to reopen the index (all of it for FAISS; the connection
   settings for Milvus, which persists its own data), crash-safely; ``load(dir)`` validates it.
+
+A saved dense folder is reopened through the registry below (:func:`load_backend`): the file a
+backend's ``write_to`` leaves there names the backend, and its class is imported only then, so
+code that saves and loads indexes never imports an optional backend (``pymilvus``) itself.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+#: Where each dense backend's class lives, as ``"module:Class"`` (imported only when used).
+#: A registered class needs a ``load(folder)`` classmethod that reopens what ``write_to`` wrote.
+BACKEND_CLASSES: dict[str, str] = {
+    "faiss": "simcse_rag.index.dense:DenseIndex",
+    "milvus": "simcse_rag.index.milvus:MilvusDenseIndex",
+}
+#: The file each backend's ``write_to`` writes into a dense folder -> the backend's name.
+MARKER_FILES: dict[str, str] = {"milvus.json": "milvus", "dense.json": "faiss"}
+#: The backend of a folder holding none of :data:`MARKER_FILES` (its ``load`` says what is
+#: missing).
+DEFAULT_BACKEND = "faiss"
 #: Dense backends selectable by name (``HybridConfig`` / ``simcse-rag index build --backend``).
-BACKENDS: tuple[str, ...] = ("faiss", "milvus")
+BACKENDS: tuple[str, ...] = tuple(BACKEND_CLASSES)
 
 
 @runtime_checkable
@@ -65,3 +81,31 @@ class DenseBackend(Protocol):
         """Write what :meth:`save` writes into an existing empty folder (no atomicity: the
         caller writes a whole index into a temporary folder and renames it)."""
         ...
+
+
+def saved_backend(folder: str | os.PathLike[str]) -> str:
+    """The name of the backend that wrote the dense folder ``folder``."""
+    path = Path(folder)
+    for marker, name in MARKER_FILES.items():
+        if (path / marker).is_file():
+            return name
+    return DEFAULT_BACKEND
+
+
+def backend_class(name: str) -> Any:
+    """Import and return the class registered for backend ``name``.
+
+    Raises:
+        ValueError: ``name`` is not registered (the message lists those that are).
+    """
+    if name not in BACKEND_CLASSES:
+        raise ValueError(
+            f"dense backend {name!r} unknown; choose one of: {', '.join(BACKEND_CLASSES)}."
+        )
+    module, _, attr = BACKEND_CLASSES[name].partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def load_backend(folder: str | os.PathLike[str]) -> DenseBackend:
+    """Reopen the dense index saved in ``folder`` with the backend that wrote it."""
+    return backend_class(saved_backend(folder)).load(Path(folder))

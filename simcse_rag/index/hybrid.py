@@ -1,132 +1,45 @@
-"""HybridRetriever: passages + encoder + FAISS dense index + BM25, fused by RRF.
+"""HybridRetriever: passages + encoder + dense index + BM25, fused by RRF.
 
 A query is encoded once, searched in the dense index and in BM25 (``candidates`` each), and the
 two rankings are fused with :func:`~simcse_rag.index.fusion.reciprocal_rank_fusion`. Every hit
 carries its fused score and its rank and score in each source. Passage vectors are cached by
 (model fingerprint, text hash), so re-indexing unchanged texts never re-runs the encoder.
 
-Saved layout (``save(dir)``)::
-
-    manifest.json      format version, model name and fingerprint, dim, counts, config
-    passages.jsonl     one {"id", "text", "metadata"} per line
-    dense/             DenseIndex (FAISS file + JSON)
-    bm25/              BM25Index (JSON + .npy)
-    embeddings.npy/.json  embedding cache
+This module only composes: settings are :mod:`simcse_rag.index.config`, query encoding
+:mod:`simcse_rag.query_encoder`, the saved layout and its checks :mod:`simcse_rag.index.persist`,
+dense backends :mod:`simcse_rag.index.backend`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from simcse_rag import _io, _validate
-from simcse_rag.index._threads import ReadWriteLock, ThreadLimit
+from simcse_rag import _validate
+from simcse_rag.index import persist
+from simcse_rag.index._threads import ReadWriteLock
 from simcse_rag.index.backend import DenseBackend
-from simcse_rag.index.bm25 import BACKENDS, BM25Index
+from simcse_rag.index.bm25 import BM25Index
 from simcse_rag.index.cache import EmbeddingCache
+from simcse_rag.index.config import HybridConfig
 from simcse_rag.index.deferred import DeferredEncoder
-from simcse_rag.index.dense import KINDS, DenseIndex
+from simcse_rag.index.dense import DenseIndex
 from simcse_rag.index.fusion import reciprocal_rank_fusion
-from simcse_rag.index.tokenizers import TOKENIZERS
-from simcse_rag.onnx_cache import QUERY_MODEL_DIR, QueryModel
-from simcse_rag.query_encoder import LazyQueryEncoder, check_query_backend
-from simcse_rag.schema import Hit, Passage, SourceHit
+from simcse_rag.index.persist import FORMAT_VERSION, MANIFEST
+from simcse_rag.query_encoder import LazyQueryEncoder
+from simcse_rag.schema import SEARCH_MODES, Hit, Passage, SourceHit
+
+__all__ = ["FORMAT_VERSION", "MANIFEST", "MODES", "HybridConfig", "HybridRetriever"]
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
-MODES: tuple[str, ...] = ("hybrid", "dense", "bm25")
-MANIFEST = "manifest.json"
-
-
-@dataclass(frozen=True)
-class HybridConfig:
-    """Settings of a :class:`HybridRetriever` (saved in its manifest).
-
-    Attributes:
-        dense_index: DenseIndex kind: ``auto``, ``flat``, ``ivf`` or ``hnsw``.
-        tokenizer: BM25 tokenizer: ``auto``, ``en`` or ``zh``.
-        bm25_backend: ``bm25s`` or ``rank_bm25``.
-        rrf_k: RRF constant.
-        weights: RRF weight of each source (``dense``, ``bm25``).
-        batch_size: Encoding batch size.
-        query_backend: How queries are encoded: ``auto`` (ONNX Runtime int8 on CPU when
-            onnxruntime is installed, else PyTorch), ``torch``, ``onnx`` (fp32, same vectors as
-            PyTorch) or ``onnx-int8``. Passages are always encoded by PyTorch. See
-            :mod:`simcse_rag.query_encoder`.
-    """
-
-    dense_index: str = "auto"
-    tokenizer: str = "auto"
-    bm25_backend: str = "bm25s"
-    rrf_k: float = 60
-    weights: Mapping[str, float] = field(default_factory=lambda: {"dense": 1.0, "bm25": 1.0})
-    batch_size: int = 64
-    query_backend: str = "auto"
-
-    def __post_init__(self) -> None:
-        if self.dense_index not in KINDS:
-            raise ValueError(
-                f"dense_index {self.dense_index!r} unknown; choose one of: {', '.join(KINDS)}."
-            )
-        if self.tokenizer not in TOKENIZERS:
-            raise ValueError(
-                f"tokenizer {self.tokenizer!r} unknown; choose one of: {', '.join(TOKENIZERS)}."
-            )
-        if self.bm25_backend not in BACKENDS:
-            raise ValueError(
-                f"bm25_backend {self.bm25_backend!r} unknown; choose one of: {', '.join(BACKENDS)}."
-            )
-        if (
-            isinstance(self.rrf_k, bool)
-            or not isinstance(self.rrf_k, (int, float))
-            or not self.rrf_k >= 0
-        ):
-            raise ValueError(f"rrf_k must be a number >= 0, got {self.rrf_k!r}.")
-        if not isinstance(self.weights, Mapping) or set(self.weights) - {"dense", "bm25"}:
-            raise ValueError(f"weights must map 'dense' / 'bm25' to numbers, got {self.weights!r}.")
-        for name, w in self.weights.items():
-            if (
-                isinstance(w, bool)
-                or not isinstance(w, (int, float))
-                or not math.isfinite(w)
-                or w < 0
-            ):
-                raise ValueError(f"weights[{name!r}] must be a finite number >= 0, got {w!r}.")
-        if (
-            isinstance(self.batch_size, bool)
-            or not isinstance(self.batch_size, int)
-            or self.batch_size <= 0
-        ):
-            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}.")
-        check_query_backend(self.query_backend)
-        object.__setattr__(self, "weights", {k: float(v) for k, v in self.weights.items()})
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-serialisable dict."""
-        data = asdict(self)
-        data["weights"] = dict(self.weights)
-        return data
-
-
-def _torch_limit() -> ThreadLimit:
-    global _TORCH_LIMIT
-    if _TORCH_LIMIT is None:
-        import torch
-
-        _TORCH_LIMIT = ThreadLimit(torch.get_num_threads, torch.set_num_threads)
-    return _TORCH_LIMIT
-
-
-_TORCH_LIMIT: ThreadLimit | None = None
+#: Search modes (alias of :data:`simcse_rag.schema.SEARCH_MODES`).
+MODES: tuple[str, ...] = SEARCH_MODES
 
 
 def _check_passages(passages: Iterable[Passage]) -> list[Passage]:
@@ -189,18 +102,9 @@ class HybridRetriever:
         )
         self._bm25 = BM25Index(self.config.tokenizer, self.config.bm25_backend)
         self._cache = EmbeddingCache(self._fingerprint, encoder.dim)
-        if isinstance(encoder, DeferredEncoder):
-            self._queries = LazyQueryEncoder(
-                None,
-                self.config.query_backend,
-                cached=encoder.query_model,
-                load_encoder=encoder.load,
-                fingerprint=self._fingerprint,
-            )
-        else:
-            self._queries = LazyQueryEncoder(
-                encoder, self.config.query_backend, fingerprint=self._fingerprint
-            )
+        self._queries = LazyQueryEncoder.for_encoder(
+            encoder, self.config.query_backend, fingerprint=self._fingerprint
+        )
         # Searches share the indexes; add / delete / save take them exclusively, so a search
         # sees the whole state before or after an update, never a mix.
         self._lock = ReadWriteLock()
@@ -345,25 +249,9 @@ class HybridRetriever:
         """Encode queries into unit vectors ``(m, dim)``.
 
         With an ONNX query backend (the default on CPU) ONNX Runtime runs them; otherwise
-        PyTorch, skipping ``encode``'s length sorting and re-padding (queries are short and
-        usually come one at a time): tokenizer -> model -> pooling in one inference-mode pass.
+        PyTorch (:class:`~simcse_rag.query_encoder.TorchQueryEncoder`).
         """
-        onnx = self._queries.get()
-        if onnx is not None:
-            return onnx.encode(list(queries), batch_size=self.config.batch_size)
-        import torch
-
-        out = []
-        size = self.config.batch_size
-        with torch.inference_mode(), _torch_limit()(1 if len(queries) <= 4 else None):
-            for start in range(0, len(queries), size):
-                features = self.encoder.tokenize(list(queries[start : start + size]))
-                features = {k: v.to(self.encoder.device) for k, v in features.items()}
-                emb = self.encoder.forward(features).float()
-                out.append(torch.nn.functional.normalize(emb, p=2, dim=1).cpu().numpy())
-        if not out:
-            return np.zeros((0, self.encoder.dim), dtype=np.float32)
-        return np.concatenate(out).astype(np.float32, copy=False)
+        return self._queries.encode(queries, batch_size=self.config.batch_size)
 
     def search(
         self, query: str, *, k: int = 10, mode: str = "hybrid", candidates: int = 100
@@ -396,15 +284,10 @@ class HybridRetriever:
         """Batched :meth:`search`: one list of hits per query (queries are encoded together)."""
         if isinstance(queries, str):
             raise TypeError("search_batch() takes a list of queries; for one query use search().")
-        queries = list(queries)
-        for i, q in enumerate(queries):
-            if not isinstance(q, str):
-                raise TypeError(f"queries[{i}] is {type(q).__name__}, expected str.")
+        queries = _validate.str_list(queries, "queries", single="for one query use search()")
         k = _validate.check_k(k)
-        if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates <= 0:
-            raise ValueError(f"candidates must be a positive integer, got {candidates!r}.")
-        if mode not in MODES:
-            raise ValueError(f"Unknown mode {mode!r}; choose one of: {', '.join(MODES)}.")
+        candidates = _validate.positive_int(candidates, "candidates")
+        mode = _validate.check_mode(mode)
         depth = max(candidates, k) if mode == "hybrid" else k
         live = [i for i, q in enumerate(queries) if q.strip()]
         if not live:
@@ -465,9 +348,12 @@ class HybridRetriever:
         )
 
     # ------------------------------------------------------------------ persistence
+    def _contents(self) -> persist.IndexContents:
+        return persist.IndexContents(self._passages, self._dense, self._bm25, self._cache)
+
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Save everything to ``path`` atomically (an existing index there is replaced only
-        once the new one is fully written).
+        once the new one is fully written); layout in :mod:`simcse_rag.index.persist`.
 
         Returns:
             The folder.
@@ -477,45 +363,14 @@ class HybridRetriever:
         query_model = self._queries.query_model()
         with self._lock.write():
             self._cache.retain(p.text for p in self._passages.values())
-            _io.atomic_write_dir(target, lambda folder: self._write(folder, query_model))
+            persist.write_index(target, self._contents(), self.manifest(), query_model)
         return target
-
-    def _write(self, folder: Path, query_model: QueryModel | None) -> None:
-        with open(folder / "passages.jsonl", "w", encoding="utf-8") as fh:
-            for p in self._passages.values():
-                fh.write(
-                    json.dumps(
-                        {"id": p.id, "text": p.text, "metadata": p.metadata}, ensure_ascii=False
-                    )
-                )
-                fh.write("\n")
-        (folder / "dense").mkdir()
-        self._dense.write_to(folder / "dense")
-        (folder / "bm25").mkdir()
-        self._bm25.write_to(folder / "bm25")
-        self._cache.write(folder)
-        if query_model is not None:
-            query_model.write(folder / QUERY_MODEL_DIR)
-        _io.write_json(folder / MANIFEST, self.manifest())
 
     def manifest(self) -> dict[str, Any]:
         """What :meth:`save` writes to ``manifest.json``: format, model, counts, config."""
-        return {
-            "format_version": FORMAT_VERSION,
-            "kind": "simcse_rag.HybridRetriever",
-            "model": {
-                "name_or_path": str(getattr(self._model, "name_or_path", "")),
-                "fingerprint": self._fingerprint,
-                "dim": int(self._model.dim),
-            },
-            "counts": {
-                "passages": len(self._passages),
-                "dense": len(self._dense),
-                "bm25": len(self._bm25),
-                "embeddings": len(self._cache),
-            },
-            "config": self.config.to_dict(),
-        }
+        return persist.build_manifest(
+            self._contents(), encoder=self._model, fingerprint=self._fingerprint, config=self.config
+        )
 
     @staticmethod
     def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -524,20 +379,7 @@ class HybridRetriever:
         Raises:
             ValueError: Not a retriever folder, or an unsupported format version.
         """
-        folder = Path(path)
-        if not (folder / MANIFEST).is_file():
-            raise ValueError(
-                f"{str(folder)!r} is not a simcse-rag index (no {MANIFEST}); build one with "
-                "`simcse-rag index build`."
-            )
-        manifest = _io.read_json(folder / MANIFEST, what="index manifest")
-        if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
-            found = manifest.get("format_version") if isinstance(manifest, dict) else None
-            raise ValueError(
-                f"{folder / MANIFEST}: format version {found!r} is not supported (expected "
-                f"{FORMAT_VERSION}); rebuild the index."
-            )
-        return manifest
+        return persist.read_manifest(path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], encoder: Any | None = None) -> HybridRetriever:
@@ -545,95 +387,20 @@ class HybridRetriever:
 
         Args:
             path: The folder.
-            encoder: The encoder to use; ``None`` loads the model named in the manifest.
+            encoder: The encoder to use; ``None`` loads the model named in the manifest (or,
+                when the index holds a current ONNX query model, defers loading it until
+                something needs PyTorch).
 
         Raises:
             ValueError: Missing / corrupted files, inconsistent counts, or an encoder whose
                 fingerprint differs from the one the index was built with.
         """
-        folder = Path(path)
-        _io.recover_dir(folder)  # heal a save interrupted between its two renames (non-Linux)
-        manifest = cls.read_manifest(folder)
-        try:
-            model = manifest["model"]
-            counts = manifest["counts"]
-            config = HybridConfig(**manifest["config"])
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"{folder / MANIFEST} is corrupted ({exc}).") from None
-        cached = _cached_query_model(folder, model, config)
-        if encoder is None and cached is not None:
-            encoder = DeferredEncoder(
-                str(model.get("name_or_path") or ""),
-                cached.fingerprint,
-                int(cached.settings["dim"]),
-                cached,
-            )
-        elif encoder is None:
-            from simcse_rag.encoder import SimCSEEncoder
-
-            encoder = SimCSEEncoder.from_pretrained(model.get("name_or_path") or None)
-        retriever = cls(encoder, config)
-        if retriever._fingerprint != model.get("fingerprint"):
-            raise ValueError(
-                f"Index {str(folder)!r} was built with model {model.get('name_or_path')!r} "
-                f"(fingerprint {model.get('fingerprint')}), but the given model "
-                f"{getattr(encoder, 'name_or_path', '?')!r} has fingerprint "
-                f"{retriever._fingerprint}; load it with the same model or rebuild the index."
-            )
-        passages = [
-            Passage(obj["id"], obj["text"], obj.get("metadata") or {})
-            for _, obj in _read_passages(folder / "passages.jsonl")
-        ]
-        retriever._passages = {p.id: p for p in passages}
-        retriever._dense = _load_dense(folder / "dense")
-        retriever._bm25 = BM25Index.load(folder / "bm25")
-        retriever._cache = EmbeddingCache.read(folder)
-        n = len(retriever._passages)
-        if not (n == counts.get("passages") == len(retriever._dense) == len(retriever._bm25)):
-            raise ValueError(
-                f"Index {str(folder)!r} is inconsistent: manifest says {counts.get('passages')} "
-                f"passages, found {n} passages, {len(retriever._dense)} vectors, "
-                f"{len(retriever._bm25)} BM25 documents; rebuild it."
-            )
-        if retriever._dense.dim != encoder.dim:
-            raise ValueError(
-                f"Index dim {retriever._dense.dim} != model dim {encoder.dim}; rebuild it."
-            )
-        if cached is None or not retriever._queries.use_cached(cached):
-            # Missing, stale or corrupt: the next export is written back for the next process.
-            retriever._queries.on_export = lambda query_model: query_model.store(folder)
+        saved = persist.SavedIndex.open(path)
+        encoder = saved.encoder(encoder)
+        retriever = cls(encoder, saved.config)
+        saved.check_fingerprint(retriever.fingerprint, encoder)
+        contents = saved.read_contents(encoder.dim)
+        retriever._passages, retriever._dense = contents.passages, contents.dense
+        retriever._bm25, retriever._cache = contents.bm25, contents.cache
+        retriever._queries.use_saved(saved.query_model, saved.folder)
         return retriever
-
-
-def _cached_query_model(
-    folder: Path, model: Mapping[str, Any], config: HybridConfig
-) -> QueryModel | None:
-    """The index's cached query model when it is current and fits ``config.query_backend``."""
-    if config.query_backend == "torch" or not isinstance(model.get("fingerprint"), str):
-        return None
-    cached = QueryModel.read(folder, fingerprint=model["fingerprint"])
-    if cached is None:
-        return None
-    # ``auto`` resolves to int8 on CPU; an explicit onnx / onnx-int8 must match the export.
-    wanted = "onnx-int8" if config.query_backend == "auto" else config.query_backend
-    return cached if cached.backend == wanted else None
-
-
-def _load_dense(folder: Path) -> DenseBackend:
-    """Load the saved dense backend: Milvus when ``milvus.json`` is there, else FAISS."""
-    from simcse_rag.index.milvus import SETTINGS_FILE
-
-    if (folder / SETTINGS_FILE).is_file():
-        from simcse_rag.index.milvus import MilvusDenseIndex
-
-        return MilvusDenseIndex.load(folder)
-    return DenseIndex.load(folder)
-
-
-def _read_passages(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
-    if not path.is_file():
-        raise ValueError(f"Index file {path} is missing.")
-    for lineno, obj in _io.iter_jsonl(path):
-        if not isinstance(obj.get("id"), str) or not isinstance(obj.get("text"), str):
-            raise ValueError(f"{path}:{lineno}: passage needs string 'id' and 'text'; corrupted.")
-        yield lineno, obj

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from simcse_rag.index.dense import DenseIndex
 from simcse_rag.index.hybrid import HybridConfig, HybridRetriever
 from simcse_rag.schema import Passage
 
@@ -223,3 +225,28 @@ def test_failed_save_keeps_existing_index(
         retriever.save(folder)
     assert (folder / "manifest.json").read_text() == before
     assert len(HybridRetriever.load(folder, tiny_encoder)) == len(PASSAGES)
+
+
+def test_loading_a_faiss_index_never_imports_the_milvus_backend(
+    tiny_encoder: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    retriever = HybridRetriever.from_passages(PASSAGES, tiny_encoder)
+    folder = retriever.save(tmp_path / "idx")
+    # None in sys.modules makes any import of the module fail.
+    monkeypatch.setitem(sys.modules, "simcse_rag.index.milvus", None)
+    loaded = HybridRetriever.load(folder, tiny_encoder)
+    assert isinstance(loaded.dense_index, DenseIndex)
+    for q in ("fever", "tax"):
+        assert [h.id for h in loaded.search(q, k=3)] == [h.id for h in retriever.search(q, k=3)]
+
+
+def test_config_checks_numbers_like_the_rest_of_the_api() -> None:
+    assert HybridConfig(batch_size=np.int64(8)).to_dict()["batch_size"] == 8
+    json.dumps(HybridConfig(batch_size=np.int64(8)).to_dict())  # stays JSON-serialisable
+    assert HybridConfig(rrf_k=60).to_dict()["rrf_k"] == 60  # saved as written
+    with pytest.raises(ValueError, match="rrf_k must be a finite number >= 0, got inf"):
+        HybridConfig(rrf_k=float("inf"))
+    with pytest.raises(ValueError, match="batch_size must be a positive integer, got True"):
+        HybridConfig(batch_size=True)
+    with pytest.raises(ValueError, match=r"weights\['bm25'\] must be a finite number >= 0"):
+        HybridConfig(weights={"bm25": float("nan")})

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from simcse_rag import _io, query_encoder
+from simcse_rag import _io, onnx_export
 from simcse_rag.encoder import SimCSEEncoder
 from simcse_rag.index.hybrid import HybridConfig, HybridRetriever
 from simcse_rag.onnx_cache import META_FILE, MODEL_FILE, QUERY_MODEL_DIR, QueryModel
@@ -62,7 +62,7 @@ def test_cached_model_gives_the_fresh_export_s_results_without_pytorch(
     assert meta["backend"] == ("onnx-int8" if backend == "auto" else backend)
     assert meta["fingerprint"] == tiny_encoder.fingerprint()
     monkeypatch.setattr(SimCSEEncoder, "from_pretrained", _refuse)
-    monkeypatch.setattr(query_encoder, "_export", _refuse)
+    monkeypatch.setattr(onnx_export, "export_onnx", _refuse)
     loaded = HybridRetriever.load(tmp_path / "idx")
     np.testing.assert_array_equal(loaded.encode_queries(QUERIES), fresh.encode_queries(QUERIES))
     assert _hits(loaded) == _hits(fresh)
@@ -76,7 +76,7 @@ def test_explicit_encoder_reuses_the_cache(
     tiny_encoder: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fresh = _build(tiny_encoder, tmp_path / "idx")
-    monkeypatch.setattr(query_encoder, "_export", _refuse)
+    monkeypatch.setattr(onnx_export, "export_onnx", _refuse)
     loaded = HybridRetriever.load(tmp_path / "idx", tiny_encoder)
     assert _hits(loaded) == _hits(fresh)
 

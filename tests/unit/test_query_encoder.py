@@ -8,9 +8,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from simcse_rag import query_encoder
+from simcse_rag import onnx_export, query_encoder
 from simcse_rag.index.hybrid import HybridConfig, HybridRetriever
-from simcse_rag.query_encoder import LazyQueryEncoder, OnnxQueryEncoder, resolve_query_backend
+from simcse_rag.query_encoder import (
+    LazyQueryEncoder,
+    OnnxQueryEncoder,
+    TorchQueryEncoder,
+    resolve_query_backend,
+)
 from simcse_rag.schema import Passage
 
 TEXTS = [
@@ -85,7 +90,7 @@ def test_export_failure_falls_back_to_torch(
     def broken(*args: Any, **kwargs: Any) -> bytes:
         raise RuntimeError("ONNX export of X failed: unsupported operator")
 
-    monkeypatch.setattr(query_encoder, "_export", broken)
+    monkeypatch.setattr(onnx_export, "export_onnx", broken)
     lazy = LazyQueryEncoder(tiny_encoder, "onnx")
     with caplog.at_level(logging.WARNING, logger="simcse_rag.query_encoder"):
         assert lazy.get() is None
@@ -116,7 +121,7 @@ def test_quiet_drops_only_onnxruntime_root_hints(
 
     hint = root_record("/site-packages/onnxruntime/quantization/onnx_quantizer.py")
     other = root_record("/app/main.py")
-    with caplog.at_level(logging.WARNING), query_encoder._quiet():
+    with caplog.at_level(logging.WARNING), onnx_export.quiet():
         logging.getLogger("someapp").warning("the app's own warning")
         logging.getLogger().handle(hint)
         logging.getLogger().handle(other)
@@ -124,7 +129,7 @@ def test_quiet_drops_only_onnxruntime_root_hints(
     assert logging.getLogger().filters == []
     # The quantizer calls logging.warning(), which runs basicConfig() on a root without handlers.
     monkeypatch.setattr(logging.getLogger(), "handlers", [])
-    with query_encoder._quiet():
+    with onnx_export.quiet():
         logging.warning("a hint")
     assert logging.getLogger().handlers == []
 
@@ -165,3 +170,44 @@ def test_query_vector_does_not_depend_on_its_batch(tiny_encoder: Any, backend: s
         np.testing.assert_allclose(
             retriever.encode_queries(batch), alone[:size], atol=1e-5, err_msg=f"batch of {size}"
         )
+
+
+def test_torch_query_encoder_runs_small_batches_on_one_thread(
+    tiny_encoder: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    threads: list[int] = []
+    forward = tiny_encoder.forward
+
+    def spy(features: Any) -> Any:
+        threads.append(torch.get_num_threads())
+        return forward(features)
+
+    monkeypatch.setattr(tiny_encoder, "forward", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        encoder = TorchQueryEncoder(tiny_encoder)
+        one = encoder.encode(TEXTS[:1])
+        many = encoder.encode(TEXTS * 2, batch_size=3)  # more than SMALL_BATCH: 3 batches
+        assert threads == [1, 2, 2, 2]
+        assert torch.get_num_threads() == 2  # restored
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_allclose(one, tiny_encoder.encode(TEXTS[:1]), atol=2e-5)
+    np.testing.assert_allclose(many, tiny_encoder.encode(TEXTS * 2), atol=2e-5)
+    assert many.dtype == np.float32
+    assert encoder.encode([]).shape == (0, tiny_encoder.dim)
+
+
+def test_lazy_encoder_encodes_through_torch_after_a_failed_export(
+    tiny_encoder: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> bytes:
+        raise RuntimeError("ONNX export of X failed: unsupported operator")
+
+    monkeypatch.setattr(onnx_export, "export_onnx", broken)
+    lazy = LazyQueryEncoder(tiny_encoder, "onnx")
+    np.testing.assert_allclose(lazy.encode(TEXTS), tiny_encoder.encode(TEXTS), atol=2e-5)
+    assert lazy.backend == "torch"

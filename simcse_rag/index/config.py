@@ -1,0 +1,69 @@
+"""HybridConfig: the settings of a :class:`~simcse_rag.index.hybrid.HybridRetriever`.
+
+It lives in its own module because both the retriever and its persistence
+(:mod:`simcse_rag.index.persist`, which rebuilds it from a manifest) need it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from simcse_rag import _validate
+from simcse_rag.index.bm25 import BACKENDS
+from simcse_rag.index.dense import KINDS
+from simcse_rag.index.tokenizers import TOKENIZERS
+from simcse_rag.query_encoder import check_query_backend
+
+#: The two sources fused by a hybrid search (keys of :attr:`HybridConfig.weights`).
+SOURCES: tuple[str, ...] = ("dense", "bm25")
+
+
+def _choice(value: object, name: str, options: tuple[str, ...]) -> None:
+    if value not in options:
+        raise ValueError(f"{name} {value!r} unknown; choose one of: {', '.join(options)}.")
+
+
+@dataclass(frozen=True)
+class HybridConfig:
+    """Settings of a :class:`~simcse_rag.index.hybrid.HybridRetriever` (saved in its manifest).
+
+    Attributes:
+        dense_index: DenseIndex kind: ``auto``, ``flat``, ``ivf`` or ``hnsw``.
+        tokenizer: BM25 tokenizer: ``auto``, ``en`` or ``zh``.
+        bm25_backend: ``bm25s`` or ``rank_bm25``.
+        rrf_k: RRF constant.
+        weights: RRF weight of each source (``dense``, ``bm25``).
+        batch_size: Encoding batch size.
+        query_backend: How queries are encoded: ``auto`` (ONNX Runtime int8 on CPU when
+            onnxruntime is installed, else PyTorch), ``torch``, ``onnx`` (fp32, same vectors as
+            PyTorch) or ``onnx-int8``. Passages are always encoded by PyTorch. See
+            :mod:`simcse_rag.query_encoder`.
+    """
+
+    dense_index: str = "auto"
+    tokenizer: str = "auto"
+    bm25_backend: str = "bm25s"
+    rrf_k: float = 60
+    weights: Mapping[str, float] = field(default_factory=lambda: {"dense": 1.0, "bm25": 1.0})
+    batch_size: int = 64
+    query_backend: str = "auto"
+
+    def __post_init__(self) -> None:
+        _choice(self.dense_index, "dense_index", KINDS)
+        _choice(self.tokenizer, "tokenizer", TOKENIZERS)
+        _choice(self.bm25_backend, "bm25_backend", BACKENDS)
+        # Checked, not replaced: the manifest keeps rrf_k as the user wrote it (60, not 60.0).
+        _validate.non_negative_number(self.rrf_k, "rrf_k")
+        weights = _validate.check_weights(self.weights, SOURCES)
+        batch_size = _validate.positive_int(self.batch_size, "batch_size")
+        check_query_backend(self.query_backend)
+        object.__setattr__(self, "weights", weights)
+        object.__setattr__(self, "batch_size", batch_size)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dict."""
+        data = asdict(self)
+        data["weights"] = dict(self.weights)
+        return data

@@ -1,0 +1,126 @@
+"""ONNX export of an encoder's query path (model + pooling + L2 norm), int8 if asked.
+
+The graph wraps :meth:`SimCSEEncoder.forward` and L2 normalisation, so every pooling mode
+exports as it runs in PyTorch. It is traced on a padded batch, so attention masks stay live in
+the graph and padded batches give the same vectors as single texts. Running it is
+:class:`~simcse_rag.query_encoder.OnnxQueryEncoder`'s job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+#: ONNX opset of the exported graph.
+OPSET = 17
+
+
+def input_names(encoder: Any) -> list[str]:
+    """The tokenizer outputs the exported graph takes, in order.
+
+    Raises:
+        RuntimeError: The tokenizer gives no ``input_ids`` / ``attention_mask``.
+    """
+    probe = encoder.tokenize(["a"])
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in probe]
+    if "input_ids" not in names or "attention_mask" not in names:
+        raise RuntimeError("the tokenizer gives no input_ids / attention_mask; cannot export.")
+    return names
+
+
+def export_onnx(encoder: Any, names: list[str], quantize: bool) -> bytes:
+    """Export ``encoder`` to an ONNX model (bytes), int8-quantized if asked.
+
+    Raises:
+        RuntimeError: The exporter failed (the message says why; callers fall back to torch).
+    """
+    import torch
+
+    class Pooled(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = encoder.model  # registered so .eval() reaches it
+
+        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+            emb = encoder.forward(dict(zip(names, inputs, strict=True)))
+            return torch.nn.functional.normalize(emb.float(), p=2, dim=1)
+
+    # Two texts of different lengths: the trace keeps the padding mask (a batch without padding
+    # lets transformers drop the mask, and the graph would then ignore padding).
+    sample = encoder.tokenize(["an example query for tracing the graph", "short"])
+    args = tuple(sample[n] for n in names)
+    wrapper = Pooled()
+    was_training = encoder.model.training
+    wrapper.eval()
+    with tempfile.TemporaryDirectory(prefix="simcse-rag-onnx-") as tmp:
+        path = Path(tmp) / "query.onnx"
+        try:
+            with quiet(), torch.inference_mode(False), torch.no_grad():
+                torch.onnx.export(
+                    wrapper,
+                    args,
+                    str(path),
+                    input_names=names,
+                    output_names=["embedding"],
+                    dynamic_axes={n: {0: "batch", 1: "tokens"} for n in names}
+                    | {"embedding": {0: "batch"}},
+                    opset_version=OPSET,
+                    dynamo=False,
+                )
+        except Exception as exc:  # noqa: BLE001 - any exporter failure means "use torch"
+            raise RuntimeError(f"ONNX export of {encoder!r} failed: {exc}") from exc
+        finally:
+            encoder.model.train(was_training)
+        if quantize:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            qpath = Path(tmp) / "query.int8.onnx"
+            with quiet():
+                quantize_dynamic(path, qpath, weight_type=QuantType.QInt8, per_channel=True)
+            path = qpath
+        return path.read_bytes()
+
+
+class _OnnxRuntimeHints(logging.Filter):
+    """Drops the hints onnxruntime's quantizer logs straight on the root logger.
+
+    A filter on the root logger sees only records logged *on* it (``logging.warning(...)``), not
+    those propagated from named loggers, so the application's own warnings still come through.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        parts = Path(record.pathname).parts
+        return record.levelno >= logging.ERROR or "onnxruntime" not in parts
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Silence the exporter's tracer warnings and the quantizer's pre-processing hint.
+
+    Leaves the root logger's level alone (lowering it would hide every library's warnings for
+    the duration), and holds a ``NullHandler`` on a root without handlers so that the
+    quantizer's module-level ``logging.warning`` calls do not run ``basicConfig`` in the
+    caller's process.
+    """
+    root = logging.getLogger()
+    hints = _OnnxRuntimeHints()
+    placeholder = None if root.handlers else logging.NullHandler()
+    root.addFilter(hints)
+    if placeholder is not None:
+        root.addHandler(placeholder)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from simcse_rag.encoder import _quiet_transformers
+
+            with _quiet_transformers():
+                yield
+    finally:
+        root.removeFilter(hints)
+        if placeholder is not None:
+            root.removeHandler(placeholder)

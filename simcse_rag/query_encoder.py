@@ -258,7 +258,7 @@ def _quiet() -> Iterator[None]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            from simcse_rag.encoder import _quiet_transformers
+            from simcse_rag.encoder import quiet_transformers as _quiet_transformers
 
             with _quiet_transformers():
                 yield

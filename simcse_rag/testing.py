@@ -87,8 +87,8 @@ def build_tiny_bert(
     )
     torch.manual_seed(seed)
     model = BertModel(config)
-    from simcse_rag.encoder import _quiet_transformers
+    from simcse_rag.encoder import quiet_transformers
 
-    with _quiet_transformers():
+    with quiet_transformers():
         model.save_pretrained(folder, safe_serialization=True)
     return folder

@@ -346,6 +346,33 @@ def test_cli_demo_bad_input(tmp_path, capsys) -> None:
     assert "error:" in capsys.readouterr().err
 
 
+def test_cli_demo_refuses_tiny_with_a_model(tmp_path, capsys) -> None:
+    assert main(["demo", "--tiny", "--model", str(tmp_path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: --tiny and --model exclude each other; pass one of them.\n"
+
+
+def test_cli_demo_existing_out_is_named_in_flags_and_kept(tmp_path, capsys) -> None:
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious", encoding="utf-8")
+    assert main(["demo", "--tiny", "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: --out {str(out)!r} already exists and is not empty; pass --overwrite to "
+        "replace it, or choose another --out.\n"
+    )
+    assert (out / "keep.txt").read_text(encoding="utf-8") == "precious"
+
+
+def test_cli_demo_corpus_help_names_every_format(capsys) -> None:
+    from simcse_rag.cli._common import CORPUS_HELP
+
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    assert " ".join(CORPUS_HELP.split()) in " ".join(capsys.readouterr().out.split())
+
+
 # --------------------------------------------------------------------------- text layout
 def test_display_width_counts_wide_characters() -> None:
     assert display_width("abc") == 3

@@ -82,6 +82,14 @@ def test_sample_data_is_consistent(sample) -> None:
 
 
 # --------------------------------------------------------------------------- run_demo
+def test_sample_and_value_types_are_still_importable_from_demo() -> None:
+    from simcse_rag import demo, demo_schema, sample
+
+    assert demo.load_sample is sample.load_sample and demo.SampleData is sample.SampleData
+    assert demo.SAMPLE_CORPUS == sample.SAMPLE_CORPUS and demo.SAMPLE_CORPUS.is_file()
+    assert demo.DemoResult is demo_schema.DemoResult and demo.STAGES == demo_schema.STAGES
+
+
 def test_bundled_demo_shows_every_mode(bundled_run, sample) -> None:
     assert bundled_run.passages == len(sample.corpus)
     assert bundled_run.languages == {

@@ -9,6 +9,7 @@ import random
 import tempfile
 from pathlib import Path
 
+from simcse_rag import testing
 from simcse_rag.encoder import SimCSEEncoder
 from simcse_rag.evaluation.retrieval import BeirData, load_beir
 
@@ -19,12 +20,11 @@ DEFAULT_DATA = REPO.parent / "shared" / "data"
 
 def load_encoder(tiny: bool, model: str | None = None) -> SimCSEEncoder:
     """The bundled all-MiniLM-L6-v2 (or ``model``); with ``tiny``, a tiny random BERT."""
-    if tiny:
-        from simcse_rag.testing import build_tiny_bert
-
-        folder = build_tiny_bert(Path(tempfile.mkdtemp(prefix="cookbook-")) / "tiny-bert")
-        return SimCSEEncoder.from_pretrained(folder, device="cpu")
-    return SimCSEEncoder.from_pretrained(model)
+    if not tiny:
+        return testing.load_encoder(model)
+    # Recipes have always let --tiny win over --model (testing.load_encoder refuses both).
+    folder = Path(tempfile.mkdtemp(prefix="cookbook-")) / "tiny-bert"
+    return testing.load_encoder(tiny=True, tiny_dir=folder)
 
 
 def dataset_folder(data: Path, name: str) -> Path | None:

@@ -41,6 +41,60 @@ CONFIG_FILE = "training_config.json"
 STATE_FILE = "trainer_state.json"
 
 
+class NoCheckpointError(ValueError):
+    """``resume`` was asked for, but the output folder holds no checkpoint to resume from.
+
+    Attributes:
+        reason: What is wrong, without the advice (the CLI words that with its flags).
+    """
+
+    def __init__(self, out: Path) -> None:
+        self.reason = f"Cannot resume: {out / LAST_CHECKPOINT} has no checkpoint"
+        super().__init__(f"{self.reason}; drop resume=True to start a new run.")
+
+
+class OutputNotEmptyError(ValueError):
+    """The output folder holds files of another run, and neither resume nor overwrite is set.
+
+    Attributes:
+        out: The output folder.
+    """
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        super().__init__(
+            f"Output folder {out} is not empty; pass resume=True to continue its run, "
+            "overwrite=True to replace it, or another output_dir."
+        )
+
+
+class CheckpointMismatchError(ValueError):
+    """The checkpoint's weights do not fit the encoder the run resumes with.
+
+    Attributes:
+        reason: What does not match, without the advice (the CLI words that with its flags).
+    """
+
+    def __init__(self, folder: Path, detail: str) -> None:
+        self.reason = f"Checkpoint {folder} does not match the model ({detail})"
+        super().__init__(f"{self.reason}; resume with the same model the run started from.")
+
+
+class TrainingStoppedError(FloatingPointError):
+    """Training stopped on a non-finite loss or gradient, after writing its last good checkpoint.
+
+    Attributes:
+        reason: Where and why it stopped, and the last good checkpoint, without the advice (the
+            CLI words that with its flags).
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(
+            f"{reason}; lower the learning rate or check the data, then resume with resume=True."
+        )
+
+
 @dataclass
 class TrainerState:
     """Progress saved in ``trainer_state.json`` (enough to resume exactly)."""
@@ -59,24 +113,20 @@ def prepare_output_dir(out: Path, *, resume: bool, overwrite: bool) -> Path:
     """Check ``out`` for a new run (empty, or ``overwrite``) or a resumed one; create it.
 
     Raises:
-        ValueError: ``out`` is a file, has no checkpoint to resume, or holds files of another
-            run while neither ``resume`` nor ``overwrite`` is set.
+        ValueError: ``out`` is a file.
+        NoCheckpointError: ``resume`` is set and ``out`` has no checkpoint.
+        OutputNotEmptyError: ``out`` holds files of another run while neither ``resume`` nor
+            ``overwrite`` is set.
     """
     if out.exists() and not out.is_dir():
         raise ValueError(f"Output path {out} is a file; give a folder.")
     if resume:
         if not (out / LAST_CHECKPOINT / STATE_FILE).is_file():
-            raise ValueError(
-                f"Cannot resume: {out / LAST_CHECKPOINT} has no checkpoint; drop --resume to "
-                "start a new run."
-            )
+            raise NoCheckpointError(out)
         return out
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
-            raise ValueError(
-                f"Output folder {out} is not empty; use --resume to continue its run, "
-                "--overwrite to replace it, or another --out."
-            )
+            raise OutputNotEmptyError(out)
         shutil.rmtree(out / BEST_DIR, ignore_errors=True)  # belongs to the old run
     out.mkdir(parents=True, exist_ok=True)
     return out
@@ -128,7 +178,8 @@ def load_checkpoint(
         The saved progress.
 
     Raises:
-        ValueError: The checkpoint is incomplete, corrupt, or of a different model.
+        ValueError: The checkpoint is incomplete or corrupt.
+        CheckpointMismatchError: The checkpoint is of a different model.
     """
     from safetensors.torch import load_file
 
@@ -146,10 +197,7 @@ def load_checkpoint(
         encoder.model.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:
         detail = " ".join(str(exc).split())[:300]
-        raise ValueError(
-            f"Checkpoint {folder} does not match the model ({detail}); resume with the same "
-            "--model."
-        ) from exc
+        raise CheckpointMismatchError(folder, detail) from exc
     load = dict(map_location=encoder.device, weights_only=True)
     opt.optimizer.load_state_dict(torch.load(folder / "optimizer.pt", **load))
     opt.scheduler.load_state_dict(torch.load(folder / "scheduler.pt", **load))
@@ -199,9 +247,8 @@ def diverged_error(what: str, step: int, out: Path | None) -> FloatingPointError
         )
     last = out / LAST_CHECKPOINT
     where = f"{last} (step {_saved_step(last)})" if last.is_dir() else "none was written yet"
-    return FloatingPointError(
-        f"Training stopped at step {step}: {what}. The last good checkpoint is {where}; "
-        "lower the learning rate or check the data, then resume with --resume."
+    return TrainingStoppedError(
+        f"Training stopped at step {step}: {what}. The last good checkpoint is {where}"
     )
 
 

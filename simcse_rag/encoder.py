@@ -167,7 +167,7 @@ def _resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> tor
 
 
 @contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
+def quiet_transformers() -> Iterator[None]:
     """Hide transformers' weight-loading progress bars: the library is quiet by default."""
     from transformers.utils import logging as hf_logging
 
@@ -288,7 +288,7 @@ class SimCSEEncoder:
         torch_device = _resolve_device(device)
         torch_dtype = _resolve_dtype(dtype, torch_device)
         try:
-            with _quiet_transformers():
+            with quiet_transformers():
                 config = AutoConfig.from_pretrained(resolved, trust_remote_code=trust_remote_code)
                 tokenizer = AutoTokenizer.from_pretrained(
                     resolved, trust_remote_code=trust_remote_code
@@ -466,7 +466,7 @@ class SimCSEEncoder:
         target = Path(path)
 
         def write(tmp: Path) -> None:
-            with _quiet_transformers():
+            with quiet_transformers():
                 self.model.save_pretrained(tmp, safe_serialization=True)
                 self.tokenizer.save_pretrained(tmp)
             _io.write_json(

@@ -116,9 +116,9 @@ def quiet() -> Iterator[None]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            from simcse_rag.encoder import _quiet_transformers
+            from simcse_rag.encoder import quiet_transformers
 
-            with _quiet_transformers():
+            with quiet_transformers():
                 yield
     finally:
         root.removeFilter(hints)

@@ -1,4 +1,7 @@
-"""Build a tiny random BERT locally, for tests, ``--tiny`` recipes and users' own tests.
+"""A tiny random BERT built locally, for tests, ``--tiny`` runs and users' own tests.
+
+:func:`build_tiny_bert` writes the model; :func:`load_encoder` gives either it or the real model,
+the one switch behind every ``--tiny`` option.
 
 Nothing is downloaded: the vocabulary is generated (special tokens, ASCII characters and their
 ``##`` continuations, common English words, and the CJK Unified Ideographs block so Chinese text
@@ -8,7 +11,12 @@ tokenizes character by character), and the model weights are random with a fixed
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from simcse_rag.encoder import SimCSEEncoder
 
 _SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 _WORDS = (  # noqa: SIM905 - one word list reads better as text than as 130 literals
@@ -87,8 +95,43 @@ def build_tiny_bert(
     )
     torch.manual_seed(seed)
     model = BertModel(config)
-    from simcse_rag.encoder import _quiet_transformers
+    from simcse_rag.encoder import quiet_transformers
 
-    with _quiet_transformers():
+    with quiet_transformers():
         model.save_pretrained(folder, safe_serialization=True)
     return folder
+
+
+def load_encoder(
+    model: str | os.PathLike[str] | None = None,
+    *,
+    tiny: bool = False,
+    tiny_dir: str | os.PathLike[str] | None = None,
+    device: str | None = None,
+) -> SimCSEEncoder:
+    """Load the real encoder, or with ``tiny`` a tiny random BERT built on the spot.
+
+    Args:
+        model: Model folder or Hugging Face id (default: the bundled all-MiniLM-L6-v2); must be
+            ``None`` with ``tiny``.
+        tiny: Build and load a tiny random BERT (seconds; its vectors mean nothing).
+        tiny_dir: Folder the tiny model is written to (default: a new temporary folder, which
+            the caller removes).
+        device: Device of the real model (default: auto). The tiny model always runs on CPU.
+
+    Returns:
+        A :class:`~simcse_rag.encoder.SimCSEEncoder`.
+
+    Raises:
+        ValueError: ``tiny`` and ``model`` are both given.
+    """
+    from simcse_rag.encoder import SimCSEEncoder
+
+    if not tiny:
+        return SimCSEEncoder.from_pretrained(model, device=device)
+    if model is not None:
+        raise ValueError(f"tiny=True and model={str(model)!r} exclude each other; pass one.")
+    if tiny_dir is None:
+        tiny_dir = Path(tempfile.mkdtemp(prefix="simcse-rag-tiny-")) / "tiny-bert"
+    # CPU whatever the device: the model is too small for an accelerator to pay off.
+    return SimCSEEncoder.from_pretrained(build_tiny_bert(tiny_dir), device="cpu")

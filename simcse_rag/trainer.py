@@ -209,10 +209,13 @@ def train(
         on_step: Called as ``on_step(step, loss)`` after every optimizer step.
 
     Raises:
-        ValueError: Bad data or configuration, or a non-empty ``output_dir`` without
-            ``resume``/``overwrite``.
+        ValueError: Bad data or configuration, or an ``output_dir`` that does not fit the run
+            (:class:`~simcse_rag.checkpoint.OutputNotEmptyError` without ``resume``/``overwrite``,
+            :class:`~simcse_rag.checkpoint.NoCheckpointError` /
+            :class:`~simcse_rag.checkpoint.CheckpointMismatchError` with ``resume``).
         FloatingPointError: The loss or gradients became NaN/inf; nothing after the last good
-            checkpoint is written.
+            checkpoint is written (:class:`~simcse_rag.checkpoint.TrainingStoppedError` when
+            there is an ``output_dir`` to resume from).
     """
     started = time.perf_counter()
     config = config or TrainingConfig()

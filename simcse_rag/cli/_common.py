@@ -61,11 +61,27 @@ def retriever_config(args: argparse.Namespace, **extra: object):  # noqa: ANN201
     )
 
 
-def load_encoder(args: argparse.Namespace):  # noqa: ANN201 - avoid importing torch at parse time
-    """Load the encoder named by ``--model`` / ``--device``."""
-    from simcse_rag.encoder import SimCSEEncoder
+def load_encoder(  # noqa: ANN201 - avoid importing torch at parse time
+    args: argparse.Namespace, *, tiny_dir: Path | None = None
+):
+    """Load the encoder named by ``--model`` / ``--device``, or the tiny one of ``--tiny``.
 
-    return SimCSEEncoder.from_pretrained(args.model, device=getattr(args, "device", None))
+    Args:
+        args: Parsed options; ``tiny`` is read where the command has a ``--tiny`` option.
+        tiny_dir: Folder the tiny model is written to (see
+            :func:`simcse_rag.testing.load_encoder`).
+
+    Raises:
+        ValueError: ``--tiny`` and ``--model`` are both given.
+    """
+    from simcse_rag import testing
+
+    tiny = getattr(args, "tiny", False)
+    if tiny and args.model:
+        raise ValueError("--tiny and --model exclude each other; pass one of them.")
+    return testing.load_encoder(
+        args.model, tiny=tiny, tiny_dir=tiny_dir, device=getattr(args, "device", None)
+    )
 
 
 def check_output_folder(out: Path, *, overwrite: bool) -> Path:

@@ -10,7 +10,14 @@ import textwrap
 import time
 from pathlib import Path
 
-from simcse_rag.cli._common import existing_file, positive_int
+from simcse_rag.cli._common import (
+    CORPUS_HELP,
+    add_model_argument,
+    check_output_folder,
+    existing_file,
+    load_encoder,
+    positive_int,
+)
 from simcse_rag.cli.table import format_table, truncate
 
 METRICS: tuple[tuple[str, str], ...] = (
@@ -35,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--corpus",
         type=existing_file,
         default=None,
-        help="your own corpus: BEIR corpus.jsonl or a .txt file with one passage per line",
+        help=f"your own {CORPUS_HELP} (default: the bundled sample)",
     )
     parser.add_argument(
         "--query",
@@ -46,12 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "sampled from --corpus)",
     )
     parser.add_argument("-k", type=positive_int, default=3, help="hits shown per mode (default 3)")
-    parser.add_argument(
-        "--model",
-        default=None,
-        help="model folder or Hugging Face id (default: bundled all-MiniLM-L6-v2, offline)",
-    )
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: auto)")
+    add_model_argument(parser)
     parser.add_argument(
         "--tiny",
         action="store_true",
@@ -102,9 +104,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     if config.adapt and args.out is not None:
-        from simcse_rag.adapt import check_output_dir
-
-        check_output_dir(args.out, overwrite=args.overwrite)  # fail before any slow work
+        check_output_folder(args.out, overwrite=args.overwrite)  # fail before any slow work
     show = _Printer(tiny=args.tiny, width=_width(), bars=not args.no_progress)
     # Without --out the adapted model is a throwaway: it lives in this scratch folder, which is
     # removed on every exit (success, error, Ctrl-C, SIGTERM), so runs do not pile up models.
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         loading = "the model" + (" (tiny random BERT)" if args.tiny else "")
         t0 = time.perf_counter()
         show.started(f"loading {loading}")
-        encoder = _load_encoder(args, Path(scratch))
+        encoder = load_encoder(args, tiny_dir=Path(scratch) / "tiny-bert")
         show.ended(f"loaded {loading}", time.perf_counter() - t0)
         result = run_demo(
             encoder,
@@ -183,18 +183,6 @@ class _Printer:
 
 def _say(message: str) -> None:
     print(f"[demo] {message}", file=sys.stderr, flush=True)
-
-
-def _load_encoder(args: argparse.Namespace, scratch: Path):  # noqa: ANN202 - torch stays lazy
-    from simcse_rag.encoder import SimCSEEncoder
-
-    if args.tiny:
-        if args.model:
-            raise ValueError("--tiny and --model exclude each other; pass one of them.")
-        from simcse_rag.testing import build_tiny_bert
-
-        return SimCSEEncoder.from_pretrained(build_tiny_bert(scratch / "tiny-bert"), device="cpu")
-    return SimCSEEncoder.from_pretrained(args.model, device=args.device)
 
 
 def _width() -> int:

@@ -69,6 +69,7 @@ def _add_mode(sub: argparse._SubParsersAction, mode: str, *, help: str, data_hel
 
 def run(args: argparse.Namespace) -> int:
     """Load the data and model, train, print a summary."""
+    from simcse_rag import checkpoint
     from simcse_rag.data import load_examples
     from simcse_rag.encoder import SimCSEEncoder
     from simcse_rag.evaluation.sts import evaluate_sts, read_sts
@@ -123,9 +124,38 @@ def run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             show_progress=not args.no_progress,
         )
+    except (
+        checkpoint.NoCheckpointError,
+        checkpoint.OutputNotEmptyError,
+        checkpoint.CheckpointMismatchError,
+    ) as exc:
+        raise _in_flags(exc) from None
     except FloatingPointError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_in_flags(exc)}", file=sys.stderr)
         return 1
     if device is None or int(os.environ.get("RANK", "0")) == 0:  # one summary under torchrun
         print(training_summary(result))
     return 0
+
+
+def _in_flags(exc: Exception) -> Exception:
+    """The trainer's error in the CLI's words: flags where the library names Python arguments.
+
+    Errors that name no argument come back unchanged.
+    """
+    from simcse_rag import checkpoint
+
+    if isinstance(exc, checkpoint.NoCheckpointError):
+        return ValueError(f"{exc.reason}; drop --resume to start a new run.")
+    if isinstance(exc, checkpoint.OutputNotEmptyError):
+        return ValueError(
+            f"--out {str(exc.out)!r} is not empty; pass --resume to continue its run, "
+            "--overwrite to replace it, or choose another --out."
+        )
+    if isinstance(exc, checkpoint.CheckpointMismatchError):
+        return ValueError(f"{exc.reason}; resume with the same --model.")
+    if isinstance(exc, checkpoint.TrainingStoppedError):
+        return FloatingPointError(
+            f"{exc.reason}; lower --lr or check the data, then resume with --resume."
+        )
+    return exc

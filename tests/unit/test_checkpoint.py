@@ -56,8 +56,10 @@ def test_resume_with_another_model_is_a_clear_error(trained, tmp_path):
     _, out = trained
     other = build_tiny_bert(tmp_path / "wider", hidden_size=48, num_heads=2)
     encoder = SimCSEEncoder.from_pretrained(other, device="cpu")
-    with pytest.raises(ValueError, match=r"does not match the model .*resume with the same"):
+    with pytest.raises(ValueError, match=r"does not match the model .*resume with the same") as err:
         train(encoder, SENTS, CONFIG, output_dir=out, resume=True)
+    assert str(err.value).endswith("; resume with the same model the run started from.")
+    assert "--" not in str(err.value)  # a Python caller has no --model to pass
 
 
 def test_corrupt_trainer_state_is_named(tiny_model_dir, trained):
@@ -86,5 +88,6 @@ def test_diverged_error_names_the_last_good_checkpoint(trained, tmp_path):
     _, out = trained
     message = str(checkpoint.diverged_error("loss is nan", 3, out))
     assert "step 3: loss is nan" in message and "checkpoint-last (step 2)" in message
+    assert message.endswith("then resume with resume=True.") and "--resume" not in message
     assert "none was written yet" in str(checkpoint.diverged_error("x", 1, tmp_path / "new"))
     assert "No checkpoint is written" in str(checkpoint.diverged_error("x", 1, None))

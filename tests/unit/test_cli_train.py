@@ -169,6 +169,79 @@ def test_train_user_errors_are_one_line(
     assert not (tmp_path / "o" / "model.safetensors").exists()
 
 
+def _train_args(model, data, out, *extra):
+    """``train unsup`` on the tiny model with small batches."""
+    paths = ["--model", str(model), "--data", str(data), "--out", str(out)]
+    return [
+        "train",
+        "unsup",
+        *paths,
+        "--batch-size",
+        "8",
+        "--max-length",
+        "16",
+        "--no-progress",
+        *extra,
+    ]
+
+
+def test_out_errors_are_in_flags_and_keep_the_folder(tiny_model_dir, files, tmp_path, capsys):
+    txt = files[0]
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "keep.txt").write_text("x", encoding="utf-8")
+    code, _, err = _run(capsys, *_train_args(tiny_model_dir, txt, out))
+    assert code == 2
+    assert err == (
+        f"error: --out {str(out)!r} is not empty; pass --resume to continue its run, "
+        "--overwrite to replace it, or choose another --out.\n"
+    )
+    code, _, err = _run(capsys, *_train_args(tiny_model_dir, txt, out, "--resume"))
+    assert code == 2
+    assert err == (
+        f"error: Cannot resume: {out / 'checkpoint-last'} has no checkpoint; drop --resume to "
+        "start a new run.\n"
+    )
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+def test_resume_with_another_model_names_the_flag(tiny_model_dir, files, tmp_path, capsys):
+    from simcse_rag.testing import build_tiny_bert
+
+    txt, out = files[0], tmp_path / "run"
+    code, _, err = _run(capsys, *_train_args(tiny_model_dir, txt, out, "--max-steps", "1"))
+    assert code == 0, err
+    wider = build_tiny_bert(tmp_path / "wider", hidden_size=48, num_heads=2)
+    code, _, err = _run(capsys, *_train_args(wider, txt, out, "--max-steps", "2", "--resume"))
+    assert code == 2 and len(err.splitlines()) == 1
+    assert err.startswith(f"error: Checkpoint {out / 'checkpoint-last'} does not match the model")
+    assert err.endswith("; resume with the same --model.\n") and "=True" not in err
+
+
+def test_diverged_run_names_the_flags(tiny_model_dir, files, tmp_path, capsys, monkeypatch):
+    from simcse_rag import trainer
+    from simcse_rag.train_step import DivergedError
+
+    real_step = trainer.take_step
+    steps = iter(range(100))
+
+    def nan_on_third_step(*args, **kwargs):
+        if next(steps) == 2:
+            raise DivergedError("loss is nan")
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "take_step", nan_on_third_step)
+    txt, out = files[0], tmp_path / "run"
+    argv = _train_args(tiny_model_dir, txt, out, "--max-steps", "4", "--checkpoint-steps", "2")
+    code, _, err = _run(capsys, *argv)
+    assert code == 1
+    assert err == (
+        f"error: Training stopped at step 3: loss is nan. The last good checkpoint is "
+        f"{out / 'checkpoint-last'} (step 2); lower --lr or check the data, then resume with "
+        "--resume.\n"
+    )
+
+
 def test_eval_sts_bad_file(tiny_model_dir, tmp_path, capsys):
     bad = tmp_path / "x.tsv"
     bad.write_text("a\tb\n1\t2\n", encoding="utf-8")

@@ -82,6 +82,14 @@ def test_sample_data_is_consistent(sample) -> None:
 
 
 # --------------------------------------------------------------------------- run_demo
+def test_sample_and_value_types_are_still_importable_from_demo() -> None:
+    from simcse_rag import demo, demo_schema, sample
+
+    assert demo.load_sample is sample.load_sample and demo.SampleData is sample.SampleData
+    assert demo.SAMPLE_CORPUS == sample.SAMPLE_CORPUS and demo.SAMPLE_CORPUS.is_file()
+    assert demo.DemoResult is demo_schema.DemoResult and demo.STAGES == demo_schema.STAGES
+
+
 def test_bundled_demo_shows_every_mode(bundled_run, sample) -> None:
     assert bundled_run.passages == len(sample.corpus)
     assert bundled_run.languages == {
@@ -344,6 +352,33 @@ def test_cli_demo_bad_input(tmp_path, capsys) -> None:
     (out / "x").write_text("x", encoding="utf-8")
     assert main(["demo", "--tiny", "--out", str(out), "--no-progress"]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_cli_demo_refuses_tiny_with_a_model(tmp_path, capsys) -> None:
+    assert main(["demo", "--tiny", "--model", str(tmp_path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: --tiny and --model exclude each other; pass one of them.\n"
+
+
+def test_cli_demo_existing_out_is_named_in_flags_and_kept(tmp_path, capsys) -> None:
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious", encoding="utf-8")
+    assert main(["demo", "--tiny", "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: --out {str(out)!r} already exists and is not empty; pass --overwrite to "
+        "replace it, or choose another --out.\n"
+    )
+    assert (out / "keep.txt").read_text(encoding="utf-8") == "precious"
+
+
+def test_cli_demo_corpus_help_names_every_format(capsys) -> None:
+    from simcse_rag.cli._common import CORPUS_HELP
+
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    assert " ".join(CORPUS_HELP.split()) in " ".join(capsys.readouterr().out.split())
 
 
 # --------------------------------------------------------------------------- text layout

@@ -225,7 +225,7 @@ def test_output_dir_and_config_errors(tiny_model_dir, tmp_path):
     out = tmp_path / "o"
     out.mkdir()
     (out / "something").write_text("x")
-    with pytest.raises(ValueError, match="not empty.*--overwrite"):
+    with pytest.raises(ValueError, match="not empty.*overwrite=True"):
         train(enc, SENTS, _cfg(), output_dir=out)
     with pytest.raises(ValueError, match="Cannot resume"):
         train(enc, SENTS, _cfg(), output_dir=out, resume=True)
@@ -239,6 +239,26 @@ def test_output_dir_and_config_errors(tiny_model_dir, tmp_path):
         TrainingConfig(temperature=0)
     with pytest.raises(ValueError, match="batch_size"):
         TrainingConfig(batch_size=1)
+
+
+def test_output_dir_errors_name_the_python_arguments(tiny_model_dir, tmp_path):
+    enc = _encoder(tiny_model_dir)
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    with pytest.raises(ValueError) as not_empty:
+        train(enc, SENTS, _cfg(), output_dir=out)
+    assert str(not_empty.value) == (
+        f"Output folder {out} is not empty; pass resume=True to continue its run, "
+        "overwrite=True to replace it, or another output_dir."
+    )
+    with pytest.raises(ValueError) as no_checkpoint:
+        train(enc, SENTS, _cfg(), output_dir=out, resume=True)
+    assert str(no_checkpoint.value) == (
+        f"Cannot resume: {out / 'checkpoint-last'} has no checkpoint; drop resume=True to "
+        "start a new run."
+    )
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
 
 def test_training_in_memory_writes_nothing_and_equals_a_saved_run(

@@ -730,8 +730,8 @@ def _write_output(
     def write(tmp: Path) -> None:
         encoder.save_pretrained(tmp)
         write_json(report, tmp / REPORT_JSON)
-        write_markdown(report, tmp / REPORT_MD)
-        write_chart(report, tmp / REPORT_PNG)
+        chart = write_chart(report, tmp / REPORT_PNG)
+        write_markdown(report, tmp / REPORT_MD, chart=REPORT_PNG if chart else None)
         if mined is not None:
             mined.write_jsonl(tmp / MINED_JSONL)
 

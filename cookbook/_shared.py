@@ -5,7 +5,9 @@ Not a recipe. Kept small so each recipe still reads top to bottom.
 
 from __future__ import annotations
 
+import atexit
 import random
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -22,8 +24,10 @@ def load_encoder(tiny: bool, model: str | None = None) -> SimCSEEncoder:
     if tiny:
         from simcse_rag.testing import build_tiny_bert
 
-        folder = build_tiny_bert(Path(tempfile.mkdtemp(prefix="cookbook-")) / "tiny-bert")
-        return SimCSEEncoder.from_pretrained(folder, device="cpu")
+        scratch = Path(tempfile.mkdtemp(prefix="cookbook-"))
+        # The encoder holds the weights in memory: the files go when the recipe ends.
+        atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+        return SimCSEEncoder.from_pretrained(build_tiny_bert(scratch / "tiny-bert"), device="cpu")
     return SimCSEEncoder.from_pretrained(model)
 
 

@@ -18,13 +18,16 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simcse_rag.cli._common import (
     add_model_argument,
     add_retriever_arguments,
     positive_int,
 )
+
+if TYPE_CHECKING:
+    from simcse_rag.schema import Passage
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +92,7 @@ def _query_changes(args: argparse.Namespace, weights: dict[str, float]) -> dict[
     return changes
 
 
-def build_index(args: argparse.Namespace, corpus: list) -> tuple[Any, dict[str, Any]]:
+def build_index(args: argparse.Namespace, corpus: list[Passage]) -> tuple[Any, dict[str, Any]]:
     """Index ``corpus`` (vectors from ``--cache-dir`` when there); returns the retriever and
     what to report."""
     from simcse_rag import _io
@@ -119,7 +122,7 @@ def build_index(args: argparse.Namespace, corpus: list) -> tuple[Any, dict[str, 
     }
 
 
-def load_index(args: argparse.Namespace, corpus: list) -> tuple[Any, dict[str, Any]]:
+def load_index(args: argparse.Namespace, corpus: list[Passage]) -> tuple[Any, dict[str, Any]]:
     """Load ``--index``, check it against ``corpus`` and the options; returns the retriever and
     what to report.
 
@@ -157,7 +160,7 @@ def load_index(args: argparse.Namespace, corpus: list) -> tuple[Any, dict[str, A
     return retriever, {"load_s": load_s, "encoded": 0, "extra_passages": extra}
 
 
-def check_index_corpus(retriever: Any, corpus: list, index: Path, data: Path) -> int:
+def check_index_corpus(retriever: Any, corpus: list[Passage], index: Path, data: Path) -> int:
     """Check that ``retriever`` holds every passage of ``corpus`` with the same text.
 
     Returns:

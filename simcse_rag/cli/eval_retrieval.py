@@ -225,7 +225,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     for key, value in result.items():
         if value is not None:
-            print(f"{key:>12}: {value:.4f}" if isinstance(value, float) else f"{key:>12}: {value}")
+            print(f"{key:>14}: {value:.4f}" if isinstance(value, float) else f"{key:>14}: {value}")
     if result.get("extra_passages"):
         print(
             f"note: the index holds {result['extra_passages']} passages beyond the corpus of "

@@ -82,7 +82,29 @@ def main() -> None:
         f"({len(train_ids)} questions); {len(eval_ids)} held-out questions"
     )
 
-    out = args.out or Path(tempfile.mkdtemp(prefix="finance-")) / "adapted"
+    # Without --out the adapted model (about the size of the base model) goes to a temporary
+    # folder that is removed at the end, so repeated runs do not fill the temp directory.
+    with tempfile.TemporaryDirectory(prefix="finance-") as scratch:
+        out = args.out or Path(scratch) / "adapted"
+        report = run_adapt(args, data, pairs, held, name, out)
+    print(f"\ntrained on {report['training']['pairs']} pairs from {report['training']['source']}")
+    print(f"evaluated on {report['held_out']['source']}\n")
+    print(markdown_table(report["before"], report["after"]))
+    if args.out is not None:
+        print(f"\nadapted model: {args.out} (report.md inside)")
+    else:
+        print("\nthe adapted model was written to a temporary folder, now removed; pass --out DIR")
+
+
+def run_adapt(
+    args: argparse.Namespace,
+    data: BeirData,
+    pairs: list[TrainingPair],
+    held: EvalSet,
+    name: str,
+    out: Path,
+) -> dict:
+    """Adapt the model to ``data.corpus`` into ``out``; returns the report."""
     result = adapt(
         data.corpus,
         load_encoder(args.tiny, args.model),
@@ -103,11 +125,7 @@ def main() -> None:
         show_progress=True,
         on_stage=lambda message: print(f"[adapt] {message}", flush=True),
     )
-    report = result.report
-    print(f"\ntrained on {report['training']['pairs']} pairs from {report['training']['source']}")
-    print(f"evaluated on {report['held_out']['source']}\n")
-    print(markdown_table(report["before"], report["after"]))
-    print(f"\nadapted model: {result.output_dir} (report.md inside)")
+    return result.report
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ Not a recipe. Kept small so each recipe still reads top to bottom.
 
 from __future__ import annotations
 
+import atexit
 import random
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -23,8 +25,10 @@ def load_encoder(tiny: bool, model: str | None = None) -> SimCSEEncoder:
     if not tiny:
         return testing.load_encoder(model)
     # Recipes have always let --tiny win over --model (testing.load_encoder refuses both).
-    folder = Path(tempfile.mkdtemp(prefix="cookbook-")) / "tiny-bert"
-    return testing.load_encoder(tiny=True, tiny_dir=folder)
+    scratch = Path(tempfile.mkdtemp(prefix="cookbook-"))
+    # The encoder holds the weights in memory: the files go when the recipe ends.
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    return testing.load_encoder(tiny=True, tiny_dir=scratch / "tiny-bert")
 
 
 def dataset_folder(data: Path, name: str) -> Path | None:

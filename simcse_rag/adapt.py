@@ -129,6 +129,12 @@ class AdaptConfig:
             :data:`PSEUDO_LEARNING_RATE` (5e-5) for pseudo-queries.
         warmup_ratio: Linear warm-up share of the steps.
         train_max_length: Token limit of training texts (queries are shorter anyway).
+        mini_batch_size: Texts per forward pass with a graph when training (GradCache,
+            ``TrainingConfig.mini_batch_size``): the gradient of the whole batch is computed in
+            chunks, so training activations stay those of one chunk instead of the batch's
+            queries, positives and negatives at once (most of the run's peak memory). It costs
+            one more forward pass per step; ``None`` trains the batch in one pass. Dropout
+            masks are drawn per chunk, so runs with and without it differ as two seeds do.
         encode_max_length: Token limit when encoding the corpus for mining and evaluation
             (CPU time); ``None`` keeps the model's. The saved model keeps its own limit.
         merge_weight: Weight of the fine-tuned model when its weights are averaged with the base
@@ -156,6 +162,7 @@ class AdaptConfig:
     learning_rate: float | None = None
     warmup_ratio: float = 0.1
     train_max_length: int = 128
+    mini_batch_size: int | None = 16
     encode_max_length: int | None = 128
     merge_weight: float | None = None
     pseudo_range_min: int = PSEUDO_RANGE_MIN
@@ -171,6 +178,9 @@ class AdaptConfig:
                 raise ValueError(f"AdaptConfig.{name} must be a positive integer, got {value!r}.")
         if not isinstance(self.batch_size, int) or self.batch_size < 2:
             raise ValueError(f"AdaptConfig.batch_size must be >= 2, got {self.batch_size!r}.")
+        mini = self.mini_batch_size
+        if mini is not None and (isinstance(mini, bool) or not isinstance(mini, int) or mini <= 0):
+            raise ValueError(f"mini_batch_size must be a positive integer or None, got {mini!r}.")
         if self.encode_max_length is not None and (
             not isinstance(self.encode_max_length, int) or self.encode_max_length <= 0
         ):
@@ -404,6 +414,7 @@ def _train_round(
         learning_rate=learning_rate,
         warmup_ratio=config.warmup_ratio,
         max_length=config.train_max_length,
+        mini_batch_size=config.mini_batch_size,
         checkpoint_steps=config.max_steps,
         eval_steps=config.max_steps,
         seed=config.seed + round_no,
@@ -719,8 +730,8 @@ def _write_output(
     def write(tmp: Path) -> None:
         encoder.save_pretrained(tmp)
         write_json(report, tmp / REPORT_JSON)
-        write_markdown(report, tmp / REPORT_MD)
-        write_chart(report, tmp / REPORT_PNG)
+        chart = write_chart(report, tmp / REPORT_PNG)
+        write_markdown(report, tmp / REPORT_MD, chart=REPORT_PNG if chart else None)
         if mined is not None:
             mined.write_jsonl(tmp / MINED_JSONL)
 

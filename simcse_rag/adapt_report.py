@@ -13,6 +13,8 @@ logger = logging.getLogger(__name__)
 MODES = ("dense", "bm25", "hybrid")
 #: Metrics shown in the Markdown table, in order.
 TABLE_METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
+#: Metrics of the terminal summary (fits 80 columns), with their display names.
+SUMMARY_METRICS = {"ndcg@10": "nDCG@10", "recall@100": "recall@100", "mrr@10": "MRR@10"}
 
 
 def metric_deltas(
@@ -55,6 +57,45 @@ def markdown_table(
     return "\n".join(rows)
 
 
+def summary_rows(
+    before: Mapping[str, Mapping[str, float]], after: Mapping[str, Mapping[str, float]]
+) -> tuple[list[str], list[list[str]]]:
+    """The main metrics (:data:`SUMMARY_METRICS`) for a terminal table, in points.
+
+    Returns:
+        The metric names shown, and rows (header first) of the mode then ``before``,
+        ``after`` and ``delta`` of each metric.
+    """
+    metrics = [m for m in SUMMARY_METRICS if any(m in v for v in before.values())]
+    rows = [["mode", *["before", "after", "delta"] * len(metrics)]]
+    for mode in MODES:
+        if mode in before and mode in after:
+            cells = [mode]
+            for m in metrics:
+                b, a = 100 * before[mode][m], 100 * after[mode][m]
+                cells += [f"{b:.2f}", f"{a:.2f}", f"{a - b:+.2f}"]
+            rows.append(cells)
+    return [SUMMARY_METRICS[m] for m in metrics], rows
+
+
+def mode_advice(after: Mapping[str, Mapping[str, float]], metric: str = "ndcg@10") -> str | None:
+    """A sentence naming the setting to use when dense alone beats hybrid after adaptation.
+
+    Returns:
+        ``None`` when hybrid is at least as good as dense (or either is missing).
+    """
+    dense = after.get("dense", {}).get(metric)
+    hybrid = after.get("hybrid", {}).get(metric)
+    if dense is None or hybrid is None or dense <= hybrid:
+        return None
+    return (
+        f"After adaptation dense retrieval alone beats hybrid on the held-out questions "
+        f"({metric} {100 * dense:.1f} against {100 * hybrid:.1f}): search this model in dense "
+        f"mode, `--mode dense` for `simcse-rag search` and `simcse-rag eval retrieval`, "
+        f'`mode="dense"` for `HybridRetriever.search` and the LangChain / LlamaIndex retrievers.'
+    )
+
+
 def _merge_line(weight: float | None) -> list[str]:
     if weight is None or weight >= 1.0:
         return []
@@ -65,9 +106,16 @@ def _lr_text(learning_rate: float | None) -> str:
     return "" if learning_rate is None else f"; peak learning rate: {learning_rate:g}"
 
 
-def write_markdown(report: Mapping[str, Any], path: Path) -> Path:
-    """Write a human summary: data used, what was held out, mining counts, the table."""
+def write_markdown(report: Mapping[str, Any], path: Path, *, chart: str | None = None) -> Path:
+    """Write a human summary: data used, what was held out, mining counts, the table.
+
+    Args:
+        report: The report (as in ``report.json``).
+        path: The Markdown file.
+        chart: Path of the chart relative to ``path``'s folder, embedded under the table.
+    """
     held = report["held_out"]
+    advice = mode_advice(report["after"])
     lines = [
         "# Domain adaptation report",
         "",
@@ -86,6 +134,8 @@ def write_markdown(report: Mapping[str, Any], path: Path) -> Path:
         "",
         markdown_table(report["before"], report["after"]),
         "",
+        *([advice, ""] if advice else []),
+        *([f"![nDCG@10 before and after adaptation]({chart})", ""] if chart else []),
         "## Mining (candidates removed by each filter)",
         "",
         "| round | pairs | candidates | "

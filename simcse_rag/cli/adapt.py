@@ -139,9 +139,9 @@ def _eval_set(args: argparse.Namespace):  # noqa: ANN202
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the adaptation and print the before/after table."""
+    """Run the adaptation and print the before/after table (all metrics in report.md)."""
     from simcse_rag.adapt import adapt
-    from simcse_rag.adapt_report import markdown_table
+    from simcse_rag.adapt_report import mode_advice
     from simcse_rag.corpus import read_corpus
     from simcse_rag.pairs import pairs_from_beir, pairs_from_tsv
 
@@ -176,7 +176,10 @@ def run(args: argparse.Namespace) -> int:
         on_stage=stage,
     )
     report = result.report
-    print(markdown_table(report["before"], report["after"]))
+    print("\n".join(summary_table(report["before"], report["after"])))
+    advice = mode_advice(report["after"])
+    if advice:
+        print(advice)
     print(
         f"adapted model saved to {result.output_dir} (report.md, report.json inside); "
         f"{report['held_out']['queries']} held-out queries, {report['timings']['total_s']:.0f}s"
@@ -184,3 +187,18 @@ def run(args: argparse.Namespace) -> int:
     for warning in report["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     return 0
+
+
+def summary_table(before: dict, after: dict) -> list[str]:
+    """Lines of an aligned before/after table, each metric's name over its three columns."""
+    from simcse_rag.adapt_report import summary_rows
+    from simcse_rag.cli.table import display_width, format_table, pad
+
+    names, rows = summary_rows(before, after)
+    widths = [max(display_width(row[i]) for row in rows) for i in range(len(rows[0]))]
+    groups = [" " * widths[0]]
+    for i, name in enumerate(names):
+        span = sum(widths[1 + 3 * i : 4 + 3 * i]) + 4  # three columns and the two gaps between
+        groups.append(pad(name, span))
+    table = format_table(rows, widths=widths, align="<" + ">" * (len(widths) - 1))
+    return ["  ".join(groups).rstrip(), *table]

@@ -12,6 +12,8 @@ dense backends :mod:`simcse_rag.index.backend`.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -40,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 #: Search modes (alias of :data:`simcse_rag.schema.SEARCH_MODES`).
 MODES: tuple[str, ...] = SEARCH_MODES
+#: HybridConfig fields that change how queries are searched, not what the indexes hold.
+QUERY_TIME_FIELDS: tuple[str, ...] = ("rrf_k", "weights", "batch_size", "query_backend")
 
 
 def _check_passages(passages: Iterable[Passage]) -> list[Passage]:
@@ -245,6 +249,40 @@ class HybridRetriever:
         return self._cache.merge(EmbeddingCache.read(folder))
 
     # ------------------------------------------------------------------ search
+    def with_query_settings(self, **changes: Any) -> HybridRetriever:
+        """A retriever over the same passages and indexes with other query-time settings.
+
+        Only :data:`QUERY_TIME_FIELDS` may change (RRF constant and weights, query batch size,
+        query backend): the dense structure, tokenizer and BM25 backend are fixed when the
+        indexes are built. Nothing is copied or re-encoded; both retrievers share the indexes
+        (and their lock), so an update through one is seen by the other.
+
+        Raises:
+            ValueError: A field that is not query-time, or a value :class:`HybridConfig`
+                refuses.
+        """
+        fields = {f.name for f in dataclasses.fields(HybridConfig)}
+        unknown = sorted(set(changes) - fields)
+        if unknown:
+            raise ValueError(
+                f"Unknown HybridConfig field(s) {unknown}; choose from {sorted(fields)}."
+            )
+        fixed = sorted(set(changes) - set(QUERY_TIME_FIELDS))
+        if fixed:
+            raise ValueError(
+                f"{', '.join(fixed)} cannot change on a built retriever (the indexes depend on "
+                f"it); rebuild with the new setting. Query-time settings: "
+                f"{', '.join(QUERY_TIME_FIELDS)}."
+            )
+        config = dataclasses.replace(self.config, **changes)
+        twin = copy.copy(self)
+        twin.config = config
+        if config.query_backend != self.config.query_backend:
+            twin._queries = LazyQueryEncoder.for_encoder(
+                self._model, config.query_backend, fingerprint=self._fingerprint
+            )
+        return twin
+
     def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
         """Encode queries into unit vectors ``(m, dim)``.
 

@@ -168,6 +168,9 @@ def test_config_validation() -> None:
     for bad in (0.0, -1e-4, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="learning_rate must be a positive number"):
             AdaptConfig(learning_rate=bad)
+    for bad in (0, -4, 2.5, True):
+        with pytest.raises(ValueError, match="mini_batch_size must be a positive integer"):
+            AdaptConfig(mini_batch_size=bad)
 
 
 def test_too_small_corpus_is_a_clear_error(tiny_encoder, tmp_path: Path) -> None:
@@ -417,6 +420,8 @@ def test_pseudo_query_and_labelled_runs_get_their_own_merge_weight_and_learning_
     lr = LABELLED_LEARNING_RATE if labelled else PSEUDO_LEARNING_RATE
     assert result.report["training"]["learning_rate"] == lr
     assert result.report["rounds"][0]["train"]["training_config"]["learning_rate"] == lr
+    # Training runs in GradCache chunks (peak memory of one chunk's activations).
+    assert result.report["rounds"][0]["train"]["training_config"]["mini_batch_size"] == 16
     report_md = (tmp_path / "o" / "report.md").read_text(encoding="utf-8")
     assert ("merged with the base model's at 0.3" in report_md) is not labelled
     assert f"peak learning rate: {lr:g}" in report_md

@@ -58,8 +58,22 @@ def test_cli_adapt_with_pairs_writes_model_and_report(
     out = tmp_path / "adapted"
     assert main(_args(corpus_file, out, tiny_model_dir, "--pairs", str(pairs), "--lr", "2e-4")) == 0
     captured = capsys.readouterr()
-    assert "| hybrid |" in captured.out and "[adapt] round 1" in captured.err
+    assert "[adapt] round 1" in captured.err
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    # The terminal gets an aligned plain-text table (report.md keeps the Markdown one).
+    lines = captured.out.splitlines()
+    table = lines[: lines.index(next(x for x in lines if x.startswith("hybrid"))) + 1]
+    assert "|" not in captured.out and max(len(line) for line in table) <= 100
+    assert table[0].split() == ["nDCG@10", "recall@100", "MRR@10"]
+    assert table[1].split() == ["mode", *["before", "after", "delta"] * 3]
+    assert [line.split()[0] for line in table[3:]] == ["dense", "bm25", "hybrid"]
+    hybrid = report["after"]["hybrid"]["ndcg@10"]
+    assert table[-1].split()[2] == f"{100 * hybrid:.2f}"
+    assert len({len(line) for line in table[2:]}) == 1  # the columns line up
+    dense_wins = report["after"]["dense"]["ndcg@10"] > hybrid
+    assert ("dense retrieval alone beats hybrid" in captured.out) is dense_wins
+    report_md = (out / "report.md").read_text(encoding="utf-8")
+    assert "| hybrid |" in report_md and "](report.png)" in report_md
     assert report["training"]["source"] == str(pairs)
     assert report["config"]["learning_rate"] == 2e-4
     assert report["held_out"]["queries"] == 9  # 30% of 30 queries

@@ -250,3 +250,29 @@ def test_config_checks_numbers_like_the_rest_of_the_api() -> None:
         HybridConfig(batch_size=True)
     with pytest.raises(ValueError, match=r"weights\['bm25'\] must be a finite number >= 0"):
         HybridConfig(weights={"bm25": float("nan")})
+
+
+def test_with_query_settings_keeps_indexes(tiny_encoder: Any) -> None:
+    counting = CountingEncoder(tiny_encoder)
+    retriever = HybridRetriever.from_passages(
+        PASSAGES, counting, config=HybridConfig(query_backend="torch")
+    )
+    counting.encoded.clear()
+    twin = retriever.with_query_settings(rrf_k=5, weights={"dense": 0.0, "bm25": 1.0})
+    assert counting.encoded == []  # nothing re-encoded
+    assert twin.config.rrf_k == 5 and retriever.config.rrf_k == 60  # the original is unchanged
+    assert twin.dense_index is retriever.dense_index and twin.bm25_index is retriever.bm25_index
+    # With a zero dense weight the fused score is BM25's alone: 1 / (5 + rank).
+    top = twin.search("fever cough", k=3)[0]
+    assert top.id == "p1" and top.sources["bm25"].rank == 1
+    assert top.score == pytest.approx(1 / (5 + 1))
+    # Updates through one are seen by the other (shared indexes).
+    twin.add([Passage("p9", "a brand new passage")])
+    assert "p9" in retriever and len(retriever) == len(PASSAGES) + 1
+    assert twin.with_query_settings(query_backend="onnx").config.query_backend == "onnx"
+    with pytest.raises(ValueError, match="tokenizer cannot change on a built retriever"):
+        retriever.with_query_settings(tokenizer="zh")
+    with pytest.raises(ValueError, match="Unknown HybridConfig field"):
+        retriever.with_query_settings(rrfk=5)
+    with pytest.raises(ValueError, match="rrf_k must be a finite number >= 0"):
+        retriever.with_query_settings(rrf_k=-1)

@@ -1,0 +1,67 @@
+"""The adaptation report: the Markdown file, its chart link, the terminal rows, the advice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simcse_rag.adapt_report import mode_advice, summary_rows, write_chart, write_markdown
+
+
+def _metrics(ndcg: float) -> dict[str, float]:
+    return {"ndcg@10": ndcg, "recall@10": 0.5, "recall@100": 0.9, "mrr@10": 0.4, "queries": 48}
+
+
+def _report(dense_after: float, hybrid_after: float) -> dict[str, Any]:
+    before = {"dense": _metrics(0.40), "bm25": _metrics(0.45), "hybrid": _metrics(0.50)}
+    after = {
+        "dense": _metrics(dense_after),
+        "bm25": _metrics(0.45),
+        "hybrid": _metrics(hybrid_after),
+    }
+    mining = {"pairs": 10, "candidates": 100, "removed": {"positive": 1}, "negatives_kept": 9}
+    return {
+        "base_model": "m",
+        "corpus": {"passages": 100},
+        "training": {"pairs": 10, "source": "s"},
+        "held_out": {"queries": 48, "source": "e"},
+        "rounds": [{"mining": mining}],
+        "config": {"max_steps": 5},
+        "timings": {"total_s": 1.0},
+        "before": before,
+        "after": after,
+        "warnings": [],
+    }
+
+
+def test_advice_names_dense_mode_only_when_dense_beats_hybrid() -> None:
+    advice = mode_advice(_report(0.62, 0.58)["after"])
+    assert advice is not None
+    assert "dense retrieval alone beats hybrid" in advice and "62.0 against 58.0" in advice
+    assert "`--mode dense`" in advice and 'mode="dense"' in advice
+    assert mode_advice(_report(0.58, 0.58)["after"]) is None
+    assert mode_advice(_report(0.50, 0.58)["after"]) is None
+
+
+def test_markdown_embeds_chart_and_advice(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    report = _report(0.62, 0.58)
+    chart = write_chart(report, tmp_path / "report.png")
+    assert chart is not None and chart.is_file()
+    text = write_markdown(report, tmp_path / "report.md", chart="report.png").read_text("utf-8")
+    assert "](report.png)" in text  # relative, so the folder can move
+    assert mode_advice(report["after"]) in text
+    assert "| hybrid |" in text  # the full Markdown table stays in the file
+    plain = write_markdown(_report(0.50, 0.58), tmp_path / "plain.md").read_text("utf-8")
+    assert "![" not in plain and "dense retrieval alone" not in plain
+
+
+def test_summary_rows_in_points() -> None:
+    report = _report(0.62, 0.58)
+    names, rows = summary_rows(report["before"], report["after"])
+    assert names == ["nDCG@10", "recall@100", "MRR@10"]
+    assert rows[0] == ["mode", *["before", "after", "delta"] * 3]
+    assert [r[0] for r in rows[1:]] == ["dense", "bm25", "hybrid"]
+    assert rows[1][1:4] == ["40.00", "62.00", "+22.00"]

@@ -70,24 +70,30 @@ def main() -> None:
         encode_max_length=128,  # faster corpus encoding on CPU for mining and evaluation
         ks=(10,),
     )
-    out = args.out or Path(tempfile.mkdtemp(prefix="medical-")) / "adapted"
-    result = adapt(
-        corpus,
-        load_encoder(args.tiny, args.model),
-        out,
-        config=config,
-        eval_set=EvalSet(queries, qrels, source),
-        overwrite=args.out is not None,
-        show_progress=True,
-        on_stage=lambda message: print(f"[adapt] {message}", flush=True),
-    )
+    # Without --out the adapted model (about the size of the base model) goes to a temporary
+    # folder that is removed at the end, so repeated runs do not fill the temp directory.
+    with tempfile.TemporaryDirectory(prefix="medical-") as scratch:
+        out = args.out or Path(scratch) / "adapted"
+        result = adapt(
+            corpus,
+            load_encoder(args.tiny, args.model),
+            out,
+            config=config,
+            eval_set=EvalSet(queries, qrels, source),
+            overwrite=args.out is not None,
+            show_progress=True,
+            on_stage=lambda message: print(f"[adapt] {message}", flush=True),
+        )
     report = result.report
     print(f"\ntrained on {report['training']['pairs']} pairs from {report['training']['source']}")
     print(f"evaluated on {report['held_out']['queries']} {source}\n")
     if args.tiny:
         print("[--tiny: random weights, the numbers mean nothing]")
     print(markdown_table(report["before"], report["after"]))
-    print(f"\nadapted model: {result.output_dir} (report.md inside)")
+    if args.out is not None:
+        print(f"\nadapted model: {args.out} (report.md inside)")
+    else:
+        print("\nthe adapted model was written to a temporary folder, now removed; pass --out DIR")
 
 
 if __name__ == "__main__":

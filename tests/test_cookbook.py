@@ -23,8 +23,6 @@ EXPECTED = {
     "06_chinese_medical_search.py": "| BM25, whitespace tokens |",
     "07_evaluate_beir.py": "| your retriever (rank_bm25) |",
 }
-#: Recipes known to leave their adapted model in the temp folder (owned elsewhere; to fix).
-LEAVES_TEMP_FILES = {"04_adapt_medical.py"}
 
 #: What a recipe must tell the reader about its stand-ins when run with ``--tiny``.
 TINY_NOTES = {
@@ -65,6 +63,6 @@ def test_recipe_runs_tiny(name: str, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert EXPECTED[name] in proc.stdout, proc.stdout[-3000:]
     assert TINY_NOTES.get(name, "") in proc.stdout, proc.stdout[-3000:]
-    if name not in LEAVES_TEMP_FILES:  # models are removed at the end (tool caches may stay)
-        models = [p for p in temp.rglob("*") if p.suffix in (".safetensors", ".onnx", ".bin")]
-        assert not models, models[:5]
+    # Models are removed at the end (tool caches may stay).
+    models = [p for p in temp.rglob("*") if p.suffix in (".safetensors", ".onnx", ".bin")]
+    assert not models, models[:5]

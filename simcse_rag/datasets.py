@@ -65,7 +65,7 @@ class QuerySet:
     source: str = ""
 
     def __post_init__(self) -> None:
-        check_query_set(self.queries, self.qrels)
+        _check_query_set(self.queries, self.qrels)
         if not isinstance(self.source, str):
             raise TypeError(f"source must be a string, got {type(self.source).__name__}.")
 
@@ -93,14 +93,14 @@ class BeirData:
     qrels: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        check_query_set(self.queries, self.qrels)
+        _check_query_set(self.queries, self.qrels)
 
     def query_set(self, source: str = "") -> QuerySet:
         """The queries and judgments as a :class:`QuerySet` (what ``adapt`` evaluates on)."""
         return QuerySet(self.queries, self.qrels, source)
 
 
-def check_query_set(queries: Mapping[str, str], qrels: Mapping[str, Mapping[str, int]]) -> None:
+def _check_query_set(queries: Mapping[str, str], qrels: Mapping[str, Mapping[str, int]]) -> None:
     """Check the shape shared by :class:`QuerySet` and :class:`BeirData`.
 
     Raises:

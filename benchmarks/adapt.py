@@ -57,10 +57,10 @@ from simcse_rag.adapt import (  # noqa: E402
     evaluate_retriever,
 )
 from simcse_rag.corpus import read_corpus  # noqa: E402
+from simcse_rag.datasets import load_query_set  # noqa: E402
 from simcse_rag.encoder import SimCSEEncoder, resolve_model_path  # noqa: E402
-from simcse_rag.evaluation.retrieval import load_qrels  # noqa: E402
 from simcse_rag.mining import MiningConfig  # noqa: E402
-from simcse_rag.pairs import pairs_from_beir, read_jsonl_texts, split_queries  # noqa: E402
+from simcse_rag.pairs import pairs_from_beir, split_queries  # noqa: E402
 
 SPLITS = {"liveqa_medquad": "test", "tatqa_fin_dev": "dev", "zh_med_qa": "dev"}
 SYSTEMS = ("ours-pairs", "st-pairs", "ours-corpus")
@@ -74,8 +74,8 @@ def load_dataset(data: Path, name: str, corpus_size: int, seed: int) -> dict:
     folder = data / name
     split = SPLITS[name]
     corpus = read_corpus(folder / "corpus.jsonl")
-    qrels = load_qrels(folder / "qrels" / f"{split}.tsv")
-    queries = read_jsonl_texts(folder / "queries.jsonl", what="query")
+    judged = load_query_set(folder, split)
+    qrels, queries = judged.qrels, judged.queries
     if corpus_size and len(corpus) > corpus_size:
         judged = {d for docs in qrels.values() for d in docs}
         keep = [p for p in corpus if p.id in judged]

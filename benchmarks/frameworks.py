@@ -41,8 +41,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from simcse_rag.datasets import BeirData, load_beir
 from simcse_rag.encoder import SimCSEEncoder
-from simcse_rag.evaluation.retrieval import BeirData, evaluate_run, load_beir
+from simcse_rag.evaluation.retrieval import evaluate_run
 from simcse_rag.index.hybrid import HybridRetriever
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -68,7 +68,8 @@ def main() -> None:
     parser.add_argument("--latency-queries", type=int, default=100)
     args = parser.parse_args()
 
-    from simcse_rag.evaluation.retrieval import evaluate_run, load_beir
+    from simcse_rag.datasets import load_beir
+    from simcse_rag.evaluation.retrieval import evaluate_run
     from simcse_rag.index.bm25 import BM25Index
     from simcse_rag.index.milvus_bm25 import MilvusBM25Index
 

@@ -403,8 +403,8 @@ def main(argv: list[str] | None = None) -> int:
     import faiss
     import torch
 
+    from simcse_rag.datasets import load_beir
     from simcse_rag.encoder import SimCSEEncoder
-    from simcse_rag.evaluation.retrieval import load_beir
 
     encoder = SimCSEEncoder.from_pretrained(device="cpu")
     st = st_model() if {"langchain", "llamaindex"} & set(args.systems) else None

@@ -28,8 +28,9 @@ from pathlib import Path
 
 from _shared import DEFAULT_DATA, beir_slice, dataset_folder, load_encoder
 
-from simcse_rag.adapt import AdaptConfig, EvalSet, adapt
+from simcse_rag.adapt import AdaptConfig, adapt
 from simcse_rag.adapt_report import markdown_table
+from simcse_rag.datasets import QuerySet
 from simcse_rag.demo import load_sample
 
 
@@ -79,7 +80,7 @@ def main() -> None:
             load_encoder(args.tiny, args.model),
             out,
             config=config,
-            eval_set=EvalSet(queries, qrels, source),
+            eval_set=QuerySet(queries, qrels, source),
             overwrite=args.out is not None,
             show_progress=True,
             on_stage=lambda message: print(f"[adapt] {message}", flush=True),

@@ -31,10 +31,10 @@ from pathlib import Path
 
 from _shared import DEFAULT_DATA, beir_slice, dataset_folder, load_encoder
 
-from simcse_rag.adapt import AdaptConfig, EvalSet, adapt
+from simcse_rag.adapt import AdaptConfig, adapt
 from simcse_rag.adapt_report import markdown_table
+from simcse_rag.datasets import BeirData, QuerySet
 from simcse_rag.demo import load_sample
-from simcse_rag.evaluation.retrieval import BeirData
 from simcse_rag.pairs import TrainingPair, split_queries
 
 
@@ -72,7 +72,7 @@ def main() -> None:
         for d, grade in data.qrels[q].items()
         if grade >= 1
     ]
-    held = EvalSet(
+    held = QuerySet(
         {q: data.queries[q] for q in eval_ids},
         {q: data.qrels[q] for q in eval_ids},
         f"{name}: {len(eval_ids)} held-out questions",
@@ -100,7 +100,7 @@ def run_adapt(
     args: argparse.Namespace,
     data: BeirData,
     pairs: list[TrainingPair],
-    held: EvalSet,
+    held: QuerySet,
     name: str,
     out: Path,
 ) -> dict:

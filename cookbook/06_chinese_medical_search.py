@@ -31,8 +31,9 @@ from pathlib import Path
 from _shared import DEFAULT_DATA, beir_slice, dataset_folder, load_encoder
 from rank_bm25 import BM25Okapi
 
+from simcse_rag.datasets import BeirData
 from simcse_rag.demo import load_sample
-from simcse_rag.evaluation.retrieval import BeirData, evaluate_run
+from simcse_rag.evaluation.retrieval import evaluate_run
 from simcse_rag.index.hybrid import HybridConfig, HybridRetriever
 from simcse_rag.index.tokenizers import tokenize
 

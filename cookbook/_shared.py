@@ -12,8 +12,8 @@ import tempfile
 from pathlib import Path
 
 from simcse_rag import testing
+from simcse_rag.datasets import BeirData, load_beir
 from simcse_rag.encoder import SimCSEEncoder
-from simcse_rag.evaluation.retrieval import BeirData, load_beir
 
 REPO = Path(__file__).resolve().parents[1]
 #: Real data beside the repository (read-only), as in CI.

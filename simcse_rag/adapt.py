@@ -209,19 +209,8 @@ class AdaptConfig:
         return dataclasses.asdict(self)
 
 
-@dataclass(frozen=True)
-class EvalSet:
-    """Held-out queries with graded judgments.
-
-    Attributes:
-        queries: Query id -> text.
-        qrels: Query id -> {passage id: grade} (grade >= 1 is relevant).
-        source: Where they come from (for the report).
-    """
-
-    queries: dict[str, str]
-    qrels: dict[str, dict[str, int]]
-    source: str = ""
+# The held-out queries adapt() evaluates on: the one query-set type, under its older name.
+from simcse_rag.datasets import QuerySet as EvalSet  # noqa: E402
 
 
 @dataclass(frozen=True)

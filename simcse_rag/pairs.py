@@ -3,8 +3,9 @@
 Two kinds of labelled input are read here (pseudo-queries made from the corpus alone live in
 :mod:`simcse_rag.pseudo_queries`):
 
-* a BEIR folder: ``queries.jsonl`` plus ``qrels/<split>.tsv`` (``query-id corpus-id score``);
-  every judged document with ``score >= min_score`` becomes a positive of its query;
+* a BEIR folder (read by :mod:`simcse_rag.datasets`): ``queries.jsonl`` plus
+  ``qrels/<split>.tsv`` (``query-id corpus-id score``); every judged document with
+  ``score >= min_score`` becomes a positive of its query;
 * a TSV file ``query<TAB>positive passage text`` (an optional header ``query<TAB>passage_id``
   switches the second column to corpus ids).
 
@@ -20,8 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from simcse_rag import _io
-from simcse_rag.evaluation.retrieval import load_qrels
+from simcse_rag.datasets import load_queries, load_query_set
 from simcse_rag.schema import Passage
 
 #: How many unknown ids an error message shows.
@@ -56,14 +56,14 @@ def _unknown_error(what: str, unknown: Sequence[str], total: int, source: object
     return f"{len(unknown)} of {total} pairs in {source} name unknown {what} (e.g. {shown}); {fix}."
 
 
-def read_jsonl_texts(path: Path, *, what: str) -> dict[str, str]:
-    """Read ``{_id: text}`` from a BEIR ``queries.jsonl`` (errors name the line)."""
-    texts: dict[str, str] = {}
-    for lineno, row in _io.iter_jsonl(path):
-        if "_id" not in row:
-            raise ValueError(f"{path}:{lineno}: each {what} needs an '_id' field.")
-        texts[str(row["_id"])] = str(row.get("text") or "")
-    return texts
+def read_jsonl_texts(path: Path, *, what: str = "query") -> dict[str, str]:
+    """Read ``{_id: text}`` from a BEIR ``queries.jsonl`` (errors name the line).
+
+    The older name of :func:`simcse_rag.datasets.load_queries`, kept for existing callers;
+    ``what`` is no longer used.
+    """
+    del what
+    return load_queries(path)
 
 
 def pairs_from_beir(
@@ -87,21 +87,16 @@ def pairs_from_beir(
         One pair per (query, relevant document), in qrels order.
 
     Raises:
-        FileNotFoundError: A file is missing (the split files present are listed).
-        ValueError: Unknown query or corpus ids (count and examples), empty queries, no pairs.
+        MissingSplitError: No qrels file for ``split`` (the splits present are named); it is a
+            ``FileNotFoundError`` and a ``ValueError``.
+        MissingFileError: The folder or ``queries.jsonl`` does not exist.
+        ValueError: Malformed lines, qrels naming unknown query ids, unknown corpus ids (count
+            and examples), empty queries, no pairs.
     """
-    folder = Path(folder)
-    queries_path = folder / "queries.jsonl"
-    qrels_path = folder / "qrels" / f"{split}.tsv"
-    if not queries_path.is_file():
-        raise FileNotFoundError(f"{queries_path} not found; a BEIR folder needs queries.jsonl.")
-    if not qrels_path.is_file():
-        splits = sorted(p.stem for p in (folder / "qrels").glob("*.tsv"))
-        raise FileNotFoundError(
-            f"{qrels_path} not found; splits in {folder}: {', '.join(splits) or 'none'}."
-        )
-    queries = read_jsonl_texts(queries_path, what="query")
-    qrels = load_qrels(qrels_path)
+    query_set = load_query_set(folder, split)
+    queries, qrels = query_set.queries, query_set.qrels
+    queries_path = Path(folder) / "queries.jsonl"
+    qrels_path = Path(folder) / "qrels" / f"{split}.tsv"
     keep = None if query_ids is None else set(query_ids)
     rows = [
         (qid, did)
@@ -110,11 +105,6 @@ def pairs_from_beir(
         for did, grade in docs.items()
         if grade >= min_score
     ]
-    unknown_q = [qid for qid, _ in rows if qid not in queries]
-    if unknown_q:
-        raise ValueError(
-            _unknown_error("query ids", unknown_q, len(rows), qrels_path, "check queries.jsonl")
-        )
     unknown_d = [did for _, did in rows if did not in corpus]
     if unknown_d:
         raise ValueError(

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from simcse_rag.schema import Passage
+from simcse_rag.datasets import BeirData
 
 SAMPLE_DIR = Path(__file__).resolve().parent / "sample_data"
 SAMPLE_CORPUS = SAMPLE_DIR / "medical_faq.jsonl"
@@ -21,8 +21,8 @@ SAMPLE_NAME = "bundled children's-health FAQ (simcse_rag/sample_data/medical_faq
 
 
 @dataclass(frozen=True)
-class SampleData:
-    """The bundled sample: corpus, judged queries and their relevance judgments.
+class SampleData(BeirData):
+    """The bundled sample: a :class:`~simcse_rag.datasets.BeirData` with training pairs.
 
     Attributes:
         corpus: 156 passages (English and Chinese), ``text`` = title + newline + body.
@@ -31,22 +31,19 @@ class SampleData:
         train_pairs: 312 (question, passage) training pairs, disjoint from ``queries``.
     """
 
-    corpus: list[Passage]
-    queries: dict[str, str]
-    qrels: dict[str, dict[str, int]]
     train_pairs: list[Any] = field(default_factory=list)
 
 
 def load_sample() -> SampleData:
     """Load the bundled children's-health FAQ corpus, queries and qrels (package data)."""
     from simcse_rag.corpus import read_corpus
-    from simcse_rag.evaluation.retrieval import load_qrels
-    from simcse_rag.pairs import pairs_from_tsv, read_jsonl_texts
+    from simcse_rag.datasets import load_qrels, load_queries
+    from simcse_rag.pairs import pairs_from_tsv
 
     corpus = read_corpus(SAMPLE_CORPUS)
     return SampleData(
         corpus=corpus,
-        queries=read_jsonl_texts(SAMPLE_QUERIES, what="query"),
+        queries=load_queries(SAMPLE_QUERIES),
         qrels=load_qrels(SAMPLE_QRELS),
         train_pairs=pairs_from_tsv(SAMPLE_TRAIN, {p.id: p for p in corpus}),
     )

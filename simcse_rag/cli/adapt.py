@@ -116,26 +116,11 @@ def _config(args: argparse.Namespace):  # noqa: ANN202 - keeps torch out of pars
 
 
 def _eval_set(args: argparse.Namespace):  # noqa: ANN202
-    from simcse_rag.adapt import EvalSet
-    from simcse_rag.evaluation.retrieval import load_qrels
-    from simcse_rag.pairs import read_jsonl_texts
+    from simcse_rag.datasets import load_query_set
 
-    folder: Path = args.eval_data
-    qrels_path = folder / "qrels" / f"{args.eval_split}.tsv"
-    if not (folder / "queries.jsonl").is_file() or not qrels_path.is_file():
-        raise FileNotFoundError(
-            f"--eval-data {str(folder)!r} needs queries.jsonl and qrels/{args.eval_split}.tsv."
-        )
-    queries = read_jsonl_texts(folder / "queries.jsonl", what="query")
-    qrels = {
-        q: docs for q, docs in load_qrels(qrels_path).items() if any(g >= 1 for g in docs.values())
-    }
-    unknown = sorted(set(qrels) - set(queries))
-    if unknown:
-        raise ValueError(
-            f"{len(unknown)} queries of {qrels_path} are not in queries.jsonl (e.g. {unknown[:5]})."
-        )
-    return EvalSet({q: queries[q] for q in qrels}, qrels, f"{folder} qrels/{args.eval_split}")
+    # Queries without a relevant passage are never scored; dropping them keeps the report's
+    # count of held-out queries true.
+    return load_query_set(args.eval_data, args.eval_split).with_relevant()
 
 
 def run(args: argparse.Namespace) -> int:

@@ -191,7 +191,8 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm.auto import tqdm
 
-    from simcse_rag.evaluation.retrieval import evaluate_run, load_beir
+    from simcse_rag.datasets import load_beir
+    from simcse_rag.evaluation.retrieval import evaluate_run
 
     data = load_beir(args.data, args.split)
     if not data.corpus:

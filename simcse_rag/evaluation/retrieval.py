@@ -1,4 +1,5 @@
-"""Retrieval metrics (nDCG@k, Recall@k, MRR@k) over BEIR-layout data.
+"""Retrieval metrics (nDCG@k, Recall@k, MRR@k) over BEIR-layout data (read by
+:mod:`simcse_rag.datasets`).
 
 Definitions follow BEIR / pytrec_eval: nDCG uses linear gains (the qrels grade) with a
 ``log2(rank + 1)`` discount, the ideal ranking taken from all judged documents; Recall@k and
@@ -8,103 +9,25 @@ relevant document are evaluated; a query missing from the run scores 0.
 
 from __future__ import annotations
 
-import csv
 import math
-import os
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 
-from simcse_rag import _io
-from simcse_rag.corpus import iter_jsonl_corpus
-from simcse_rag.schema import Passage
+# The BEIR reader moved to simcse_rag.datasets; its names stay importable from here.
+from simcse_rag.datasets import BeirData, load_beir, load_qrels
+
+__all__ = [
+    "BeirData",
+    "Qrels",
+    "evaluate_run",
+    "load_beir",
+    "load_qrels",
+    "mrr_at_k",
+    "ndcg_at_k",
+    "recall_at_k",
+]
 
 Qrels = Mapping[str, Mapping[str, int]]
-
-
-@dataclass(frozen=True)
-class BeirData:
-    """A BEIR-layout retrieval set.
-
-    Attributes:
-        corpus: Passages (``text`` = title + newline + text when there is a title).
-        queries: Query id -> text, restricted to queries judged in the split.
-        qrels: Query id -> {doc id: grade}.
-    """
-
-    corpus: list[Passage]
-    queries: dict[str, str]
-    qrels: dict[str, dict[str, int]] = field(default_factory=dict)
-
-
-def load_qrels(path: str | os.PathLike[str]) -> dict[str, dict[str, int]]:
-    """Read a BEIR qrels TSV (``query-id  corpus-id  score`` with a header line).
-
-    Raises:
-        ValueError: Missing file or a malformed row (its line number is named).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"qrels file {str(path)!r} does not exist.")
-    qrels: dict[str, dict[str, int]] = {}
-    try:
-        with open(path, encoding="utf-8", newline="") as fh:
-            reader = csv.reader(fh, delimiter="\t")
-            for lineno, row in enumerate(reader, start=1):
-                if not row or (
-                    lineno == 1 and row[0].strip().lower() in ("query-id", "query_id", "qid")
-                ):
-                    continue
-                if len(row) < 3:
-                    raise ValueError(
-                        f"{path}:{lineno}: expected 3 tab-separated columns, got {len(row)}."
-                    )
-                try:
-                    grade = int(float(row[2]))
-                except (ValueError, OverflowError):
-                    raise ValueError(
-                        f"{path}:{lineno}: score {row[2]!r} is not a number."
-                    ) from None
-                qrels.setdefault(row[0], {})[row[1]] = grade
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{path} is not UTF-8 text (byte {exc.start}); re-encode it.") from None
-    except csv.Error as exc:  # e.g. a field over csv's 128 KiB limit
-        raise ValueError(f"{path}:{reader.line_num}: malformed row ({exc}).") from None
-    return qrels
-
-
-def load_beir(path: str | os.PathLike[str], split: str = "test") -> BeirData:
-    """Load ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/<split>.tsv`` from a folder.
-
-    Raises:
-        ValueError: Missing files (the available splits are listed), malformed lines, or qrels
-            naming queries that do not exist.
-    """
-    folder = Path(path)
-    if not folder.is_dir():
-        raise ValueError(f"BEIR folder {str(folder)!r} does not exist.")
-    qrels_file = folder / "qrels" / f"{split}.tsv"
-    if not qrels_file.is_file():
-        splits = sorted(p.stem for p in (folder / "qrels").glob("*.tsv"))
-        raise ValueError(f"No qrels for split {split!r} in {folder}; available splits: {splits}.")
-    qrels = load_qrels(qrels_file)
-    if not (folder / "corpus.jsonl").is_file() or not (folder / "queries.jsonl").is_file():
-        raise ValueError(f"{folder} needs corpus.jsonl and queries.jsonl (BEIR layout).")
-    corpus = [p for _, p in iter_jsonl_corpus(folder / "corpus.jsonl")]
-    all_queries: dict[str, str] = {}
-    for lineno, obj in _io.iter_jsonl(folder / "queries.jsonl"):
-        qid, text = obj.get("_id"), obj.get("text")
-        if not isinstance(qid, (str, int)) or not isinstance(text, str):
-            raise ValueError(f"{folder / 'queries.jsonl'}:{lineno}: needs string '_id' and 'text'.")
-        all_queries[str(qid)] = text
-    unknown = [q for q in qrels if q not in all_queries]
-    if unknown:
-        raise ValueError(
-            f"qrels name {len(unknown)} queries missing from queries.jsonl, e.g. {unknown[0]!r}."
-        )
-    queries = {q: all_queries[q] for q in all_queries if q in qrels}
-    return BeirData(corpus=corpus, queries=queries, qrels=qrels)
 
 
 def _relevant(judged: Mapping[str, int]) -> set[str]:

@@ -3,9 +3,9 @@
 Random bytes, huge lines, wrong encodings, JSON with missing or mistyped fields, fed to the
 readers behind ``simcse-rag index build`` (corpus ``.jsonl`` / ``.csv`` / ``.tsv`` / ``.txt``),
 ``encode`` (lines or a corpus), ``train`` (``.txt`` / ``.csv`` / ``.tsv``) and ``eval retrieval``
-(qrels). Each must return a well-formed result or raise ``ValueError`` (one line naming the file),
-nothing else. End to end, ``simcse-rag index build`` on such a file exits 2 with ``error: ...``
-and leaves the existing index untouched.
+/ ``adapt --eval-data`` (qrels, queries). Each must return a well-formed result or raise
+``ValueError`` (one line naming the file), nothing else. End to end, ``simcse-rag index build``
+on such a file exits 2 with ``error: ...`` and leaves the existing index untouched.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from simcse_rag import _io
 from simcse_rag.cli._common import read_lines, read_texts
 from simcse_rag.corpus import read_corpus
 from simcse_rag.data import load_examples
+from simcse_rag.datasets import load_queries
 from simcse_rag.evaluation.retrieval import load_qrels
 from simcse_rag.schema import Passage
 
@@ -153,6 +154,22 @@ def test_qrels_reader_returns_or_raises_value_error(data):
 @given(contents)
 def test_qrels_reader_returns_or_raises_value_error_deep(data):
     check_qrels(data)
+
+
+def check_queries(data: bytes) -> None:
+    path = write(data, ".jsonl")
+    try:
+        queries = load_queries(path)
+    except ValueError as exc:
+        one_line(exc, path)
+    else:
+        assert all(isinstance(q, str) and isinstance(t, str) for q, t in queries.items())
+
+
+@FAST
+@given(contents)
+def test_queries_reader_returns_or_raises_value_error(data):
+    check_queries(data)
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ import contextlib
 import logging
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -236,19 +236,26 @@ class DenseIndex:
         return len(labels)
 
     # ------------------------------------------------------------------ search
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, *, allowed: Collection[str] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` ids by inner product for each query row.
 
         Args:
             queries: ``(m, dim)`` array (a ``(dim,)`` vector is rejected: reshape to ``(1, dim)``).
             k: Results per query (> 0); clamped to the number of vectors.
+            allowed: If given, only these ids can be returned (a metadata filter's id set): FAISS
+                skips every other vector during the search; ids not in the index are ignored.
 
         Returns:
-            ``(ids, scores)``: ``(m, min(k, len(self)))`` arrays of dtype object (str) and float32,
-            best first. No ``-1`` / missing ids ever appear.
+            ``(ids, scores)``: ``(m, min(k, len(self)))`` arrays of dtype object (str) and float32
+            (with ``allowed``: ``min(k, allowed ids present)`` wide), best first. No ``-1`` /
+            missing ids ever appear.
         """
         k = _validate.check_k(k)
         q = _validate.float_matrix(queries, self.dim, "queries")
+        if allowed is not None:
+            return self._search_allowed(q, k, allowed)
         width = min(k, len(self))
         out_ids, out_scores = empty_results(q.shape[0], width)
         if width == 0 or q.shape[0] == 0:
@@ -270,6 +277,56 @@ class DenseIndex:
             out_ids[row] = [f[0] for f in found[:width]]
             out_scores[row] = [f[1] for f in found[:width]]
         return out_ids, out_scores
+
+    def _search_allowed(
+        self, q: np.ndarray, k: int, allowed: Collection[str]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Search restricted to ``allowed`` through a FAISS ID selector (filter before ranking).
+
+        Tombstoned HNSW labels are not in the id map, so they are never in the selector either.
+        """
+        label_of = self._label_of
+        labels = np.fromiter((label_of[i] for i in allowed if i in label_of), dtype=np.int64)
+        width = min(k, labels.size)
+        out_ids, out_scores = empty_results(q.shape[0], width)
+        if width == 0 or q.shape[0] == 0:
+            return out_ids, out_scores
+        faiss = _faiss()
+        # A bitmap over the label range: built with one numpy call and tested in O(1) per
+        # vector, where IDSelectorBatch hashes every allowed label on each search.
+        bits = np.zeros(self._next_label, dtype=bool)
+        bits[labels] = True
+        bitmap = np.packbits(bits, bitorder="little")
+        sel = faiss.IDSelectorBitmap(self._next_label, faiss.swig_ptr(bitmap))
+        if self._structure == "hnsw":
+            params = faiss.SearchParametersHNSW(sel=sel, efSearch=max(self.ef_search, width))
+        elif self._structure == "ivf":
+            params = faiss.SearchParametersIVF(sel=sel, nprobe=self._index.nprobe)
+        else:
+            params = faiss.SearchParameters(sel=sel)
+        with _faiss_threads(q.shape[0]):
+            scores, found = self._index.search(q, width, params=params)
+            short = np.where((found < 0).any(axis=1))[0]
+            if short.size and self._structure == "ivf":  # probed lists held too few: probe all
+                params = faiss.SearchParametersIVF(sel=sel, nprobe=self._index.nlist)
+                scores[short], found[short] = self._index.search(q[short], width, params=params)
+            elif short.size:  # a selective filter cut the HNSW graph apart: score them exactly
+                scores[short], found[short] = self._exact_among(q[short], labels, width)
+        del bitmap  # the selector points into it: keep it alive until the searches are done
+        id_of = self._id_of
+        for row in range(q.shape[0]):
+            out_ids[row] = [id_of[lab] for lab in found[row].tolist()]
+            out_scores[row] = scores[row]
+        return out_ids, out_scores
+
+    def _exact_among(
+        self, q: np.ndarray, labels: np.ndarray, width: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-``width`` among ``labels`` (flat / hnsw: their vectors can be rebuilt)."""
+        vectors = self._index.reconstruct_batch(labels)
+        sims = q @ vectors.T
+        order = np.argsort(-sims, axis=1, kind="stable")[:, :width]
+        return np.take_along_axis(sims, order, axis=1), labels[order]
 
     def _raw_search(self, q: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
         if self._structure == "hnsw":

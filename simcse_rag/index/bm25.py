@@ -29,6 +29,7 @@ import numpy as np
 
 from simcse_rag import _io, _validate
 from simcse_rag.index.batch import check_add_batch, empty_results
+from simcse_rag.index.filters import AllowedCache
 from simcse_rag.index.tokenizers import get_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -166,6 +167,7 @@ class BM25Index:
         self._engine = self._new_engine()
         self._dirty = False
         self._ids_arr: np.ndarray | None = None
+        self._allowed = AllowedCache()  # filter id set -> sorted rows
 
     def _new_engine(self) -> _Bm25sEngine | _RankBm25Engine:
         cls = _Bm25sEngine if self.backend == "bm25s" else _RankBm25Engine
@@ -221,6 +223,7 @@ class BM25Index:
                 self._docs[pos] = tokens
         self._dirty = True
         self._ids_arr = None
+        self._allowed.clear()
 
     def delete(self, ids: Iterable[str]) -> int:
         """Remove documents by id; unknown ids are ignored.
@@ -237,6 +240,7 @@ class BM25Index:
         self._pos = {doc_id: p for p, doc_id in enumerate(self._ids)}
         self._dirty = True
         self._ids_arr = None
+        self._allowed.clear()
         return len(gone)
 
     def _ids_array(self) -> np.ndarray:
@@ -277,7 +281,7 @@ class BM25Index:
         """
         k = _validate.check_k(k)
         queries = _validate.str_list(queries, "queries", single="wrap a single query in a list")
-        rows = None if allowed is None else self._allowed_rows(allowed)
+        rows = None if allowed is None else self._allowed.get(allowed, self._allowed_rows)
         width = min(k, len(self._ids) if rows is None else rows.size)
         out_ids, out_scores = empty_results(len(queries), width)
         if width == 0:

@@ -33,6 +33,7 @@ import numpy as np
 from simcse_rag import _io, _validate, threads
 from simcse_rag.index._threads import ThreadLimit
 from simcse_rag.index.batch import check_add_batch, empty_results
+from simcse_rag.index.filters import AllowedCache
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +119,7 @@ class DenseIndex:
         self._id_of: dict[int, str] = {}
         self._next_label = 0
         self._tombstones = 0
+        self._allowed = AllowedCache()  # filter id set -> (labels, bitmap)
 
     # ------------------------------------------------------------------ structure
     @property
@@ -201,6 +203,7 @@ class DenseIndex:
         labels = np.arange(self._next_label, self._next_label + len(ids), dtype=np.int64)
         self._next_label += len(ids)
         self._index.add_with_ids(matrix, labels)
+        self._allowed.clear()
         for doc_id, label in zip(ids, labels.tolist(), strict=False):
             self._label_of[doc_id] = label
             self._id_of[label] = doc_id
@@ -225,6 +228,7 @@ class DenseIndex:
         ]
         for label in labels:
             del self._id_of[label]
+        self._allowed.clear()
         if not labels:
             return 0
         if self._structure == "hnsw":
@@ -285,18 +289,12 @@ class DenseIndex:
 
         Tombstoned HNSW labels are not in the id map, so they are never in the selector either.
         """
-        label_of = self._label_of
-        labels = np.fromiter((label_of[i] for i in allowed if i in label_of), dtype=np.int64)
+        labels, bitmap = self._allowed.get(allowed, self._allowed_labels)
         width = min(k, labels.size)
         out_ids, out_scores = empty_results(q.shape[0], width)
         if width == 0 or q.shape[0] == 0:
             return out_ids, out_scores
         faiss = _faiss()
-        # A bitmap over the label range: built with one numpy call and tested in O(1) per
-        # vector, where IDSelectorBatch hashes every allowed label on each search.
-        bits = np.zeros(self._next_label, dtype=bool)
-        bits[labels] = True
-        bitmap = np.packbits(bits, bitorder="little")
         sel = faiss.IDSelectorBitmap(self._next_label, faiss.swig_ptr(bitmap))
         if self._structure == "hnsw":
             params = faiss.SearchParametersHNSW(sel=sel, efSearch=max(self.ef_search, width))
@@ -312,12 +310,20 @@ class DenseIndex:
                 scores[short], found[short] = self._index.search(q[short], width, params=params)
             elif short.size:  # a selective filter cut the HNSW graph apart: score them exactly
                 scores[short], found[short] = self._exact_among(q[short], labels, width)
-        del bitmap  # the selector points into it: keep it alive until the searches are done
         id_of = self._id_of
         for row in range(q.shape[0]):
             out_ids[row] = [id_of[lab] for lab in found[row].tolist()]
             out_scores[row] = scores[row]
         return out_ids, out_scores
+
+    def _allowed_labels(self, allowed: Collection[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Labels of the allowed ids present, and a bitmap of them over the label range (one
+        bit per label: FAISS tests it in O(1) per vector, where IDSelectorBatch hashes)."""
+        label_of = self._label_of
+        labels = np.fromiter((label_of[i] for i in allowed if i in label_of), dtype=np.int64)
+        bits = np.zeros(self._next_label, dtype=bool)
+        bits[labels] = True
+        return labels, np.packbits(bits, bitorder="little")
 
     def _exact_among(
         self, q: np.ndarray, labels: np.ndarray, width: int

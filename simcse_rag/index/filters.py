@@ -34,14 +34,14 @@ import functools
 import json
 import math
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
 from simcse_rag.schema import Passage
 
-__all__ = ["OPERATORS", "Filter", "FilterIdCache", "parse_filter"]
+__all__ = ["OPERATORS", "AllowedCache", "Filter", "FilterIdCache", "parse_filter"]
 
 #: Field operators understood inside ``{"key": {...}}``.
 OPERATORS: tuple[str, ...] = ("$eq", "$ne", "$in", "$nin", "$gt", "$gte", "$lt", "$lte", "$exists")
@@ -123,6 +123,42 @@ class FilterIdCache:
         """Forget every id set (call on each change of the passages or their metadata)."""
         with self._lock:
             self._sets.clear()
+
+
+class AllowedCache:
+    """What an index derives from an allowed-id set (row positions, FAISS labels), by identity.
+
+    :class:`FilterIdCache` hands out the same ``frozenset`` for a filter until the next write, so
+    an index can reuse what it built from it instead of looking every allowed id up again on
+    each query. Entries hold the set itself, so an identity match is never a recycled ``id``.
+    The owning index must :meth:`clear` it on every write (positions and labels change).
+
+    Args:
+        size: Sets kept (the oldest is dropped first).
+    """
+
+    def __init__(self, size: int = 16) -> None:
+        self._size = size
+        self._items: dict[int, tuple[Collection[str], Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, allowed: Collection[str], build: Callable[[Collection[str]], Any]) -> Any:
+        """``build(allowed)``, computed once per (identical) set between two :meth:`clear`."""
+        with self._lock:
+            hit = self._items.get(id(allowed))
+        if hit is not None and hit[0] is allowed:
+            return hit[1]
+        value = build(allowed)
+        with self._lock:
+            if len(self._items) >= self._size:
+                self._items.pop(next(iter(self._items)))
+            self._items[id(allowed)] = (allowed, value)
+        return value
+
+    def clear(self) -> None:
+        """Forget everything (call on each write to the index)."""
+        with self._lock:
+            self._items.clear()
 
 
 def parse_filter(obj: Any) -> Filter:

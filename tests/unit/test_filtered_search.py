@@ -196,3 +196,24 @@ def test_dense_allowed_gives_exact_top_k_among_allowed(kind):
         sims = vectors[rows] @ vectors[q]
         expected = [live[j] for j in np.argsort(-sims, kind="stable")[:5]]
         assert found[q].tolist() == expected
+
+
+def test_indexes_reuse_an_allowed_set_only_until_the_next_write():
+    allowed = frozenset({"a", "b"})  # the same object each call, as FilterIdCache hands it out
+    bm25 = BM25Index()
+    bm25.add(["a", "b", "c"], ["fever", "fever cough", "fever"])
+    assert sorted(bm25.search(["fever"], 5, allowed=allowed)[0][0].tolist()) == ["a", "b"]
+    bm25.delete(["a"])
+    assert bm25.search(["fever"], 5, allowed=allowed)[0].tolist() == [["b"]]
+    bm25.add(["a"], ["fever"])
+    assert sorted(bm25.search(["fever"], 5, allowed=allowed)[0][0].tolist()) == ["a", "b"]
+
+    dense = DenseIndex(4, "flat")
+    eye = np.eye(4, dtype=np.float32)
+    dense.add(["a", "b", "c"], eye[:3])
+    assert sorted(dense.search(eye[:1], 5, allowed=allowed)[0][0].tolist()) == ["a", "b"]
+    dense.delete(["a"])
+    assert dense.search(eye[:1], 5, allowed=allowed)[0].tolist() == [["b"]]
+    dense.add(["a"], eye[3:4])  # back under a new FAISS label
+    found, scores = dense.search(eye[3:4], 5, allowed=allowed)
+    assert found.tolist() == [["a", "b"]] and scores[0, 0] == pytest.approx(1.0)

@@ -13,6 +13,9 @@ each filter also pays the filter's evaluation over all metadata (cached until th
 reported as ``cold ms``. Peer: LangChain's ``FAISS.similarity_search_by_vector(vec, k,
 filter=..., fetch_k=<default>)``, which post-filters a fetched window.
 
+``--kinds milvus`` adds Milvus Lite (HNSW), where the filter reaches the collection as an ``id
+in [...]`` expression (it stores no metadata): its cost grows with the number of allowed ids.
+
 Async: 64 concurrent ``SimCSERetriever.ainvoke`` vs 64 sequential ``invoke`` (queries/s).
 
 Run::
@@ -29,7 +32,9 @@ import argparse
 import asyncio
 import inspect
 import json
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -190,20 +195,47 @@ def bench_async(retriever: HybridRetriever, queries: list[str], k: int) -> dict[
     }
 
 
+def dense_index(kind: str, workdir: Path) -> Any:
+    """FAISS ``flat`` / ``ivf`` / ``hnsw``, or ``milvus`` (Milvus Lite, HNSW: the filter goes in
+    as an ``id in [...]`` expression)."""
+    if kind != "milvus":
+        return DenseIndex(DIM, kind)
+    from simcse_rag.index.milvus import MilvusDenseIndex
+
+    return MilvusDenseIndex(DIM, str(workdir / "vectors.db"), index_type="HNSW")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000, help="passages (default 100000)")
     parser.add_argument("--queries", type=int, default=200, help="queries per filter")
     parser.add_argument("-k", type=int, default=10)
-    parser.add_argument("--kinds", default="flat,hnsw", help="dense index kinds, comma-separated")
+    parser.add_argument(
+        "--kinds", default="flat,hnsw", help="comma-separated: flat, ivf, hnsw, milvus"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
     passages, queries, table = make_data(args.n, args.queries, args.seed)
+    workdir = Path(tempfile.mkdtemp(prefix="filters-bench-"))
+    try:
+        return run(args, passages, queries, table, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run(
+    args: argparse.Namespace,
+    passages: list[Passage],
+    queries: list[str],
+    table: VectorTable,
+    workdir: Path,
+) -> int:
+    """Run every measurement, print the tables, write ``--json``."""
     report: dict[str, Any] = {"n": args.n, "k": args.k, "queries": args.queries, "ours": {}}
     config = HybridConfig(query_backend="torch")
     for kind in args.kinds.split(","):
-        retriever = SyntheticRetriever(table, config, dense_index=DenseIndex(DIM, kind))
+        retriever = SyntheticRetriever(table, config, dense_index=dense_index(kind, workdir))
         retriever.add(passages)
         rows = bench_ours(retriever, queries, args.k)
         report["ours"][kind] = rows

@@ -2,9 +2,10 @@
 
 Endpoints::
 
-    POST   /search         {"query": str, "k": 10, "mode": "hybrid", "candidates": 100}
+    POST   /search         {"query": str, "k": 10, "mode": "hybrid", "candidates": 100,
+                            "filter": {...}}   (filter optional: simcse_rag.index.filters)
                            -> {"hits": [hit, ...]}   (hits as ``simcse-rag search --json``)
-    POST   /search/batch   {"queries": [str, ...], "k", "mode", "candidates"}
+    POST   /search/batch   {"queries": [str, ...], "k", "mode", "candidates", "filter"}
                            -> {"results": [[hit, ...], ...]}
     GET    /health         -> {"status": "ok", "passages": n}
     GET    /info           -> the index manifest (model, counts, config)
@@ -30,12 +31,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from simcse_rag.index.filters import parse_filter
 from simcse_rag.index.hybrid import HybridRetriever
 from simcse_rag.schema import Passage
 
 logger = logging.getLogger(__name__)
 
-_SEARCH_FIELDS = frozenset({"k", "mode", "candidates"})
+_SEARCH_FIELDS = frozenset({"k", "mode", "candidates", "filter"})
 
 
 class RequestError(ValueError):
@@ -215,6 +217,14 @@ def _search_options(body: dict[str, Any]) -> dict[str, Any]:
         value = options[name]
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise RequestError(f"{name!r} must be a positive integer, got {value!r}.")
+    spec = body.get("filter")
+    if spec is not None:
+        if not isinstance(spec, dict):  # JSON text inside JSON is a client mistake, not a filter
+            raise RequestError(f"'filter' must be a JSON object, got {_kind(spec)}.")
+        try:  # checked here so no search starts on a filter that cannot be read
+            options["filter"] = parse_filter(spec)
+        except ValueError as exc:
+            raise RequestError(str(exc)) from None
     return options
 
 

@@ -14,10 +14,11 @@ from langchain_core.callbacks import (
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables.config import run_in_executor
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 
 from langchain_simcse.embeddings import SimCSEEmbeddings
 from simcse_rag.encoder import SimCSEEncoder
+from simcse_rag.index.filters import Filter, parse_filter
 from simcse_rag.index.hybrid import HybridConfig, HybridRetriever
 from simcse_rag.index.saved import load_retriever, save_retriever
 from simcse_rag.schema import Hit, Passage
@@ -71,6 +72,18 @@ def _to_passages(documents: Iterable[Document], ids: Sequence[str] | None) -> li
     return passages
 
 
+#: Keys ``search_kwargs`` accepts (as in LangChain's ``VectorStoreRetriever``).
+_SEARCH_KWARGS = ("filter", "k")
+
+
+def _combine(configured: Any, per_call: Any) -> Filter | None:
+    """AND a per-call filter with the configured one: a call can narrow, never widen it."""
+    parts = [parse_filter(f).spec for f in (configured, per_call) if f is not None]
+    if not parts:
+        return None
+    return parse_filter(parts[0] if len(parts) == 1 else {"$and": parts})
+
+
 def _to_document(hit: Hit) -> Document:
     metadata = dict(hit.metadata)
     metadata["score"] = hit.score
@@ -116,6 +129,27 @@ class SimCSERetriever(BaseRetriever):
 
     candidates: int = Field(default=100, gt=0)
     """How many hits each source contributes to the fusion (at least ``k`` are used)."""
+
+    search_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """``{"filter": {...}, "k": n}``, as LangChain's vector-store retrievers take them. The
+    filter (language in :mod:`simcse_rag.index.filters`; LangChain's dict filters are valid
+    ones) applies to every call; a per-call ``invoke(query, filter=...)`` is ANDed with it, so a
+    call can narrow it but never widen it."""
+
+    @field_validator("search_kwargs")
+    @classmethod
+    def _check_search_kwargs(cls, value: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(value) - set(_SEARCH_KWARGS))
+        if unknown:
+            raise ValueError(
+                f"search_kwargs: unknown key(s) {', '.join(map(repr, unknown))}; "
+                f"use {', '.join(_SEARCH_KWARGS)} (k / mode / candidates are fields)."
+            )
+        if value.get("filter") is not None:
+            parse_filter(value["filter"])  # a bad filter fails here, not on the first query
+        if "k" in value:
+            _check_k(value["k"], "search_kwargs['k']")
+        return value
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -247,12 +281,17 @@ class SimCSERetriever(BaseRetriever):
         return cls(index=index, **{**settings, **kwargs})
 
     # ------------------------------------------------------------------ retrieval
-    def _search(self, query: str, k: int | None, mode: str | None) -> list[Document]:
-        k = _check_k(self.k if k is None else k)
+    def _search(
+        self, query: str, k: int | None, mode: str | None, filter: Any = None
+    ) -> list[Document]:
+        k = _check_k(self.search_kwargs.get("k", self.k) if k is None else k)
         mode = _check_mode(self.mode if mode is None else mode)
+        flt = _combine(self.search_kwargs.get("filter"), filter)  # checked even for blank queries
         if not query.strip():
             return []
-        hits = self.index.search(query, k=k, mode=mode, candidates=max(self.candidates, k))
+        hits = self.index.search(
+            query, k=k, mode=mode, candidates=max(self.candidates, k), filter=flt
+        )
         return [_to_document(hit) for hit in hits]
 
     def _get_relevant_documents(
@@ -262,8 +301,9 @@ class SimCSERetriever(BaseRetriever):
         run_manager: CallbackManagerForRetrieverRun,
         k: int | None = None,
         mode: Mode | None = None,
+        filter: dict[str, Any] | None = None,  # noqa: A002 - LangChain's name for it
     ) -> list[Document]:
-        return self._search(query, k, mode)
+        return self._search(query, k, mode, filter)
 
     async def _aget_relevant_documents(
         self,
@@ -272,5 +312,9 @@ class SimCSERetriever(BaseRetriever):
         run_manager: AsyncCallbackManagerForRetrieverRun,
         k: int | None = None,
         mode: Mode | None = None,
+        filter: dict[str, Any] | None = None,  # noqa: A002 - LangChain's name for it
     ) -> list[Document]:
-        return await run_in_executor(None, self._search, query, k, mode)
+        # The search (query encoding, FAISS, BM25) runs in the executor's thread pool: the event
+        # loop keeps running, and concurrent ainvoke / abatch calls search in parallel threads
+        # (the retriever's read lock lets searches overlap).
+        return await run_in_executor(None, self._search, query, k, mode, filter)

@@ -28,9 +28,11 @@ from llama_index.core.schema import (
     QueryBundle,
     TextNode,
 )
+from llama_index.core.vector_stores.types import MetadataFilters
 from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
 
 from llama_index_simcse.embeddings import SimCSEEmbedding
+from llama_index_simcse.filters import to_filter
 from simcse_rag.encoder import SimCSEEncoder
 from simcse_rag.index.fusion import reciprocal_rank_fusion
 from simcse_rag.index.hybrid import HybridConfig, HybridRetriever
@@ -127,6 +129,7 @@ class HybridRRFRetriever(BaseRetriever):
         mode: str = "hybrid",
         rrf_k: float = 60,
         candidates: int = 100,
+        filters: MetadataFilters | None = None,
         callback_manager: CallbackManager | None = None,
         verbose: bool = False,
     ) -> None:
@@ -141,12 +144,15 @@ class HybridRRFRetriever(BaseRetriever):
             mode: With ``index``: ``hybrid``, ``dense`` or ``bm25``.
             rrf_k: With ``retrievers``: the RRF constant (60 as in the paper).
             candidates: With ``index``: hits each source contributes to the fusion.
+            filters: With ``index``: LlamaIndex ``MetadataFilters`` applied inside both legs'
+                search (see :mod:`llama_index_simcse.filters` for the operators that map).
             callback_manager: LlamaIndex callback manager.
             verbose: LlamaIndex verbosity flag.
 
         Raises:
             ValueError: Neither or both of ``retrievers`` / ``index``, a weight count that does not
-                match, or a bad ``similarity_top_k`` / ``mode``.
+                match, a bad ``similarity_top_k`` / ``mode``, or ``filters`` with an operator
+                that does not map (named).
         """
         if (retrievers is None) == (index is None):
             raise ValueError(
@@ -160,6 +166,11 @@ class HybridRRFRetriever(BaseRetriever):
             raise ValueError(f"rrf_k must be a number >= 0 (60 in the RRF paper), got {rrf_k!r}.")
         self.rrf_k = rrf_k
         self._index = index
+        if filters is not None and index is None:
+            raise ValueError(
+                "filters apply to index=; give each of retrievers=[...] its own filters."
+            )
+        self.filters = filters
         self._retrievers: list[BaseRetriever] = []
         self._weights: list[float] = []
         if retrievers is not None:
@@ -294,6 +305,16 @@ class HybridRRFRetriever(BaseRetriever):
         settings = {("similarity_top_k" if key == "k" else key): v for key, v in saved.items()}
         return cls(index=index, **{**settings, **kwargs})
 
+    @property
+    def filters(self) -> MetadataFilters | None:
+        """The ``MetadataFilters`` every search applies (mode (a)); settable."""
+        return self._filters
+
+    @filters.setter
+    def filters(self, value: MetadataFilters | None) -> None:
+        self._filter = to_filter(value)  # checked (and translated) here, not per query
+        self._filters = value
+
     # ------------------------------------------------------------------ retrieval
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         if not query_bundle.query_str.strip():
@@ -304,6 +325,7 @@ class HybridRRFRetriever(BaseRetriever):
                 k=self.similarity_top_k,
                 mode=self.mode,
                 candidates=max(self.candidates, self.similarity_top_k),
+                filter=self._filter,
             )
             return [_hit_to_node(hit) for hit in hits]
         return self._fuse([r.retrieve(query_bundle) for r in self._retrievers])
@@ -311,7 +333,7 @@ class HybridRRFRetriever(BaseRetriever):
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         if not query_bundle.query_str.strip():
             return []
-        if self._index is not None:
+        if self._index is not None:  # off the event loop, in the default thread pool
             return await asyncio.to_thread(self._retrieve, query_bundle)
         results = await asyncio.gather(*(r.aretrieve(query_bundle) for r in self._retrievers))
         return self._fuse(list(results))

@@ -24,6 +24,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--candidates", type=positive_int, default=100, help="hits per source before fusion"
     )
+    parser.add_argument(
+        "--filter",
+        default=None,
+        metavar="JSON",
+        help='metadata filter, e.g. \'{"lang": "en", "year": {"$gte": 2020}}\' '
+        "(operators $eq $ne $in $nin $gt $gte $lt $lte $exists $and $or; "
+        "a missing key never matches)",
+    )
     parser.add_argument("--json", action="store_true", help="print hits as a JSON list")
     parser.add_argument(
         "--model", default=None, help="model folder (default: the one in the manifest)"
@@ -35,12 +43,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load the index, run the query, print the hits."""
     from simcse_rag.cli._common import load_encoder
+    from simcse_rag.index.filters import parse_filter
     from simcse_rag.index.hybrid import HybridRetriever
 
+    # Checked before the index and model load: a typo in the filter fails in milliseconds.
+    flt = None if args.filter is None else parse_filter(args.filter)
     HybridRetriever.read_manifest(args.index)
     encoder = load_encoder(args) if args.model or args.device else None
     retriever = HybridRetriever.load(args.index, encoder)
-    hits = retriever.search(args.query, k=args.k, mode=args.mode, candidates=args.candidates)
+    hits = retriever.search(
+        args.query, k=args.k, mode=args.mode, candidates=args.candidates, filter=flt
+    )
     if args.json:
         print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
         return 0

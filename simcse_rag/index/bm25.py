@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ import numpy as np
 
 from simcse_rag import _io, _validate
 from simcse_rag.index.batch import check_add_batch, empty_results
+from simcse_rag.index.filters import AllowedCache
 from simcse_rag.index.tokenizers import get_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -166,6 +167,7 @@ class BM25Index:
         self._engine = self._new_engine()
         self._dirty = False
         self._ids_arr: np.ndarray | None = None
+        self._allowed = AllowedCache()  # filter id set -> sorted rows
 
     def _new_engine(self) -> _Bm25sEngine | _RankBm25Engine:
         cls = _Bm25sEngine if self.backend == "bm25s" else _RankBm25Engine
@@ -221,6 +223,7 @@ class BM25Index:
                 self._docs[pos] = tokens
         self._dirty = True
         self._ids_arr = None
+        self._allowed.clear()
 
     def delete(self, ids: Iterable[str]) -> int:
         """Remove documents by id; unknown ids are ignored.
@@ -237,6 +240,7 @@ class BM25Index:
         self._pos = {doc_id: p for p, doc_id in enumerate(self._ids)}
         self._dirty = True
         self._ids_arr = None
+        self._allowed.clear()
         return len(gone)
 
     def _ids_array(self) -> np.ndarray:
@@ -259,31 +263,45 @@ class BM25Index:
         self.build()
         return self._engine.scores(np.unique(self._term_ids(query, grow=False)))
 
-    def search(self, queries: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: Sequence[str], k: int, *, allowed: Collection[str] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` documents for each query.
 
         Args:
             queries: Query strings (a bare string is rejected: wrap it in a list).
             k: Results per query (> 0); clamped to the number of documents.
+            allowed: If given, only these ids can be returned (a metadata filter's id set); ids
+                not in the index are ignored.
 
         Returns:
-            ``(ids, scores)``: ``(m, min(k, len(self)))`` arrays of dtype object (str) and float32,
-            best first. Documents sharing no term with the query score 0 and come last (ties in
-            index order).
+            ``(ids, scores)``: ``(m, min(k, len(self)))`` arrays of dtype object (str) and float32
+            (with ``allowed``: ``min(k, allowed ids present)`` wide), best first. Documents sharing
+            no term with the query score 0 and come last (ties in index order).
         """
         k = _validate.check_k(k)
         queries = _validate.str_list(queries, "queries", single="wrap a single query in a list")
-        width = min(k, len(self._ids))
+        rows = None if allowed is None else self._allowed.get(allowed, self._allowed_rows)
+        width = min(k, len(self._ids) if rows is None else rows.size)
         out_ids, out_scores = empty_results(len(queries), width)
         if width == 0:
             return out_ids, out_scores
         ids_arr = self._ids_array()
         for row, query in enumerate(queries):
             scores = self.scores(query)
-            best = top_k(scores, width)
+            # With a filter, bm25s' ``weight_mask``: disallowed documents are dropped before
+            # top-k, so the k best allowed ones come back whatever the filter's selectivity.
+            best = top_k(scores, width) if rows is None else rows[top_k(scores[rows], width)]
             out_ids[row] = ids_arr[best]
             out_scores[row] = scores[best]
         return out_ids, out_scores
+
+    def _allowed_rows(self, allowed: Collection[str]) -> np.ndarray:
+        """Sorted index positions of the allowed ids (sorted: ties stay in index order)."""
+        pos = self._pos
+        rows = np.fromiter((pos[i] for i in allowed if i in pos), dtype=np.int64)
+        rows.sort()
+        return rows
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike[str]) -> Path:

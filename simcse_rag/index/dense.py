@@ -24,7 +24,7 @@ import contextlib
 import logging
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ import numpy as np
 from simcse_rag import _io, _validate, threads
 from simcse_rag.index._threads import ThreadLimit
 from simcse_rag.index.batch import check_add_batch, empty_results
+from simcse_rag.index.filters import AllowedCache
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +119,7 @@ class DenseIndex:
         self._id_of: dict[int, str] = {}
         self._next_label = 0
         self._tombstones = 0
+        self._allowed = AllowedCache()  # filter id set -> (labels, bitmap)
 
     # ------------------------------------------------------------------ structure
     @property
@@ -201,6 +203,7 @@ class DenseIndex:
         labels = np.arange(self._next_label, self._next_label + len(ids), dtype=np.int64)
         self._next_label += len(ids)
         self._index.add_with_ids(matrix, labels)
+        self._allowed.clear()
         for doc_id, label in zip(ids, labels.tolist(), strict=False):
             self._label_of[doc_id] = label
             self._id_of[label] = doc_id
@@ -225,6 +228,7 @@ class DenseIndex:
         ]
         for label in labels:
             del self._id_of[label]
+        self._allowed.clear()
         if not labels:
             return 0
         if self._structure == "hnsw":
@@ -236,19 +240,26 @@ class DenseIndex:
         return len(labels)
 
     # ------------------------------------------------------------------ search
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, *, allowed: Collection[str] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` ids by inner product for each query row.
 
         Args:
             queries: ``(m, dim)`` array (a ``(dim,)`` vector is rejected: reshape to ``(1, dim)``).
             k: Results per query (> 0); clamped to the number of vectors.
+            allowed: If given, only these ids can be returned (a metadata filter's id set): FAISS
+                skips every other vector during the search; ids not in the index are ignored.
 
         Returns:
-            ``(ids, scores)``: ``(m, min(k, len(self)))`` arrays of dtype object (str) and float32,
-            best first. No ``-1`` / missing ids ever appear.
+            ``(ids, scores)``: ``(m, min(k, len(self)))`` arrays of dtype object (str) and float32
+            (with ``allowed``: ``min(k, allowed ids present)`` wide), best first. No ``-1`` /
+            missing ids ever appear.
         """
         k = _validate.check_k(k)
         q = _validate.float_matrix(queries, self.dim, "queries")
+        if allowed is not None:
+            return self._search_allowed(q, k, allowed)
         width = min(k, len(self))
         out_ids, out_scores = empty_results(q.shape[0], width)
         if width == 0 or q.shape[0] == 0:
@@ -270,6 +281,58 @@ class DenseIndex:
             out_ids[row] = [f[0] for f in found[:width]]
             out_scores[row] = [f[1] for f in found[:width]]
         return out_ids, out_scores
+
+    def _search_allowed(
+        self, q: np.ndarray, k: int, allowed: Collection[str]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Search restricted to ``allowed`` through a FAISS ID selector (filter before ranking).
+
+        Tombstoned HNSW labels are not in the id map, so they are never in the selector either.
+        """
+        labels, bitmap = self._allowed.get(allowed, self._allowed_labels)
+        width = min(k, labels.size)
+        out_ids, out_scores = empty_results(q.shape[0], width)
+        if width == 0 or q.shape[0] == 0:
+            return out_ids, out_scores
+        faiss = _faiss()
+        sel = faiss.IDSelectorBitmap(self._next_label, faiss.swig_ptr(bitmap))
+        if self._structure == "hnsw":
+            params = faiss.SearchParametersHNSW(sel=sel, efSearch=max(self.ef_search, width))
+        elif self._structure == "ivf":
+            params = faiss.SearchParametersIVF(sel=sel, nprobe=self._index.nprobe)
+        else:
+            params = faiss.SearchParameters(sel=sel)
+        with _faiss_threads(q.shape[0]):
+            scores, found = self._index.search(q, width, params=params)
+            short = np.where((found < 0).any(axis=1))[0]
+            if short.size and self._structure == "ivf":  # probed lists held too few: probe all
+                params = faiss.SearchParametersIVF(sel=sel, nprobe=self._index.nlist)
+                scores[short], found[short] = self._index.search(q[short], width, params=params)
+            elif short.size:  # a selective filter cut the HNSW graph apart: score them exactly
+                scores[short], found[short] = self._exact_among(q[short], labels, width)
+        id_of = self._id_of
+        for row in range(q.shape[0]):
+            out_ids[row] = [id_of[lab] for lab in found[row].tolist()]
+            out_scores[row] = scores[row]
+        return out_ids, out_scores
+
+    def _allowed_labels(self, allowed: Collection[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Labels of the allowed ids present, and a bitmap of them over the label range (one
+        bit per label: FAISS tests it in O(1) per vector, where IDSelectorBatch hashes)."""
+        label_of = self._label_of
+        labels = np.fromiter((label_of[i] for i in allowed if i in label_of), dtype=np.int64)
+        bits = np.zeros(self._next_label, dtype=bool)
+        bits[labels] = True
+        return labels, np.packbits(bits, bitorder="little")
+
+    def _exact_among(
+        self, q: np.ndarray, labels: np.ndarray, width: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-``width`` among ``labels`` (flat / hnsw: their vectors can be rebuilt)."""
+        vectors = self._index.reconstruct_batch(labels)
+        sims = q @ vectors.T
+        order = np.argsort(-sims, axis=1, kind="stable")[:, :width]
+        return np.take_along_axis(sims, order, axis=1), labels[order]
 
     def _raw_search(self, q: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
         if self._structure == "hnsw":

@@ -31,6 +31,7 @@ from simcse_rag.index.cache import EmbeddingCache
 from simcse_rag.index.config import HybridConfig
 from simcse_rag.index.deferred import DeferredEncoder
 from simcse_rag.index.dense import DenseIndex
+from simcse_rag.index.filters import Filter, FilterIdCache, parse_filter
 from simcse_rag.index.fusion import reciprocal_rank_fusion
 from simcse_rag.index.persist import FORMAT_VERSION, MANIFEST
 from simcse_rag.query_encoder import LazyQueryEncoder
@@ -44,6 +45,8 @@ logger = logging.getLogger(__name__)
 MODES: tuple[str, ...] = SEARCH_MODES
 #: HybridConfig fields that change how queries are searched, not what the indexes hold.
 QUERY_TIME_FIELDS: tuple[str, ...] = ("rrf_k", "weights", "batch_size", "query_backend")
+#: What ``filter=`` accepts: a parsed filter, a dict, or its JSON text.
+FilterLike = Filter | dict[str, Any] | str
 
 
 def _check_passages(passages: Iterable[Passage]) -> list[Passage]:
@@ -112,6 +115,8 @@ class HybridRetriever:
         # Searches share the indexes; add / delete / save take them exclusively, so a search
         # sees the whole state before or after an update, never a mix.
         self._lock = ReadWriteLock()
+        # Id sets of recent filters; every write (add / delete) clears it.
+        self._filter_ids = FilterIdCache()
 
     @classmethod
     def from_passages(
@@ -219,6 +224,7 @@ class HybridRetriever:
             self._dense.add(ids, vectors)
             self._bm25.add(ids, texts)
             self._bm25.build()  # rebuild now, not in the next search
+            self._filter_ids.clear()
             for p in items:
                 self._passages[p.id] = p
 
@@ -233,6 +239,7 @@ class HybridRetriever:
             self._dense.delete(gone)
             self._bm25.delete(gone)
             self._bm25.build()
+            self._filter_ids.clear()
             for i in gone:
                 del self._passages[i]
             return len(gone)
@@ -292,7 +299,13 @@ class HybridRetriever:
         return self._queries.encode(queries, batch_size=self.config.batch_size)
 
     def search(
-        self, query: str, *, k: int = 10, mode: str = "hybrid", candidates: int = 100
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        mode: str = "hybrid",
+        candidates: int = 100,
+        filter: FilterLike | None = None,  # noqa: A002 - the name every RAG framework uses
     ) -> list[Hit]:
         """Retrieve the ``k`` best passages for ``query``.
 
@@ -301,47 +314,66 @@ class HybridRetriever:
             k: Hits to return (> 0); fewer when the corpus is smaller.
             mode: ``"hybrid"`` (RRF of dense and BM25), ``"dense"`` or ``"bm25"``.
             candidates: Hits taken from each source before fusion (raised to ``k`` if smaller).
+            filter: Metadata filter (dict, JSON text or :class:`~simcse_rag.index.filters.Filter`;
+                language in :mod:`simcse_rag.index.filters`). Both legs search only passages
+                that pass it, so ``k`` hits come back whenever ``k`` passages pass.
 
         Returns:
             Hits best first with text, metadata, score (fused RRF score in hybrid mode, the
             source score otherwise), 1-based rank and per-source rank and score.
 
         Raises:
-            ValueError: ``k`` or ``candidates`` <= 0, or an unknown mode.
+            ValueError: ``k`` or ``candidates`` <= 0, an unknown mode, or a bad filter.
             TypeError: ``query`` is not a string.
         """
         if not isinstance(query, str):
             raise TypeError(
                 f"query must be a str, got {type(query).__name__}; use search_batch for lists."
             )
-        return self.search_batch([query], k=k, mode=mode, candidates=candidates)[0]
+        return self.search_batch([query], k=k, mode=mode, candidates=candidates, filter=filter)[0]
 
     def search_batch(
-        self, queries: Sequence[str], *, k: int = 10, mode: str = "hybrid", candidates: int = 100
+        self,
+        queries: Sequence[str],
+        *,
+        k: int = 10,
+        mode: str = "hybrid",
+        candidates: int = 100,
+        filter: FilterLike | None = None,  # noqa: A002 - the name every RAG framework uses
     ) -> list[list[Hit]]:
-        """Batched :meth:`search`: one list of hits per query (queries are encoded together)."""
+        """Batched :meth:`search`: one list of hits per query (queries are encoded together);
+        ``filter`` applies to every query of the batch."""
         if isinstance(queries, str):
             raise TypeError("search_batch() takes a list of queries; for one query use search().")
         queries = _validate.str_list(queries, "queries", single="for one query use search()")
         k = _validate.check_k(k)
         candidates = _validate.positive_int(candidates, "candidates")
         mode = _validate.check_mode(mode)
+        flt = None if filter is None else parse_filter(filter)
         depth = max(candidates, k) if mode == "hybrid" else k
         live = [i for i, q in enumerate(queries) if q.strip()]
         if not live:
             return [[] for _ in queries]
         with self._lock.read():
-            return self._search_live(queries, live, k, mode, depth)
+            allowed = None if flt is None else self._filter_ids.ids(flt, self._passages.values())
+            return self._search_live(queries, live, k, mode, depth, allowed)
 
     def _search_live(
-        self, queries: list[str], live: list[int], k: int, mode: str, depth: int
+        self,
+        queries: list[str],
+        live: list[int],
+        k: int,
+        mode: str,
+        depth: int,
+        allowed: frozenset[str] | None = None,
     ) -> list[list[Hit]]:
         results: list[list[Hit]] = [[] for _ in queries]
-        if not self._passages:
+        if not self._passages or (allowed is not None and not allowed):
             return results
         texts = [queries[i] for i in live]
-        dense = self._dense_rankings(texts, depth) if mode in ("hybrid", "dense") else None
-        sparse = self._bm25_rankings(texts, depth) if mode in ("hybrid", "bm25") else None
+        want_dense, want_sparse = mode in ("hybrid", "dense"), mode in ("hybrid", "bm25")
+        dense = self._dense_rankings(texts, depth, allowed) if want_dense else None
+        sparse = self._bm25_rankings(texts, depth, allowed) if want_sparse else None
         for j, i in enumerate(live):
             if mode == "hybrid":
                 hits = reciprocal_rank_fusion(
@@ -359,15 +391,23 @@ class HybridRetriever:
             results[i] = [self._fill(h) for h in hits]
         return results
 
-    def _dense_rankings(self, texts: list[str], depth: int) -> list[list[tuple[str, float]]]:
-        ids, scores = self._dense.search(self.encode_queries(texts), depth)
+    def _dense_rankings(
+        self, texts: list[str], depth: int, allowed: frozenset[str] | None = None
+    ) -> list[list[tuple[str, float]]]:
+        vectors = self.encode_queries(texts)
+        if allowed is None:
+            ids, scores = self._dense.search(vectors, depth)
+        else:
+            ids, scores = self._dense.search(vectors, depth, allowed=allowed)
         return [
             list(zip(r_ids.tolist(), r_scores.tolist(), strict=False))
             for r_ids, r_scores in zip(ids, scores, strict=False)
         ]
 
-    def _bm25_rankings(self, texts: list[str], depth: int) -> list[list[tuple[str, float]]]:
-        ids, scores = self._bm25.search(texts, depth)
+    def _bm25_rankings(
+        self, texts: list[str], depth: int, allowed: frozenset[str] | None = None
+    ) -> list[list[tuple[str, float]]]:
+        ids, scores = self._bm25.search(texts, depth, allowed=allowed)
         # Documents sharing no term with the query score 0: they are not BM25 matches.
         return [
             [(d, s) for d, s in zip(r_ids.tolist(), r_scores.tolist(), strict=False) if s > 0]

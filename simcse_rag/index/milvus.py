@@ -18,7 +18,7 @@ collection.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,6 +29,7 @@ from simcse_rag.index._milvus import (
     MilvusCollection,
     check_collection_name,
     check_ids,
+    ids_expr,
     is_lite,
     quote,
     resolve_uri,
@@ -192,17 +193,22 @@ class MilvusDenseIndex(MilvusCollection):
         return self._delete_ids(ids)
 
     # ------------------------------------------------------------------ search
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, *, allowed: Collection[str] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` ids by inner product for each query row.
 
         Args:
             queries: ``(m, dim)`` array.
             k: Results per query (> 0); clamped to the number of vectors and to Milvus's
                 :data:`MAX_TOP_K`.
+            allowed: If given, only these ids can be returned (a metadata filter's id set). The
+                collection holds ids and vectors only, no metadata, so the filter reaches Milvus
+                as the boolean expression ``id in [...]``, which Milvus applies inside the search.
 
         Returns:
             ``(ids, scores)``: ``(m, min(k, len(self), MAX_TOP_K))`` arrays of dtype object (str)
-            and float32, best first.
+            and float32, best first (with ``allowed``: at most as wide as the allowed ids found).
 
         Raises:
             ValueError: Bad shapes, or Milvus returned fewer hits than that width for some query
@@ -210,31 +216,36 @@ class MilvusDenseIndex(MilvusCollection):
         """
         k = _validate.check_k(k)
         q = _validate.float_matrix(queries, self.dim, "queries")
-        width = min(k, len(self), MAX_TOP_K)
-        out_ids, out_scores = empty_results(q.shape[0], width)
+        expr = "" if allowed is None else ids_expr(sorted(allowed))
+        width = min(k, len(self), MAX_TOP_K, len(self) if allowed is None else len(allowed))
         if width == 0 or q.shape[0] == 0:
-            return out_ids, out_scores
+            return empty_results(q.shape[0], width)
+        rows: list[list[dict[str, Any]]] = []
         for start in range(0, q.shape[0], _SEARCH_BATCH):
             block = q[start : start + _SEARCH_BATCH]
-            results = self._search(block, width, self.search_params)
+            results = self._search(block, width, self.search_params, expr)
             short = [i for i, hits in enumerate(results) if len(hits) < width]
             if short:  # approximate index gave fewer than asked: retry those rows exhaustively
-                again = self._search(block[short], width, self._exhaustive_params(width))
+                again = self._search(block[short], width, self._exhaustive_params(width), expr)
                 for i, hits in zip(short, again, strict=True):
                     results[i] = hits
-            for i, hits in enumerate(results):
-                if len(hits) < width:
-                    raise ValueError(
-                        f"Milvus returned {len(hits)} of {width} hits for query {start + i}; the "
-                        f"collection's {self.index_type} index cannot reach every vector. "
-                        "Rebuild it with index_type='FLAT' or 'HNSW'."
-                    )
-                out_ids[start + i] = [h[ID_FIELD] for h in hits[:width]]
-                out_scores[start + i] = [h["distance"] for h in hits[:width]]
+            rows.extend(results)
+        if allowed is not None:  # allowed ids missing from the collection narrow the results
+            width = min(width, *(len(hits) for hits in rows))
+        out_ids, out_scores = empty_results(q.shape[0], width)
+        for i, hits in enumerate(rows):
+            if len(hits) < width:
+                raise ValueError(
+                    f"Milvus returned {len(hits)} of {width} hits for query {i}; the "
+                    f"collection's {self.index_type} index cannot reach every vector. "
+                    "Rebuild it with index_type='FLAT' or 'HNSW'."
+                )
+            out_ids[i] = [h[ID_FIELD] for h in hits[:width]]
+            out_scores[i] = [h["distance"] for h in hits[:width]]
         return out_ids, out_scores
 
     def _search(
-        self, q: np.ndarray, limit: int, params: Mapping[str, Any]
+        self, q: np.ndarray, limit: int, params: Mapping[str, Any], expr: str = ""
     ) -> list[list[dict[str, Any]]]:
         results = self._call(
             "search",
@@ -242,6 +253,7 @@ class MilvusDenseIndex(MilvusCollection):
             self.collection,
             data=q,
             limit=limit,
+            filter=expr,
             anns_field=_VECTOR_FIELD,
             output_fields=[ID_FIELD],
             search_params={"metric_type": "IP", "params": dict(params)},

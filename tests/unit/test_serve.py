@@ -71,7 +71,7 @@ def test_health_and_info(client: TestClient) -> None:
         ("POST", "/search", {"query": "x", "k": True}, 422, "'k' must be a positive integer"),
         ("POST", "/search", {"query": "x", "candidates": "9"}, 422, "'candidates' must be"),
         ("POST", "/search", {"query": "x", "mode": "sparse"}, 422, "Unknown mode 'sparse'"),
-        ("POST", "/search", {"query": "x", "filter": {}}, 422, "unknown field(s) 'filter'"),
+        ("POST", "/search", {"query": "x", "filters": {}}, 422, "unknown field(s) 'filters'"),
         ("POST", "/search/batch", {"queries": "x"}, 422, "'queries' must be a list of strings"),
         ("POST", "/search/batch", {"queries": [1]}, 422, "'queries' must be a list of strings"),
         ("POST", "/passages", {"passages": [{"id": "", "text": "t"}]}, 422, "passages[0]:"),

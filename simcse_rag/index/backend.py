@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -61,8 +61,13 @@ class DenseBackend(Protocol):
         """Remove vectors by id; return how many were present."""
         ...
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Return ``(ids, scores)`` of shape ``(m, min(k, len(self)))``, best first."""
+    def search(
+        self, queries: np.ndarray, k: int, *, allowed: Collection[str] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(ids, scores)`` of shape ``(m, min(k, n))``, best first, where ``n`` is the
+        number of vectors, or of those whose id is in ``allowed`` when it is given: a metadata
+        filter is applied *inside* the search (never by post-filtering a fetched window), so
+        ``k`` hits come back whenever ``k`` allowed vectors exist, and no other id ever does."""
         ...
 
     def __len__(self) -> int:

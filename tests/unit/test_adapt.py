@@ -478,3 +478,68 @@ def test_pseudo_range_min_is_checked() -> None:
         AdaptConfig(pseudo_range_min=True)
     # A narrow rank window for labelled pairs is no error: the pseudo skip shrinks to fit it.
     assert AdaptConfig(mining=MiningConfig(num_negatives=1, range_max=10)).pseudo_range_min == 10
+
+
+# --------------------------------------------------------------------------- pipeline stages
+def test_rounds_train_in_memory_with_no_work_folder(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from simcse_rag.encoder import SimCSEEncoder
+
+    encoder = SimCSEEncoder.from_pretrained(tiny_model_dir, device="cpu")
+    beside_out: dict[str, list[str]] = {}
+
+    def on_stage(message: str) -> None:  # what sits next to the output as each stage starts
+        beside_out[message] = sorted(p.name for p in tmp_path.iterdir())
+
+    config = AdaptConfig(strategy="title", max_steps=2, batch_size=4, rounds=2)
+    adapt(synthetic_corpus(24), encoder, tmp_path / "o", config=config, on_stage=on_stage)
+    after_training = [m for m in beside_out if "with the adapted model" in m]
+    assert len(after_training) == 2
+    assert all(beside_out[m] == [] for m in after_training), beside_out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o"]
+
+
+def test_encode_stages_use_the_encode_limit_and_always_restore_the_model_limit(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    from simcse_rag.encoder import SimCSEEncoder
+
+    encoder = SimCSEEncoder.from_pretrained(tiny_model_dir, device="cpu")
+    own = encoder.max_length
+    assert own != 8
+    limits: dict[str, int] = {}
+
+    def record(message: str) -> None:
+        limits[message] = encoder.max_length
+
+    config = AdaptConfig(strategy="title", max_steps=1, batch_size=4, encode_max_length=8)
+    adapt(synthetic_corpus(24), encoder, tmp_path / "o", config=config, on_stage=record)
+    # Pairs, base encoding, mining, fine-tuning, adapted encoding: all but the first encode.
+    assert len(limits) == 5 and limits.pop("making training pairs") == own
+    assert set(limits.values()) == {8}
+    assert encoder.max_length == own
+
+    def fail_in_base_encoding(message: str) -> None:
+        if "with the base model" in message:
+            raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError, match="interrupted"):
+        adapt(
+            synthetic_corpus(24),
+            encoder,
+            tmp_path / "o2",
+            config=config,
+            on_stage=fail_in_base_encoding,
+        )
+    assert encoder.max_length == own
+    assert not (tmp_path / "o2").exists()
+
+
+def test_prepare_pairs_refuses_corpus_only_without_a_strategy() -> None:
+    from simcse_rag.adapt import CORPUS_ONLY_REFUSAL, prepare_pairs
+
+    with pytest.raises(ValueError) as info:
+        prepare_pairs(synthetic_corpus(20), AdaptConfig())
+    assert str(info.value) == CORPUS_ONLY_REFUSAL
+    prepared = prepare_pairs(synthetic_corpus(20), AdaptConfig(strategy="title"))
+    assert prepared.pseudo and prepared.pseudo_eval
+    assert not {p.query_id for p in prepared.train} & set(prepared.eval_set.qrels)

@@ -9,7 +9,6 @@ corpus with the new model; after the last round the weights are merged with the 
 
 from __future__ import annotations
 
-import logging
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -26,8 +25,6 @@ from simcse_rag.mining import MiningResult
 from simcse_rag.pairs import TrainingPair
 from simcse_rag.pseudo_queries import negative_view, pseudo_query_strategy
 from simcse_rag.schema import Passage
-
-logger = logging.getLogger(__name__)
 
 #: ``(query, positive, negatives)``: one training example of a round.
 Triplet = tuple[str, str, list[str]]
@@ -159,8 +156,8 @@ def train_round(
 
     # Pairs of one query may get different numbers of negatives; the trainer takes any count.
     # Training truncates at train_max_length, so the encode-stage limit on encoder.max_length
-    # does not reach it. Checkpoint and eval steps are moot in memory (no output folder, no
-    # eval_fn); they stay at max_steps so the report's training_config reads as before.
+    # does not reach it. Checkpoint and eval steps do nothing in memory (no output folder, no
+    # eval_fn); they are pinned to max_steps so report.json's training_config stays comparable.
     tconfig = TrainingConfig(
         max_steps=config.max_steps,
         batch_size=min(config.batch_size, len(examples)),

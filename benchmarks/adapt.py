@@ -169,11 +169,11 @@ def run_st(ds: dict, args: argparse.Namespace, out: Path) -> dict:
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
     from sentence_transformers.util import mine_hard_negatives
 
-    from simcse_rag.adapt import _sample
+    from simcse_rag.adapt import sample_pairs
 
     corpus_map = {p.id: p for p in ds["corpus"]}
     pairs = pairs_from_beir(ds["folder"], ds["split"], corpus_map, query_ids=ds["train_ids"])
-    pairs = _sample(pairs, args.max_pairs, args.seed)  # the same pairs as ours-pairs
+    pairs = sample_pairs(pairs, args.max_pairs, args.seed)  # the same pairs as ours-pairs
     t0 = time.perf_counter()
     torch.manual_seed(args.seed)
     model = SentenceTransformer(resolve_model_path(args.model), device="cpu")

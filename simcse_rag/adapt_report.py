@@ -1,15 +1,22 @@
-"""Before/after report of a domain adaptation: ``report.json``, ``report.md`` and a PNG chart."""
+"""Before/after report of a domain adaptation: its contents and warnings, ``report.json``,
+``report.md`` and a PNG chart."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from simcse_rag.adapt_config import STRONG_BASE_MERGE_WEIGHT, AdaptConfig
+
+if TYPE_CHECKING:  # annotations only: adapt.py imports this module
+    from simcse_rag.adapt import PreparedPairs
 
 logger = logging.getLogger(__name__)
 
+#: Search modes measured before and after, in report order.
 MODES = ("dense", "bm25", "hybrid")
 #: Metrics shown in the Markdown table, in order.
 TABLE_METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
@@ -29,6 +36,105 @@ def metric_deltas(
         }
         for mode in before
         if mode in after
+    }
+
+
+def adaptation_warnings(
+    before: Mapping[str, Mapping[str, float]],
+    after: Mapping[str, Mapping[str, float]],
+    *,
+    pseudo_eval: bool,
+    merge_weight: float = 1.0,
+) -> list[str]:
+    """What a user must know before trusting or deploying the adapted model.
+
+    Args:
+        before: Mode -> metrics of the base model.
+        after: Mode -> metrics of the adapted model.
+        pseudo_eval: The evaluation queries are held-back pseudo-queries (no labels anywhere).
+        merge_weight: The run's merge weight; above
+            :data:`~simcse_rag.adapt_config.STRONG_BASE_MERGE_WEIGHT`, a fall comes with the
+            advice to merge more of the base back in.
+
+    Returns:
+        One sentence per warning (empty when there is nothing to say).
+    """
+    out = []
+    if pseudo_eval:
+        # Fit to pseudo-queries can hide a loss on real questions (docs/benchmarks.md,
+        # "corpus-only"), so the user is sent to real queries.
+        out.append(
+            "evaluated on held-back pseudo-queries, the same kind of text the model trained on: "
+            "the numbers show fit to that task, not gains on real questions; evaluate with real "
+            "queries (--eval-data) before deploying"
+        )
+    for mode in ("dense", "hybrid"):
+        b = before.get(mode, {}).get("ndcg@10")
+        a = after.get(mode, {}).get("ndcg@10")
+        if b is not None and a is not None and a < b:
+            fix = "keep the base model for this corpus"
+            if merge_weight > STRONG_BASE_MERGE_WEIGHT:
+                fix = (
+                    f"rerun with --merge-weight {STRONG_BASE_MERGE_WEIGHT} to keep more of the "
+                    f"base model, or {fix}"
+                )
+            out.append(
+                f"{mode} nDCG@10 fell from {100 * b:.1f} to {100 * a:.1f} on the evaluation "
+                f"queries: {fix}"
+            )
+    return out
+
+
+def build_report(
+    config: AdaptConfig,
+    prepared: PreparedPairs,
+    rounds: Sequence[Mapping[str, Any]],
+    before: Mapping[str, Mapping[str, float]],
+    after: Mapping[str, Mapping[str, float]],
+    *,
+    base_model: str,
+    passages: int,
+    timings: Mapping[str, float],
+) -> dict[str, Any]:
+    """The report of a run, as saved in ``report.json`` (stage 4 of
+    :func:`simcse_rag.adapt.adapt`).
+
+    Args:
+        config: The run's settings.
+        prepared: Its training pairs and evaluation queries.
+        rounds: The rounds' entries (:class:`~simcse_rag.adapt_rounds.RoundsResult`).
+        before: Mode -> metrics of the base model.
+        after: Mode -> metrics of the adapted model.
+        base_model: Name or path of the base model.
+        passages: Corpus size.
+        timings: Seconds of each stage (rounded in the report).
+    """
+    merge_weight = config.merge_weight_for(pseudo=prepared.pseudo)
+    eval_set = prepared.eval_set
+    return {
+        "base_model": base_model,
+        "corpus": {"passages": passages},
+        "training": {
+            "source": prepared.source,
+            "pairs": len(prepared.train),
+            "queries": len({p.query_id for p in prepared.train}),
+            "merge_weight": merge_weight,
+            "learning_rate": config.learning_rate_for(pseudo=prepared.pseudo),
+        },
+        "held_out": {
+            "source": eval_set.source,
+            "queries": len(eval_set.qrels),
+            "query_ids": sorted(eval_set.qrels),
+        },
+        "config": config.to_dict(),
+        "rounds": list(rounds),
+        "before": before,
+        "after": after,
+        "delta": metric_deltas(before, after),
+        "timings": {k: round(v, 1) for k, v in timings.items()},
+        "warnings": adaptation_warnings(
+            before, after, pseudo_eval=prepared.pseudo_eval, merge_weight=merge_weight
+        ),
     }
 
 

@@ -42,9 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--strategy",
         default="auto",
         choices=STRATEGIES,
-        help="pseudo-queries when no labelled pairs are given; the default (auto) refuses: "
-        "corpus-only adaptation gained little in our benchmarks (keywords did best where BM25 "
-        "beats the model, title where the model is strong)",
+        help="pseudo-queries to train on when no labelled pairs are given; the default (auto) "
+        "refuses corpus-only adaptation: choose a strategy and check the result on real "
+        "queries with --eval-data",
     )
     parser.add_argument("--max-steps", type=positive_int, default=None, help="steps per round")
     parser.add_argument("--rounds", type=positive_int, default=1, help="mine + train rounds")
@@ -69,8 +69,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=_merge_weight,
         default=None,
         help="share of the fine-tuned weights kept, the rest from the base model (default: 0.3 "
-        "for corpus-only --strategy runs, 1 with labelled pairs; try 0.5 where the base model "
-        "is already strong on your questions)",
+        "for corpus-only --strategy runs, 1 with labelled pairs); try 0.5 when the report warns "
+        "that a score fell below the base model's",
     )
     parser.add_argument(
         "--cache-dir",

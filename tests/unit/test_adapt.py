@@ -316,7 +316,7 @@ def _topic_pairs(corpus: list[Passage]) -> list[TrainingPair]:
 def test_pseudo_query_negatives_are_bodies_like_their_positives(
     tiny_encoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, labelled: bool
 ) -> None:
-    import simcse_rag.adapt as adapt_module
+    import simcse_rag.adapt_rounds as rounds_module
 
     corpus = synthetic_corpus(24)
     titles = {p.metadata["title"] for p in corpus}
@@ -326,7 +326,7 @@ def test_pseudo_query_negatives_are_bodies_like_their_positives(
         seen.extend(examples)
         return {"steps": 0, "first_loss": None, "final_loss": None, "seconds": 0.0}
 
-    monkeypatch.setattr(adapt_module, "_train_round", fake_round)
+    monkeypatch.setattr(rounds_module, "train_round", fake_round)
     pairs = _topic_pairs(corpus) if labelled else None
     config = AdaptConfig(strategy="title", max_steps=1, batch_size=4)
     adapt(corpus, tiny_encoder, tmp_path / "o", config=config, pairs=pairs)
@@ -341,7 +341,7 @@ def test_pseudo_query_negatives_are_bodies_like_their_positives(
 
 @pytest.mark.parametrize("strategy", ["crop", "ict", "keywords"])
 def test_pseudo_query_negatives_take_their_strategys_form(strategy: str) -> None:
-    from simcse_rag.adapt import _training_examples
+    from simcse_rag.adapt_rounds import training_examples
     from simcse_rag.mining import MinedExample, MinedNegative, MiningResult
     from simcse_rag.pseudo_queries import split_sentences
 
@@ -365,7 +365,7 @@ def test_pseudo_query_negatives_take_their_strategys_form(strategy: str) -> None
         0,
         0,
     )
-    (_, _, pseudo_negs), (_, _, labelled_negs) = _training_examples(
+    (_, _, pseudo_negs), (_, _, labelled_negs) = training_examples(
         mined, [pairs[0], labelled], corpus, seed=0
     )
     assert labelled_negs == [p.text for p in corpus[1:]]  # labelled pairs: whole passages
@@ -403,14 +403,14 @@ def test_merge_with_base_interpolates_weights(tiny_model_dir: Path) -> None:
 def test_pseudo_query_and_labelled_runs_get_their_own_merge_weight_and_learning_rate(
     tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, labelled: bool
 ) -> None:
-    import simcse_rag.adapt as adapt_module
+    import simcse_rag.adapt_rounds as rounds_module
     from simcse_rag.encoder import SimCSEEncoder
 
     # adapt() trains in place: a private encoder keeps the session's tiny_encoder unchanged.
     tiny_encoder = SimCSEEncoder.from_pretrained(tiny_model_dir, device="cpu")
 
     calls: list[float] = []
-    monkeypatch.setattr(adapt_module, "merge_with_base", lambda enc, base, w: calls.append(w))
+    monkeypatch.setattr(rounds_module, "merge_with_base", lambda enc, base, w: calls.append(w))
     corpus = synthetic_corpus(24)
     pairs = _topic_pairs(corpus) if labelled else None
     config = AdaptConfig(strategy="title", max_steps=1, batch_size=4)
@@ -445,18 +445,18 @@ def test_pseudo_queries_skip_their_best_ranked_candidates(
     range_max: int,
     skipped: int,
 ) -> None:
-    import simcse_rag.adapt as adapt_module
+    import simcse_rag.adapt_rounds as rounds_module
     from simcse_rag.encoder import SimCSEEncoder
 
     encoder = SimCSEEncoder.from_pretrained(tiny_model_dir, device="cpu")
     seen: list[MiningConfig] = []
-    real = adapt_module.mine_with_retriever
+    real = rounds_module.mine_with_retriever
 
     def spy(retriever, pairs, config):  # noqa: ANN001, ANN202
         seen.append(config)
         return real(retriever, pairs, config)
 
-    monkeypatch.setattr(adapt_module, "mine_with_retriever", spy)
+    monkeypatch.setattr(rounds_module, "mine_with_retriever", spy)
     corpus = synthetic_corpus(60)
     pairs = _topic_pairs(corpus) if labelled else None
     mining = MiningConfig(num_negatives=1, range_max=range_max)
@@ -478,3 +478,68 @@ def test_pseudo_range_min_is_checked() -> None:
         AdaptConfig(pseudo_range_min=True)
     # A narrow rank window for labelled pairs is no error: the pseudo skip shrinks to fit it.
     assert AdaptConfig(mining=MiningConfig(num_negatives=1, range_max=10)).pseudo_range_min == 10
+
+
+# --------------------------------------------------------------------------- pipeline stages
+def test_rounds_train_in_memory_with_no_work_folder(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from simcse_rag.encoder import SimCSEEncoder
+
+    encoder = SimCSEEncoder.from_pretrained(tiny_model_dir, device="cpu")
+    beside_out: dict[str, list[str]] = {}
+
+    def on_stage(message: str) -> None:  # what sits next to the output as each stage starts
+        beside_out[message] = sorted(p.name for p in tmp_path.iterdir())
+
+    config = AdaptConfig(strategy="title", max_steps=2, batch_size=4, rounds=2)
+    adapt(synthetic_corpus(24), encoder, tmp_path / "o", config=config, on_stage=on_stage)
+    after_training = [m for m in beside_out if "with the adapted model" in m]
+    assert len(after_training) == 2
+    assert all(beside_out[m] == [] for m in after_training), beside_out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o"]
+
+
+def test_encode_stages_use_the_encode_limit_and_always_restore_the_model_limit(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    from simcse_rag.encoder import SimCSEEncoder
+
+    encoder = SimCSEEncoder.from_pretrained(tiny_model_dir, device="cpu")
+    own = encoder.max_length
+    assert own != 8
+    limits: dict[str, int] = {}
+
+    def record(message: str) -> None:
+        limits[message] = encoder.max_length
+
+    config = AdaptConfig(strategy="title", max_steps=1, batch_size=4, encode_max_length=8)
+    adapt(synthetic_corpus(24), encoder, tmp_path / "o", config=config, on_stage=record)
+    # Pairs, base encoding, mining, fine-tuning, adapted encoding: all but the first encode.
+    assert len(limits) == 5 and limits.pop("making training pairs") == own
+    assert set(limits.values()) == {8}
+    assert encoder.max_length == own
+
+    def fail_in_base_encoding(message: str) -> None:
+        if "with the base model" in message:
+            raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError, match="interrupted"):
+        adapt(
+            synthetic_corpus(24),
+            encoder,
+            tmp_path / "o2",
+            config=config,
+            on_stage=fail_in_base_encoding,
+        )
+    assert encoder.max_length == own
+    assert not (tmp_path / "o2").exists()
+
+
+def test_prepare_pairs_refuses_corpus_only_without_a_strategy() -> None:
+    from simcse_rag.adapt import CORPUS_ONLY_REFUSAL, prepare_pairs
+
+    with pytest.raises(ValueError) as info:
+        prepare_pairs(synthetic_corpus(20), AdaptConfig())
+    assert str(info.value) == CORPUS_ONLY_REFUSAL
+    prepared = prepare_pairs(synthetic_corpus(20), AdaptConfig(strategy="title"))
+    assert prepared.pseudo and prepared.pseudo_eval
+    assert not {p.query_id for p in prepared.train} & set(prepared.eval_set.qrels)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -65,3 +66,12 @@ def test_summary_rows_in_points() -> None:
     assert rows[0] == ["mode", *["before", "after", "delta"] * 3]
     assert [r[0] for r in rows[1:]] == ["dense", "bm25", "hybrid"]
     assert rows[1][1:4] == ["40.00", "62.00", "+22.00"]
+
+
+def test_pseudo_query_warning_gives_the_fix_not_scores() -> None:
+    from simcse_rag.adapt_report import adaptation_warnings
+
+    before = _report(0.40, 0.50)["before"]
+    (warning,) = adaptation_warnings(before, before, pseudo_eval=True)
+    assert "--eval-data" in warning
+    assert not re.search(r"\d", warning), warning  # measurements live in docs/benchmarks.md

@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -115,7 +116,7 @@ def test_cli_adapt_unknown_ids_and_small_corpus(
 
 
 @pytest.mark.skipif(os.name != "posix", reason="SIGTERM test needs POSIX")
-def test_sigterm_removes_work_folder_and_keeps_existing_model(
+def test_sigterm_while_training_leaves_no_temp_folder_and_keeps_existing_model(
     corpus_file: Path, tiny_model_dir: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "adapted"
@@ -130,16 +131,28 @@ def test_sigterm_removes_work_folder_and_keeps_existing_model(
         text=True,
         env=env,
     )
+    # Training writes nothing to disk, so its start shows only in the stage lines on stderr.
+    lines: list[str] = []
+    training = threading.Event()
+
+    def read_stderr() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append(line)
+            if "fine-tuning" in line:
+                training.set()
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
     try:
-        deadline = time.monotonic() + 120
-        while not list(tmp_path.glob(".adapted.work-*/round1")):
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            assert time.monotonic() < deadline, "training never started"
-            time.sleep(0.1)
+        assert training.wait(timeout=120), "training never started: " + "".join(lines)
+        time.sleep(1.0)  # inside the training loop
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
+        reader.join(timeout=10)
     finally:
         proc.kill()
+    err = "".join(lines)
     assert proc.returncode == 143, err
     assert err.strip().splitlines()[-1].startswith("error: terminated (SIGTERM)")
     assert "Traceback" not in err

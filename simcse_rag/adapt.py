@@ -70,6 +70,9 @@ from simcse_rag.adapt_retrieval import (
     mine_with_retriever,
 )
 from simcse_rag.adapt_rounds import run_rounds
+
+# EvalSet: the held-out queries adapt() evaluates on; the one query-set type, under its older name.
+from simcse_rag.datasets import QuerySet as EvalSet
 from simcse_rag.encoder import SimCSEEncoder
 from simcse_rag.mining import MiningResult
 from simcse_rag.pairs import TrainingPair, split_queries
@@ -116,10 +119,6 @@ REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 REPORT_PNG = "report.png"
 MINED_JSONL = "mined.jsonl"
-
-
-# The held-out queries adapt() evaluates on: the one query-set type, under its older name.
-from simcse_rag.datasets import QuerySet as EvalSet  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from simcse_rag.pairs import TrainingPair
 from simcse_rag.pseudo_queries import make_pseudo_queries
 from simcse_rag.schema import Passage
 
-if TYPE_CHECKING:  # annotations only: adapt.py imports this module
-    from simcse_rag.adapt import EvalSet
+if TYPE_CHECKING:
+    from simcse_rag.datasets import QuerySet as EvalSet
 
 #: Pseudo-queries alone gained little on held-out real questions (docs/benchmarks.md,
 #: "corpus-only"), so corpus-only adaptation needs an explicit strategy.

@@ -25,8 +25,8 @@ from simcse_rag.mining import MiningConfig, MiningResult, mine_hard_negatives
 from simcse_rag.pairs import TrainingPair
 from simcse_rag.schema import Passage
 
-if TYPE_CHECKING:  # annotations only: adapt.py imports this module
-    from simcse_rag.adapt import EvalSet
+if TYPE_CHECKING:
+    from simcse_rag.datasets import QuerySet as EvalSet
 
 logger = logging.getLogger(__name__)
 

@@ -104,7 +104,7 @@ def _sigterm_unwinds() -> Iterator[None]:
     """Turn SIGTERM into :class:`Terminated` while a command runs.
 
     Python's default SIGTERM action ends the process at once, skipping ``finally``: a killed
-    ``adapt`` or ``index build`` would leave its ``.<out>.work-*`` / temporary folders behind.
+    ``adapt`` or ``index build`` would leave its temporary folders behind.
     Raising instead unwinds the stack like Ctrl-C does (existing outputs are never touched:
     they are only replaced by an atomic rename at the very end).
     """

@@ -116,7 +116,7 @@ def quiet() -> Iterator[None]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            from simcse_rag.encoder import quiet_transformers
+            from simcse_rag.model_source import quiet_transformers
 
             with quiet_transformers():
                 yield

@@ -95,7 +95,7 @@ def build_tiny_bert(
     )
     torch.manual_seed(seed)
     model = BertModel(config)
-    from simcse_rag.encoder import quiet_transformers
+    from simcse_rag.model_source import quiet_transformers
 
     with quiet_transformers():
         model.save_pretrained(folder, safe_serialization=True)

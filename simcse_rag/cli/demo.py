@@ -254,7 +254,7 @@ def _header(result, tiny: bool) -> str:  # noqa: ANN001
 
 
 def _is_default_model(name: str) -> bool:
-    from simcse_rag.encoder import default_model_path, resolve_model_path
+    from simcse_rag.model_source import default_model_path, resolve_model_path
 
     try:
         default = default_model_path().resolve()

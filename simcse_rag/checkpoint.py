@@ -31,7 +31,7 @@ from simcse_rag.encoder import SimCSEEncoder
 from simcse_rag.train_step import Optimization
 
 if TYPE_CHECKING:
-    from simcse_rag.trainer import TrainingConfig
+    from simcse_rag.train_config import TrainingConfig
 
 logger = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from simcse_rag.encoder import SimCSEEncoder
 from simcse_rag.losses import simcse_loss
 
 if TYPE_CHECKING:
-    from simcse_rag.trainer import TrainingConfig
+    from simcse_rag.train_config import TrainingConfig
 
 
 class DivergedError(FloatingPointError):

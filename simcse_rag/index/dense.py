@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from simcse_rag import _io, _validate, threads
+from simcse_rag.index import faiss_filter
 from simcse_rag.index._threads import ThreadLimit
 from simcse_rag.index.batch import check_add_batch, empty_results
 from simcse_rag.index.filters import AllowedCache
@@ -289,50 +290,30 @@ class DenseIndex:
 
         Tombstoned HNSW labels are not in the id map, so they are never in the selector either.
         """
-        labels, bitmap = self._allowed.get(allowed, self._allowed_labels)
+        labels, bitmap = self._allowed.get(
+            allowed, lambda ids: faiss_filter.allowed_labels(self._label_of, ids, self._next_label)
+        )
         width = min(k, labels.size)
         out_ids, out_scores = empty_results(q.shape[0], width)
         if width == 0 or q.shape[0] == 0:
             return out_ids, out_scores
-        faiss = _faiss()
-        sel = faiss.IDSelectorBitmap(self._next_label, faiss.swig_ptr(bitmap))
-        if self._structure == "hnsw":
-            params = faiss.SearchParametersHNSW(sel=sel, efSearch=max(self.ef_search, width))
-        elif self._structure == "ivf":
-            params = faiss.SearchParametersIVF(sel=sel, nprobe=self._index.nprobe)
-        else:
-            params = faiss.SearchParameters(sel=sel)
         with _faiss_threads(q.shape[0]):
-            scores, found = self._index.search(q, width, params=params)
-            short = np.where((found < 0).any(axis=1))[0]
-            if short.size and self._structure == "ivf":  # probed lists held too few: probe all
-                params = faiss.SearchParametersIVF(sel=sel, nprobe=self._index.nlist)
-                scores[short], found[short] = self._index.search(q[short], width, params=params)
-            elif short.size:  # a selective filter cut the HNSW graph apart: score them exactly
-                scores[short], found[short] = self._exact_among(q[short], labels, width)
+            scores, found = faiss_filter.search_allowed(
+                _faiss(),
+                self._index,
+                self._structure,
+                q,
+                width,
+                labels=labels,
+                bitmap=bitmap,
+                n_labels=self._next_label,
+                ef_search=self.ef_search,
+            )
         id_of = self._id_of
         for row in range(q.shape[0]):
             out_ids[row] = [id_of[lab] for lab in found[row].tolist()]
             out_scores[row] = scores[row]
         return out_ids, out_scores
-
-    def _allowed_labels(self, allowed: Collection[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Labels of the allowed ids present, and a bitmap of them over the label range (one
-        bit per label: FAISS tests it in O(1) per vector, where IDSelectorBatch hashes)."""
-        label_of = self._label_of
-        labels = np.fromiter((label_of[i] for i in allowed if i in label_of), dtype=np.int64)
-        bits = np.zeros(self._next_label, dtype=bool)
-        bits[labels] = True
-        return labels, np.packbits(bits, bitorder="little")
-
-    def _exact_among(
-        self, q: np.ndarray, labels: np.ndarray, width: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-``width`` among ``labels`` (flat / hnsw: their vectors can be rebuilt)."""
-        vectors = self._index.reconstruct_batch(labels)
-        sims = q @ vectors.T
-        order = np.argsort(-sims, axis=1, kind="stable")[:, :width]
-        return np.take_along_axis(sims, order, axis=1), labels[order]
 
     def _raw_search(self, q: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
         if self._structure == "hnsw":

@@ -32,7 +32,7 @@ from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_
 
 from llama_index_simcse.embeddings import SimCSEEmbedding
 from simcse_rag.encoder import SimCSEEncoder
-from simcse_rag.index.fusion import reciprocal_rank_fusion
+from simcse_rag.index.fusion import FUSION_METHODS, fuse
 from simcse_rag.index.hybrid import HybridConfig, HybridRetriever
 from simcse_rag.index.saved import load_retriever, save_retriever
 from simcse_rag.schema import Hit, Passage
@@ -126,6 +126,7 @@ class HybridRRFRetriever(BaseRetriever):
         index: HybridRetriever | None = None,
         mode: str = "hybrid",
         rrf_k: float = 60,
+        fusion: str = "rrf",
         candidates: int = 100,
         callback_manager: CallbackManager | None = None,
         verbose: bool = False,
@@ -140,6 +141,9 @@ class HybridRRFRetriever(BaseRetriever):
                 config holds the RRF k and weights.
             mode: With ``index``: ``hybrid``, ``dense`` or ``bm25``.
             rrf_k: With ``retrievers``: the RRF constant (60 as in the paper).
+            fusion: With ``retrievers``: ``rrf``, ``relative_score`` (min-max scaled scores,
+                weighted sum) or ``dist_based`` (scores scaled over mean ± 3σ); with ``index``
+                the method is ``HybridConfig(fusion=...)``.
             candidates: With ``index``: hits each source contributes to the fusion.
             callback_manager: LlamaIndex callback manager.
             verbose: LlamaIndex verbosity flag.
@@ -159,6 +163,16 @@ class HybridRRFRetriever(BaseRetriever):
         if isinstance(rrf_k, bool) or not isinstance(rrf_k, (int, float)) or not rrf_k >= 0:
             raise ValueError(f"rrf_k must be a number >= 0 (60 in the RRF paper), got {rrf_k!r}.")
         self.rrf_k = rrf_k
+        if fusion not in FUSION_METHODS:
+            raise ValueError(
+                f"fusion {fusion!r} unknown; choose one of: {', '.join(FUSION_METHODS)}."
+            )
+        if index is not None and fusion != "rrf":
+            raise ValueError(
+                f"fusion={fusion!r} applies to retrievers=[...]; for a hybrid index set it in "
+                f"HybridConfig(fusion={fusion!r})."
+            )
+        self.fusion = fusion
         self._index = index
         self._retrievers: list[BaseRetriever] = []
         self._weights: list[float] = []
@@ -208,7 +222,7 @@ class HybridRRFRetriever(BaseRetriever):
             similarity_top_k: Number of nodes to return.
             mode: ``hybrid``, ``dense`` or ``bm25``.
             encoder: An already-loaded encoder, instead of ``embed_model``.
-            config: Index settings (dense index kind, tokenizer, RRF k and weights...).
+            config: Index settings (dense index kind, tokenizer, fusion method, RRF k, weights...).
             show_progress: Show a progress bar while encoding.
             **kwargs: Other constructor arguments (``candidates``, ``callback_manager``...).
 
@@ -324,11 +338,17 @@ class HybridRRFRetriever(BaseRetriever):
             ranking = []
             for nws in result:  # each retriever's own order, as returned
                 nodes.setdefault(nws.node.node_id, nws.node)
+                if nws.score is None and self.fusion != "rrf":
+                    raise ValueError(
+                        f"{name} returned node {nws.node.node_id!r} without a score; "
+                        f"fusion={self.fusion!r} needs scores, use fusion='rrf'."
+                    )
                 score = float("nan") if nws.score is None else float(nws.score)
                 ranking.append((nws.node.node_id, score))
             rankings[name] = ranking
-        hits = reciprocal_rank_fusion(
+        hits = fuse(
             rankings,
+            self.fusion,
             k=self.rrf_k,
             weights=dict(zip(names, self._weights, strict=True)),
             limit=self.similarity_top_k,

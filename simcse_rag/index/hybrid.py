@@ -1,9 +1,9 @@
-"""HybridRetriever: passages + encoder + dense index + BM25, fused by RRF.
+"""HybridRetriever: passages + encoder + dense index + BM25, fused (RRF by default).
 
 A query is encoded once, searched in the dense index and in BM25 (``candidates`` each), and the
-two rankings are fused with :func:`~simcse_rag.index.fusion.reciprocal_rank_fusion`. Every hit
-carries its fused score and its rank and score in each source. Passage vectors are cached by
-(model fingerprint, text hash), so re-indexing unchanged texts never re-runs the encoder.
+two rankings are fused with :func:`~simcse_rag.index.fusion.fuse` (``HybridConfig.fusion``).
+Every hit carries its fused score and its rank and score in each source. Passage vectors are
+cached by (model fingerprint, text hash), so re-indexing unchanged texts never re-runs the encoder.
 
 This module only composes: settings are :mod:`simcse_rag.index.config`, query encoding
 :mod:`simcse_rag.query_encoder`, the saved layout and its checks :mod:`simcse_rag.index.persist`,
@@ -29,7 +29,7 @@ from simcse_rag.index.cache import EmbeddingCache
 from simcse_rag.index.config import HybridConfig
 from simcse_rag.index.deferred import DeferredEncoder
 from simcse_rag.index.dense import DenseIndex
-from simcse_rag.index.fusion import reciprocal_rank_fusion
+from simcse_rag.index.fusion import fuse
 from simcse_rag.index.persist import FORMAT_VERSION, MANIFEST
 from simcse_rag.query_encoder import LazyQueryEncoder
 from simcse_rag.schema import SEARCH_MODES, Hit, Passage, SourceHit
@@ -265,7 +265,7 @@ class HybridRetriever:
             candidates: Hits taken from each source before fusion (raised to ``k`` if smaller).
 
         Returns:
-            Hits best first with text, metadata, score (fused RRF score in hybrid mode, the
+            Hits best first with text, metadata, score (fused score in hybrid mode, the
             source score otherwise), 1-based rank and per-source rank and score.
 
         Raises:
@@ -306,8 +306,9 @@ class HybridRetriever:
         sparse = self._bm25_rankings(texts, depth) if mode in ("hybrid", "bm25") else None
         for j, i in enumerate(live):
             if mode == "hybrid":
-                hits = reciprocal_rank_fusion(
+                hits = fuse(
                     {"dense": dense[j], "bm25": sparse[j]},
+                    self.config.fusion,
                     k=self.config.rrf_k,
                     weights=self.config.weights,
                     limit=k,

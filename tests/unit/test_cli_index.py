@@ -346,3 +346,22 @@ def test_search_through_the_cached_query_model_never_imports_torch(built: Path) 
     )
     assert "imported: [] code: 0" in done.stderr, done.stderr
     assert json.loads(done.stdout)[0]["id"] == "d1"
+
+
+def test_build_fusion_method_saved(
+    tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    corpus = _jsonl(tmp_path / "corpus.jsonl", CORPUS)
+    out = tmp_path / "idx"
+    args = ["index", "build", "--corpus", str(corpus), "--out", str(out)]
+    args += ["--model", str(tiny_model_dir), "--no-progress", "--query-backend", "torch"]
+    assert main([*args, "--fusion", "relative_score"]) == 0
+    assert json.loads((out / "manifest.json").read_text())["config"]["fusion"] == "relative_score"
+    capsys.readouterr()
+    assert main(["search", str(out), "fever cough", "--json", "-k", "1"]) == 0
+    hit = json.loads(capsys.readouterr().out)[0]
+    assert 0 < hit["score"] <= 2.0  # min-max scaled per leg, weights 1 + 1: not an RRF score
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--fusion", "sum"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'sum'" in capsys.readouterr().err

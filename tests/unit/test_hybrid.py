@@ -250,3 +250,30 @@ def test_config_checks_numbers_like_the_rest_of_the_api() -> None:
         HybridConfig(batch_size=True)
     with pytest.raises(ValueError, match=r"weights\['bm25'\] must be a finite number >= 0"):
         HybridConfig(weights={"bm25": float("nan")})
+
+
+@pytest.mark.parametrize("fusion", ["relative_score", "dist_based"])
+def test_score_fusion_methods_in_search(tiny_encoder: Any, tmp_path: Path, fusion: str) -> None:
+    from simcse_rag.index.fusion import fuse
+
+    config = HybridConfig(fusion=fusion, weights={"dense": 0.5, "bm25": 1.0})
+    retriever = HybridRetriever.from_passages(PASSAGES, tiny_encoder, config=config)
+    query = "fever tax rate"
+    legs = {
+        mode: [(h.id, h.score) for h in retriever.search(query, k=10, mode=mode)]
+        for mode in ("dense", "bm25")
+    }
+    expected = fuse(legs, fusion, weights={"dense": 0.5, "bm25": 1.0})
+    hits = retriever.search(query, k=10)
+    assert [(h.id, h.score) for h in hits] == [(h.id, pytest.approx(h.score)) for h in expected]
+    assert all(h.sources == e.sources for h, e in zip(hits, expected, strict=True))
+    loaded = HybridRetriever.load(retriever.save(tmp_path / "idx"), tiny_encoder)
+    assert loaded.config.fusion == fusion
+
+
+def test_config_fusion_choice() -> None:
+    assert HybridConfig().fusion == "rrf"
+    with pytest.raises(
+        ValueError, match="fusion 'sum' unknown; choose one of: rrf, relative_score"
+    ):
+        HybridConfig(fusion="sum")

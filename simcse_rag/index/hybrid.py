@@ -27,6 +27,7 @@ from simcse_rag.index.backend import DenseBackend
 from simcse_rag.index.bm25 import BM25Index
 from simcse_rag.index.cache import EmbeddingCache
 from simcse_rag.index.config import HybridConfig
+from simcse_rag.index.coverage import CoverageMeter, DenseCoverage
 from simcse_rag.index.deferred import DeferredEncoder
 from simcse_rag.index.dense import DenseIndex
 from simcse_rag.index.fusion import fuse
@@ -108,6 +109,7 @@ class HybridRetriever:
         # Searches share the indexes; add / delete / save take them exclusively, so a search
         # sees the whole state before or after an update, never a mix.
         self._lock = ReadWriteLock()
+        self._coverage = DenseCoverage(self._coverage_meter, encoder.name_or_path)
 
     @classmethod
     def from_passages(
@@ -211,6 +213,7 @@ class HybridRetriever:
         ids = [p.id for p in items]
         texts = [p.text for p in items]
         vectors = self.embed_passages(texts, show_progress=show_progress)  # outside the lock
+        self._coverage.check(texts, "passages")
         with self._lock.write():
             self._dense.add(ids, vectors)
             self._bm25.add(ids, texts)
@@ -304,13 +307,18 @@ class HybridRetriever:
         texts = [queries[i] for i in live]
         dense = self._dense_rankings(texts, depth) if mode in ("hybrid", "dense") else None
         sparse = self._bm25_rankings(texts, depth) if mode in ("hybrid", "bm25") else None
+        dense_weights = (
+            self._coverage.dense_weights(texts, self.config.weights["dense"])
+            if mode == "hybrid"
+            else []
+        )
         for j, i in enumerate(live):
             if mode == "hybrid":
                 hits = fuse(
                     {"dense": dense[j], "bm25": sparse[j]},
                     self.config.fusion,
                     k=self.config.rrf_k,
-                    weights=self.config.weights,
+                    weights={**self.config.weights, "dense": dense_weights[j]},
                     limit=k,
                 )
             else:
@@ -321,6 +329,15 @@ class HybridRetriever:
                 ]
             results[i] = [self._fill(h) for h in hits]
         return results
+
+    def _coverage_meter(self) -> CoverageMeter | None:
+        model = self._model
+        if isinstance(model, DeferredEncoder) and not model.loaded:
+            # a saved index searched without PyTorch: its cached query model's tokenizer
+            return CoverageMeter.from_query_model(model.query_model)
+        return (
+            CoverageMeter.from_encoder(self.encoder) if hasattr(self.encoder, "tokenizer") else None
+        )
 
     def _dense_rankings(self, texts: list[str], depth: int) -> list[list[tuple[str, float]]]:
         ids, scores = self._dense.search(self.encode_queries(texts), depth)

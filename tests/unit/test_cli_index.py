@@ -365,3 +365,30 @@ def test_build_fusion_method_saved(
         main([*args, "--fusion", "sum"])
     assert exc.value.code == 2
     assert "invalid choice: 'sum'" in capsys.readouterr().err
+
+
+def test_unreadable_query_on_a_cold_index_is_left_to_bm25_without_torch(built: Path) -> None:
+    """Coverage on a saved index comes from its cached query model's tokenizer: a query in a
+    script outside the model's vocabulary gets dense weight 0, still without PyTorch."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from simcse_rag.cli import main\n"
+        f"code = main(['search', {str(built)!r}, '안녕하세요 fever', '--json', '-k', '1'])\n"
+        "heavy = sorted(m for m in ('torch', 'transformers') if m in sys.modules)\n"
+        "print('imported:', heavy, 'code:', code, file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert "imported: [] code: 0" in done.stderr, done.stderr
+    hit = json.loads(done.stdout)[0]
+    # "안녕하세요" is [UNK], "fever" is read: half the dense weight (RRF k=60, weights 1 and 1)
+    expected = sum(
+        w / (60 + hit["sources"][name]["rank"])
+        for name, w in (("dense", 0.5), ("bm25", 1.0))
+        if name in hit["sources"]
+    )
+    assert hit["score"] == pytest.approx(expected)

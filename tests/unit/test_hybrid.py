@@ -277,3 +277,29 @@ def test_config_fusion_choice() -> None:
         ValueError, match="fusion 'sum' unknown; choose one of: rrf, relative_score"
     ):
         HybridConfig(fusion="sum")
+
+
+def test_query_the_model_cannot_read_is_left_to_bm25(
+    tiny_encoder: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Hangul is outside the tiny model's vocabulary ([UNK]): the dense leg gets weight 0 for
+    such a query, English queries keep theirs, and one warning names the fix."""
+    passages = [*PASSAGES, Passage("k1", "안녕하세요 감기"), Passage("k2", "감기 fever")]
+    with caplog.at_level("WARNING", logger="simcse_rag.index.coverage"):
+        retriever = HybridRetriever.from_passages(passages, tiny_encoder)
+        hits = retriever.search("감기", k=10)
+        retriever.search("안녕하세요", k=10)
+    assert {h.id for h in hits[:2]} == {"k1", "k2"}
+    for h in hits:  # the dense leg adds nothing: dense-only candidates score 0
+        bm25 = h.sources.get("bm25")
+        assert h.score == pytest.approx(1 / (60 + bm25.rank) if bm25 else 0.0)
+    warnings = [r for r in caplog.records if "text2vec-base-chinese" in r.getMessage()]
+    assert len(warnings) == 1
+    english = retriever.search("fever cough", k=3)[0]
+    assert english.score == pytest.approx(
+        1 / (60 + english.sources["dense"].rank) + 1 / (60 + english.sources["bm25"].rank)
+    )
+    loaded = HybridRetriever.load(retriever.save(tmp_path / "idx"), tiny_encoder)
+    assert [(h.id, h.score) for h in loaded.search("감기", k=10)] == [
+        (h.id, pytest.approx(h.score)) for h in hits
+    ]

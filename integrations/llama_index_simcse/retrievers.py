@@ -101,7 +101,7 @@ def _hit_to_node(hit: Hit) -> NodeWithScore:
 class HybridRRFRetriever(BaseRetriever):
     """Hybrid BM25 + dense retrieval, or weighted RRF over any retrievers, for LlamaIndex.
 
-    Returns ``NodeWithScore`` with the fused RRF score (the source's own score in ``dense`` /
+    Returns ``NodeWithScore`` with the fused score (the source's own score in ``dense`` /
     ``bm25`` mode), best first; asking for more than the corpus holds returns what exists, and an
     empty query returns ``[]``.
 
@@ -141,9 +141,10 @@ class HybridRRFRetriever(BaseRetriever):
                 config holds the RRF k and weights.
             mode: With ``index``: ``hybrid``, ``dense`` or ``bm25``.
             rrf_k: With ``retrievers``: the RRF constant (60 as in the paper).
-            fusion: With ``retrievers``: ``rrf``, ``relative_score`` (min-max scaled scores,
-                weighted sum) or ``dist_based`` (scores scaled over mean ± 3σ); with ``index``
-                the method is ``HybridConfig(fusion=...)``.
+            fusion: With ``retrievers``: ``rrf`` (default: it needs no scores, and other
+                retrievers' scores may be distances), ``relative_score`` (min-max scaled scores,
+                weighted sum) or ``dist_based`` (scores scaled over mean ± 3σ; both need
+                higher-is-better scores); with ``index`` the method is ``HybridConfig(fusion=...)``.
             candidates: With ``index``: hits each source contributes to the fusion.
             callback_manager: LlamaIndex callback manager.
             verbose: LlamaIndex verbosity flag.

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from simcse_rag.corpus import CORPUS_FORMATS, CORPUS_SUFFIXES, read_corpus
-from simcse_rag.index.fusion import FUSION_METHODS
+from simcse_rag.index.fusion import DEFAULT_FUSION, FUSION_METHODS
 
 #: Help text of every ``--corpus`` option.
 CORPUS_HELP = f"corpus file: {CORPUS_FORMATS}; other columns/keys become metadata"
@@ -29,10 +29,10 @@ def add_retriever_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument(
         "--fusion",
-        default="rrf",
+        default=DEFAULT_FUSION,
         choices=FUSION_METHODS,
-        help="how dense and BM25 rankings are fused: rrf (reciprocal rank), relative_score "
-        "(min-max scaled scores), dist_based (scores scaled over mean +- 3 sigma)",
+        help="how dense and BM25 rankings are fused: dist_based (default; scores scaled over "
+        "mean +- 3 sigma), relative_score (min-max scaled scores), rrf (reciprocal rank)",
     )
     parser.add_argument(
         "--rrf-k", type=float, default=60, help="RRF constant, --fusion rrf only (default 60)"

@@ -13,7 +13,7 @@ from typing import Any
 from simcse_rag import _validate
 from simcse_rag.index.bm25 import BACKENDS
 from simcse_rag.index.dense import KINDS
-from simcse_rag.index.fusion import FUSION_METHODS
+from simcse_rag.index.fusion import DEFAULT_FUSION, FUSION_METHODS
 from simcse_rag.index.tokenizers import TOKENIZERS
 from simcse_rag.query_encoder import check_query_backend
 
@@ -49,7 +49,7 @@ class HybridConfig:
     dense_index: str = "auto"
     tokenizer: str = "auto"
     bm25_backend: str = "bm25s"
-    fusion: str = "rrf"
+    fusion: str = DEFAULT_FUSION  # why: docs/benchmarks.md, "Leave one dataset out"
     rrf_k: float = 60
     weights: Mapping[str, float] = field(default_factory=lambda: {"dense": 1.0, "bm25": 1.0})
     batch_size: int = 64

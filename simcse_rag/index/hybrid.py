@@ -1,4 +1,4 @@
-"""HybridRetriever: passages + encoder + dense index + BM25, fused (RRF by default).
+"""HybridRetriever: passages + encoder + dense index + BM25, fused into one ranking.
 
 A query is encoded once, searched in the dense index and in BM25 (``candidates`` each), and the
 two rankings are fused with :func:`~simcse_rag.index.fusion.fuse` (``HybridConfig.fusion``).
@@ -60,7 +60,7 @@ def _check_passages(passages: Iterable[Passage]) -> list[Passage]:
 
 
 class HybridRetriever:
-    """Dense + BM25 retrieval over passages, fused by Reciprocal Rank Fusion.
+    """Dense + BM25 retrieval over passages, fused by ``config.fusion``.
 
     Args:
         encoder: A :class:`~simcse_rag.encoder.SimCSEEncoder` (or anything with ``encode``,
@@ -264,7 +264,8 @@ class HybridRetriever:
         Args:
             query: The query text (empty or blank -> ``[]``).
             k: Hits to return (> 0); fewer when the corpus is smaller.
-            mode: ``"hybrid"`` (RRF of dense and BM25), ``"dense"`` or ``"bm25"``.
+            mode: ``"hybrid"`` (dense and BM25 fused by ``config.fusion``), ``"dense"`` or
+                ``"bm25"``.
             candidates: Hits taken from each source before fusion (raised to ``k`` if smaller).
 
         Returns:

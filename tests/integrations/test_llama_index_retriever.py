@@ -23,7 +23,7 @@ from llama_index.core.schema import (  # noqa: E402
 )
 
 from llama_index_simcse import HybridRRFRetriever, SimCSEEmbedding  # noqa: E402
-from simcse_rag.index.hybrid import HybridRetriever  # noqa: E402
+from simcse_rag.index.hybrid import HybridConfig, HybridRetriever  # noqa: E402
 
 
 @pytest.fixture
@@ -46,7 +46,9 @@ def nodes(corpus) -> list[TextNode]:
 
 @pytest.fixture
 def hybrid(nodes, embed_model) -> HybridRRFRetriever:
-    return HybridRRFRetriever.from_nodes(nodes, embed_model=embed_model, similarity_top_k=3)
+    return HybridRRFRetriever.from_nodes(  # RRF: some tests compute its scores by hand
+        nodes, embed_model=embed_model, similarity_top_k=3, config=HybridConfig(fusion="rrf")
+    )
 
 
 class _FixedRetriever(BaseRetriever):

@@ -295,6 +295,8 @@ def test_build_fusion_options_saved(
             [
                 *args,
                 "--no-progress",
+                "--fusion",
+                "rrf",
                 "--rrf-k",
                 "10",
                 "--dense-weight",
@@ -367,12 +369,18 @@ def test_build_fusion_method_saved(
     assert "invalid choice: 'sum'" in capsys.readouterr().err
 
 
-def test_unreadable_query_on_a_cold_index_is_left_to_bm25_without_torch(built: Path) -> None:
+def test_unreadable_query_on_a_cold_index_is_left_to_bm25_without_torch(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
     """Coverage on a saved index comes from its cached query model's tokenizer: a query in a
     script outside the model's vocabulary gets dense weight 0, still without PyTorch."""
     import subprocess
     import sys
 
+    built = tmp_path / "idx"
+    corpus = str(_jsonl(tmp_path / "corpus.jsonl", CORPUS))
+    args = ["index", "build", "--corpus", corpus, "--out", str(built), "--no-progress"]
+    assert main([*args, "--model", str(tiny_model_dir), "--fusion", "rrf"]) == 0
     script = (
         "import sys\n"
         "from simcse_rag.cli import main\n"

@@ -68,6 +68,12 @@ class HybridConfig:
         object.__setattr__(self, "weights", weights)
         object.__setattr__(self, "batch_size", batch_size)
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> HybridConfig:
+        """Rebuild from :meth:`to_dict` output; a dict saved before ``fusion`` existed was
+        searched with RRF and keeps it (the default changed, what a saved index does did not)."""
+        return cls(**{"fusion": "rrf", **data})
+
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict."""
         data = asdict(self)

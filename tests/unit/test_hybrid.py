@@ -305,3 +305,13 @@ def test_query_the_model_cannot_read_is_left_to_bm25(
     assert [(h.id, h.score) for h in loaded.search("감기", k=10)] == [
         (h.id, pytest.approx(h.score)) for h in hits
     ]
+
+
+def test_index_saved_before_fusion_existed_keeps_rrf(tiny_encoder: Any, tmp_path: Path) -> None:
+    retriever = HybridRetriever.from_passages(PASSAGES, tiny_encoder, config=HybridConfig())
+    folder = retriever.save(tmp_path / "idx")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["config"]["fusion"] == "dist_based"
+    del manifest["config"]["fusion"]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    assert HybridRetriever.load(folder, tiny_encoder).config.fusion == "rrf"

@@ -31,8 +31,8 @@ def add_retriever_arguments(parser: argparse.ArgumentParser) -> None:
         "--fusion",
         default=DEFAULT_FUSION,
         choices=FUSION_METHODS,
-        help="how dense and BM25 rankings are fused: dist_based (default; scores scaled over "
-        "mean +- 3 sigma), relative_score (min-max scaled scores), rrf (reciprocal rank)",
+        help="how dense and BM25 rankings are fused: rrf (default; reciprocal rank), "
+        "relative_score (min-max scaled scores), dist_based (scores scaled over mean +- 3 sigma)",
     )
     parser.add_argument(
         "--rrf-k", type=float, default=60, help="RRF constant, --fusion rrf only (default 60)"

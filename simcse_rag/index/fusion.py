@@ -28,9 +28,9 @@ from simcse_rag.schema import Hit, SourceHit
 #: Fusion methods accepted by :func:`fuse` (and ``HybridConfig.fusion``).
 FUSION_METHODS: tuple[str, ...] = ("rrf", "relative_score", "dist_based")
 
-#: The hybrid default: chosen by leave-one-dataset-out (``benchmarks/defaults.py``; see
-#: docs/benchmarks.md, "Leave one dataset out").
-DEFAULT_FUSION = "dist_based"
+#: The hybrid default: RRF stays, as no other setting passed leave-one-dataset-out
+#: (``benchmarks/defaults.py``; docs/benchmarks.md, "Leave one dataset out").
+DEFAULT_FUSION = "rrf"
 
 # One source's candidates after de-duplication: (doc_id, 1-based rank, raw score).
 _Ranked = list[tuple[str, int, float]]

@@ -273,7 +273,7 @@ def test_score_fusion_methods_in_search(tiny_encoder: Any, tmp_path: Path, fusio
 
 
 def test_config_fusion_choice() -> None:
-    assert HybridConfig().fusion == "dist_based"  # docs/benchmarks.md, "Leave one dataset out"
+    assert HybridConfig().fusion == "rrf"  # docs/benchmarks.md, "Leave one dataset out"
     with pytest.raises(
         ValueError, match="fusion 'sum' unknown; choose one of: rrf, relative_score"
     ):
@@ -308,7 +308,8 @@ def test_query_the_model_cannot_read_is_left_to_bm25(
 
 
 def test_index_saved_before_fusion_existed_keeps_rrf(tiny_encoder: Any, tmp_path: Path) -> None:
-    retriever = HybridRetriever.from_passages(PASSAGES, tiny_encoder, config=HybridConfig())
+    config = HybridConfig(fusion="dist_based")
+    retriever = HybridRetriever.from_passages(PASSAGES, tiny_encoder, config=config)
     folder = retriever.save(tmp_path / "idx")
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["config"]["fusion"] == "dist_based"

@@ -172,7 +172,7 @@ class SimCSERetriever(BaseRetriever):
                 all-MiniLM-L6-v2.
             encoder: An already-loaded encoder, instead of ``embeddings``.
             ids: Ids to use instead of the documents' own.
-            config: Index settings (dense index kind, tokenizer, RRF k and weights...).
+            config: Index settings (dense index kind, tokenizer, fusion method, RRF k, weights...).
             show_progress: Show a progress bar while encoding.
             **kwargs: Retriever fields (``k``, ``mode``, ``candidates``, ``tags``...).
 

@@ -34,7 +34,7 @@ from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_
 from llama_index_simcse.embeddings import SimCSEEmbedding
 from llama_index_simcse.filters import to_filter
 from simcse_rag.encoder import SimCSEEncoder
-from simcse_rag.index.fusion import reciprocal_rank_fusion
+from simcse_rag.index.fusion import FUSION_METHODS, fuse
 from simcse_rag.index.hybrid import HybridConfig, HybridRetriever
 from simcse_rag.index.saved import load_retriever, save_retriever
 from simcse_rag.schema import Hit, Passage
@@ -103,7 +103,7 @@ def _hit_to_node(hit: Hit) -> NodeWithScore:
 class HybridRRFRetriever(BaseRetriever):
     """Hybrid BM25 + dense retrieval, or weighted RRF over any retrievers, for LlamaIndex.
 
-    Returns ``NodeWithScore`` with the fused RRF score (the source's own score in ``dense`` /
+    Returns ``NodeWithScore`` with the fused score (the source's own score in ``dense`` /
     ``bm25`` mode), best first; asking for more than the corpus holds returns what exists, and an
     empty query returns ``[]``.
 
@@ -128,6 +128,7 @@ class HybridRRFRetriever(BaseRetriever):
         index: HybridRetriever | None = None,
         mode: str = "hybrid",
         rrf_k: float = 60,
+        fusion: str = "rrf",
         candidates: int = 100,
         filters: MetadataFilters | None = None,
         callback_manager: CallbackManager | None = None,
@@ -143,6 +144,10 @@ class HybridRRFRetriever(BaseRetriever):
                 config holds the RRF k and weights.
             mode: With ``index``: ``hybrid``, ``dense`` or ``bm25``.
             rrf_k: With ``retrievers``: the RRF constant (60 as in the paper).
+            fusion: With ``retrievers``: ``rrf`` (default: it needs no scores, and other
+                retrievers' scores may be distances), ``relative_score`` (min-max scaled scores,
+                weighted sum) or ``dist_based`` (scores scaled over mean ± 3σ; both need
+                higher-is-better scores); with ``index`` the method is ``HybridConfig(fusion=...)``.
             candidates: With ``index``: hits each source contributes to the fusion.
             filters: With ``index``: LlamaIndex ``MetadataFilters`` applied inside both legs'
                 search (see :mod:`llama_index_simcse.filters` for the operators that map).
@@ -165,6 +170,16 @@ class HybridRRFRetriever(BaseRetriever):
         if isinstance(rrf_k, bool) or not isinstance(rrf_k, (int, float)) or not rrf_k >= 0:
             raise ValueError(f"rrf_k must be a number >= 0 (60 in the RRF paper), got {rrf_k!r}.")
         self.rrf_k = rrf_k
+        if fusion not in FUSION_METHODS:
+            raise ValueError(
+                f"fusion {fusion!r} unknown; choose one of: {', '.join(FUSION_METHODS)}."
+            )
+        if index is not None and fusion != "rrf":
+            raise ValueError(
+                f"fusion={fusion!r} applies to retrievers=[...]; for a hybrid index set it in "
+                f"HybridConfig(fusion={fusion!r})."
+            )
+        self.fusion = fusion
         self._index = index
         if filters is not None and index is None:
             raise ValueError(
@@ -219,7 +234,7 @@ class HybridRRFRetriever(BaseRetriever):
             similarity_top_k: Number of nodes to return.
             mode: ``hybrid``, ``dense`` or ``bm25``.
             encoder: An already-loaded encoder, instead of ``embed_model``.
-            config: Index settings (dense index kind, tokenizer, RRF k and weights...).
+            config: Index settings (dense index kind, tokenizer, fusion method, RRF k, weights...).
             show_progress: Show a progress bar while encoding.
             **kwargs: Other constructor arguments (``candidates``, ``callback_manager``...).
 
@@ -346,11 +361,17 @@ class HybridRRFRetriever(BaseRetriever):
             ranking = []
             for nws in result:  # each retriever's own order, as returned
                 nodes.setdefault(nws.node.node_id, nws.node)
+                if nws.score is None and self.fusion != "rrf":
+                    raise ValueError(
+                        f"{name} returned node {nws.node.node_id!r} without a score; "
+                        f"fusion={self.fusion!r} needs scores, use fusion='rrf'."
+                    )
                 score = float("nan") if nws.score is None else float(nws.score)
                 ranking.append((nws.node.node_id, score))
             rankings[name] = ranking
-        hits = reciprocal_rank_fusion(
+        hits = fuse(
             rankings,
+            self.fusion,
             k=self.rrf_k,
             weights=dict(zip(names, self._weights, strict=True)),
             limit=self.similarity_top_k,

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from simcse_rag.corpus import CORPUS_FORMATS, CORPUS_SUFFIXES, read_corpus
+from simcse_rag.index.fusion import DEFAULT_FUSION, FUSION_METHODS
 
 #: Help text of every ``--corpus`` option.
 CORPUS_HELP = f"corpus file: {CORPUS_FORMATS}; other columns/keys become metadata"
@@ -27,16 +28,20 @@ def add_retriever_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tokenizer", default="auto", choices=("auto", "en", "zh"))
     parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument(
-        "--rrf-k",
-        type=float,
-        default=60,
-        help="RRF constant (default 60; 10 tuned on our dev sets)",
+        "--fusion",
+        default=DEFAULT_FUSION,
+        choices=FUSION_METHODS,
+        help="how dense and BM25 rankings are fused: rrf (default; reciprocal rank), "
+        "relative_score (min-max scaled scores), dist_based (scores scaled over mean +- 3 sigma)",
+    )
+    parser.add_argument(
+        "--rrf-k", type=float, default=60, help="RRF constant, --fusion rrf only (default 60)"
     )
     parser.add_argument(
         "--dense-weight",
         type=float,
         default=1.0,
-        help="RRF weight of the dense ranking, BM25 weight 1 (1.25 tuned on our dev sets)",
+        help="fusion weight of the dense ranking; BM25 weight 1 (default 1)",
     )
     parser.add_argument(
         "--query-backend",
@@ -54,6 +59,7 @@ def retriever_config(args: argparse.Namespace, **extra: object):  # noqa: ANN201
         dense_index=args.dense_index,
         tokenizer=args.tokenizer,
         batch_size=args.batch_size,
+        fusion=args.fusion,
         rrf_k=args.rrf_k,
         weights={"dense": args.dense_weight, "bm25": 1.0},
         query_backend=args.query_backend,

@@ -39,6 +39,7 @@ _QUERY_OPTIONS = {
     "dense_weight": "--dense-weight",
     "batch_size": "--batch-size",
     "query_backend": "--query-backend",
+    "fusion": "--fusion",
 }
 
 

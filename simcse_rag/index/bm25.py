@@ -30,7 +30,7 @@ import numpy as np
 from simcse_rag import _io, _validate
 from simcse_rag.index.batch import check_add_batch, empty_results
 from simcse_rag.index.filters import AllowedCache
-from simcse_rag.index.tokenizers import get_tokenizer
+from simcse_rag.index.tokenizers import TOKENIZER_VERSION, get_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +135,9 @@ class BM25Index:
         backend: ``"bm25s"`` (fast sparse matrix) or ``"rank_bm25"`` (parity reference).
         k1: Term-frequency saturation (> 0).
         b: Length normalisation in [0, 1].
+        tokenizer_version: Tokenizer rule version (:data:`~simcse_rag.index.tokenizers.
+            TOKENIZER_VERSION` for new indexes; a loaded index keeps the one it was built with,
+            so its stored terms and new queries are tokenized alike).
 
     Example:
         >>> index = BM25Index(tokenizer="en")
@@ -145,9 +148,15 @@ class BM25Index:
     """
 
     def __init__(
-        self, tokenizer: str = "auto", backend: str = "bm25s", k1: float = 1.5, b: float = 0.75
+        self,
+        tokenizer: str = "auto",
+        backend: str = "bm25s",
+        k1: float = 1.5,
+        b: float = 0.75,
+        *,
+        tokenizer_version: int = TOKENIZER_VERSION,
     ) -> None:
-        self._tokenize = get_tokenizer(tokenizer)
+        self._tokenize = get_tokenizer(tokenizer, tokenizer_version)
         if backend not in BACKENDS:
             raise ValueError(
                 f"Unknown BM25 backend {backend!r}; choose one of: {', '.join(BACKENDS)}."
@@ -157,6 +166,7 @@ class BM25Index:
         if not (isinstance(b, (int, float)) and 0 <= b <= 1):
             raise ValueError(f"b must be in [0, 1], got {b!r}.")
         self.tokenizer = tokenizer
+        self.tokenizer_version = tokenizer_version
         self.backend = backend
         self.k1 = float(k1)
         self.b = float(b)
@@ -337,6 +347,7 @@ class BM25Index:
                 "format_version": FORMAT_VERSION,
                 "kind": "bm25",
                 "tokenizer": self.tokenizer,
+                "tokenizer_version": self.tokenizer_version,
                 "backend": self.backend,
                 "k1": self.k1,
                 "b": self.b,
@@ -366,7 +377,14 @@ class BM25Index:
                 f"expected {FORMAT_VERSION}. Rebuild the index."
             )
         try:
-            index = cls(config["tokenizer"], config["backend"], config["k1"], config["b"])
+            # Indexes saved before tokenizer versions existed were built with rule 1.
+            index = cls(
+                config["tokenizer"],
+                config["backend"],
+                config["k1"],
+                config["b"],
+                tokenizer_version=config.get("tokenizer_version", 1),
+            )
         except KeyError as exc:
             raise ValueError(
                 f"{folder / _CONFIG} lacks key {exc}; the file is corrupted."

@@ -13,6 +13,7 @@ from typing import Any
 from simcse_rag import _validate
 from simcse_rag.index.bm25 import BACKENDS
 from simcse_rag.index.dense import KINDS
+from simcse_rag.index.fusion import DEFAULT_FUSION, FUSION_METHODS
 from simcse_rag.index.tokenizers import TOKENIZERS
 from simcse_rag.query_encoder import check_query_backend
 
@@ -33,8 +34,11 @@ class HybridConfig:
         dense_index: DenseIndex kind: ``auto``, ``flat``, ``ivf`` or ``hnsw``.
         tokenizer: BM25 tokenizer: ``auto``, ``en`` or ``zh``.
         bm25_backend: ``bm25s`` or ``rank_bm25``.
-        rrf_k: RRF constant.
-        weights: RRF weight of each source (``dense``, ``bm25``).
+        fusion: How the two rankings are fused: ``rrf`` (Reciprocal Rank Fusion),
+            ``relative_score`` (min-max scaled scores, weighted sum) or ``dist_based`` (scores
+            scaled over mean ± 3σ, weighted sum); see :mod:`simcse_rag.index.fusion`.
+        rrf_k: RRF constant (``rrf`` only).
+        weights: Fusion weight of each source (``dense``, ``bm25``).
         batch_size: Encoding batch size.
         query_backend: How queries are encoded: ``auto`` (ONNX Runtime int8 on CPU when
             onnxruntime is installed, else PyTorch), ``torch``, ``onnx`` (fp32, same vectors as
@@ -45,6 +49,7 @@ class HybridConfig:
     dense_index: str = "auto"
     tokenizer: str = "auto"
     bm25_backend: str = "bm25s"
+    fusion: str = DEFAULT_FUSION  # why: docs/benchmarks.md, "Leave one dataset out"
     rrf_k: float = 60
     weights: Mapping[str, float] = field(default_factory=lambda: {"dense": 1.0, "bm25": 1.0})
     batch_size: int = 64
@@ -54,6 +59,7 @@ class HybridConfig:
         _choice(self.dense_index, "dense_index", KINDS)
         _choice(self.tokenizer, "tokenizer", TOKENIZERS)
         _choice(self.bm25_backend, "bm25_backend", BACKENDS)
+        _choice(self.fusion, "fusion", FUSION_METHODS)
         # Checked, not replaced: the manifest keeps rrf_k as the user wrote it (60, not 60.0).
         _validate.non_negative_number(self.rrf_k, "rrf_k")
         weights = _validate.check_weights(self.weights, SOURCES)
@@ -61,6 +67,12 @@ class HybridConfig:
         check_query_backend(self.query_backend)
         object.__setattr__(self, "weights", weights)
         object.__setattr__(self, "batch_size", batch_size)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> HybridConfig:
+        """Rebuild from :meth:`to_dict` output; a dict saved before ``fusion`` existed was
+        searched with RRF and keeps it (the default changed, what a saved index does did not)."""
+        return cls(**{"fusion": "rrf", **data})
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict."""

@@ -1,17 +1,39 @@
-"""Reciprocal Rank Fusion (Cormack, Clarke and Buettcher, SIGIR 2009).
+"""Fusion of ranked lists from several sources (dense, BM25, any retriever) into one ranking.
 
-``score(d) = sum_s w_s / (k + rank_s(d))`` over the sources ``s`` that returned ``d``, with
-1-based ranks. Documents are merged by id (never by text); a document repeated within one source
-keeps its first (best) rank there. Ties are broken deterministically: by the best rank the
-document reached in any source, then by id.
+Methods (:data:`FUSION_METHODS`, chosen by :func:`fuse`):
+
+* ``rrf``: Reciprocal Rank Fusion (Cormack, Clarke and Buettcher, SIGIR 2009):
+  ``score(d) = sum_s w_s / (k + rank_s(d))`` with 1-based ranks.
+* ``relative_score``: each source's scores min-max scaled to [0, 1] over its candidates, then a
+  weighted sum (Weaviate's ``relativeScoreFusion``; LlamaIndex ``QueryFusionRetriever``
+  ``mode="relative_score"``).
+* ``dist_based``: as ``relative_score``, but each source is scaled over mean ± 3 standard
+  deviations of its candidates' scores, so one outlier does not squash the rest (Weaviate's
+  former ``distributionBasedScoreFusion`` by Mazzeschi; LlamaIndex ``mode="dist_based_score"``).
+
+For all methods a document missing from a source gets nothing from it; documents are merged by
+id (never by text); a document repeated within one source keeps its first (best) rank there; ties
+are broken deterministically: by the best rank the document reached in any source, then by id.
+Every hit keeps its rank and raw score in each source.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 
 from simcse_rag import _validate
 from simcse_rag.schema import Hit, SourceHit
+
+#: Fusion methods accepted by :func:`fuse` (and ``HybridConfig.fusion``).
+FUSION_METHODS: tuple[str, ...] = ("rrf", "relative_score", "dist_based")
+
+#: The hybrid default: RRF stays, as no other setting passed leave-one-dataset-out
+#: (``benchmarks/defaults.py``; docs/benchmarks.md, "Leave one dataset out").
+DEFAULT_FUSION = "rrf"
+
+# One source's candidates after de-duplication: (doc_id, 1-based rank, raw score).
+_Ranked = list[tuple[str, int, float]]
 
 
 def _check(rankings: object, k: object, weights: object, limit: object) -> None:
@@ -36,36 +58,84 @@ def _check(rankings: object, k: object, weights: object, limit: object) -> None:
         _validate.non_negative_number(w, f"weight for source {name!r}")
 
 
-def reciprocal_rank_fusion(
+def _ranked(name: str, ranking: Sequence[tuple[str, float]]) -> _Ranked:
+    out: _Ranked = []
+    seen: set[str] = set()
+    for item in ranking:
+        try:
+            doc_id, score = item
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"rankings[{name!r}] must hold (doc_id, score) pairs, got {item!r}."
+            ) from None
+        if not isinstance(doc_id, str) or not doc_id:
+            raise ValueError(f"rankings[{name!r}] holds an invalid doc id {doc_id!r}.")
+        if doc_id in seen:
+            continue  # a repeated id keeps its first (best) rank in this source
+        seen.add(doc_id)
+        out.append((doc_id, len(out) + 1, float(score)))
+    return out
+
+
+def _min_max(scores: list[float]) -> tuple[float, float]:
+    return min(scores), max(scores)
+
+
+def _mean_3_sigma(scores: list[float]) -> tuple[float, float]:
+    mean = sum(scores) / len(scores)
+    sigma = math.sqrt(sum((s - mean) ** 2 for s in scores) / len(scores))  # population std
+    return mean - 3 * sigma, mean + 3 * sigma
+
+
+def _scaled(ranked: _Ranked, bounds: Callable[[list[float]], tuple[float, float]]) -> list[float]:
+    if not ranked:
+        return []
+    lo, hi = bounds([s for _, _, s in ranked])
+    if hi == lo:
+        # One candidate, or all equal: each is its source's best. (LlamaIndex gives 0 here when
+        # the score is <= 0; a cosine of 0 can still be the best match, so it gets 1 here.)
+        return [1.0] * len(ranked)
+    return [(s - lo) / (hi - lo) for _, _, s in ranked]
+
+
+def _contributions(ranked: _Ranked, method: str, k: float) -> list[float]:
+    if method == "rrf":
+        return [1.0 / (k + rank) for _, rank, _ in ranked]
+    return _scaled(ranked, _min_max if method == "relative_score" else _mean_3_sigma)
+
+
+def fuse(
     rankings: Mapping[str, Sequence[tuple[str, float]]],
+    method: str = "rrf",
     *,
     k: float = 60,
     weights: Mapping[str, float] | None = None,
     limit: int | None = None,
 ) -> list[Hit]:
-    """Fuse ranked lists by Reciprocal Rank Fusion.
+    """Fuse ranked lists by ``method`` (see the module docstring for the formulas).
 
     Args:
-        rankings: Source name -> ``(doc_id, source_score)`` pairs, best first.
-        k: RRF constant (60 in the paper); larger flattens the rank discount.
+        rankings: Source name -> ``(doc_id, source_score)`` pairs, best first (higher scores are
+            better for ``relative_score`` / ``dist_based``).
+        method: ``rrf``, ``relative_score`` or ``dist_based``.
+        k: RRF constant (60 in the paper; unused by the score-based methods).
         weights: Per-source multipliers (default 1.0; a source missing here gets 1.0).
         limit: Keep only the best ``limit`` hits.
 
     Returns:
         Hits best first, ``rank`` 1-based, ``score`` the fused score and ``sources[name]`` the
-        document's rank and score in each source that returned it. ``text`` / ``metadata`` are
-        left empty for the caller to fill.
+        document's rank and raw score in each source that returned it. ``text`` / ``metadata``
+        are left empty for the caller to fill.
 
     Raises:
         TypeError: ``rankings`` / ``weights`` are not mappings, or a pair is malformed.
-        ValueError: ``k`` < 0, a negative or non-finite weight, a weight for an unknown source,
-            ``limit`` <= 0, or an id that is not a non-empty string.
-
-    Example:
-        >>> hits = reciprocal_rank_fusion({"dense": [("a", 0.9), ("b", 0.8)], "bm25": [("b", 7.0)]})
-        >>> [h.id for h in hits], round(hits[0].score, 5)
-        (['b', 'a'], 0.03252)
+        ValueError: Unknown method, ``k`` < 0, a negative or non-finite weight, a weight for an
+            unknown source, ``limit`` <= 0, or an id that is not a non-empty string.
     """
+    if method not in FUSION_METHODS:
+        raise ValueError(
+            f"Unknown fusion method {method!r}; choose one of: {', '.join(FUSION_METHODS)}."
+        )
     _check(rankings, k, weights, limit)
     weights = weights or {}
     fused: dict[str, float] = {}
@@ -73,25 +143,13 @@ def reciprocal_rank_fusion(
     sources: dict[str, dict[str, SourceHit]] = {}
     for name, ranking in rankings.items():
         w = float(weights.get(name, 1.0))
-        rank = 0
-        seen: set[str] = set()
-        for item in ranking:
-            try:
-                doc_id, score = item
-            except (TypeError, ValueError):
-                raise TypeError(
-                    f"rankings[{name!r}] must hold (doc_id, score) pairs, got {item!r}."
-                ) from None
-            if not isinstance(doc_id, str) or not doc_id:
-                raise ValueError(f"rankings[{name!r}] holds an invalid doc id {doc_id!r}.")
-            if doc_id in seen:
-                continue  # a repeated id keeps its first (best) rank in this source
-            seen.add(doc_id)
-            rank += 1
-            fused[doc_id] = fused.get(doc_id, 0.0) + w / (k + rank)
-            if rank < best_rank.get(doc_id, rank + 1):
-                best_rank[doc_id] = rank
-            sources.setdefault(doc_id, {})[name] = SourceHit(rank=rank, score=float(score))
+        ranked = _ranked(name, ranking)
+        for (doc_id, rank, score), part in zip(
+            ranked, _contributions(ranked, method, k), strict=True
+        ):
+            fused[doc_id] = fused.get(doc_id, 0.0) + w * part
+            best_rank[doc_id] = min(rank, best_rank.get(doc_id, rank))
+            sources.setdefault(doc_id, {})[name] = SourceHit(rank=rank, score=score)
     order = sorted(fused, key=lambda d: (-fused[d], best_rank[d], d))
     if limit is not None:
         order = order[:limit]
@@ -99,3 +157,42 @@ def reciprocal_rank_fusion(
         Hit(id=doc_id, score=fused[doc_id], rank=i, sources=sources[doc_id])
         for i, doc_id in enumerate(order, start=1)
     ]
+
+
+def reciprocal_rank_fusion(
+    rankings: Mapping[str, Sequence[tuple[str, float]]],
+    *,
+    k: float = 60,
+    weights: Mapping[str, float] | None = None,
+    limit: int | None = None,
+) -> list[Hit]:
+    """Fuse ranked lists by Reciprocal Rank Fusion (:func:`fuse` with ``method="rrf"``).
+
+    Example:
+        >>> hits = reciprocal_rank_fusion({"dense": [("a", 0.9), ("b", 0.8)], "bm25": [("b", 7.0)]})
+        >>> [h.id for h in hits], round(hits[0].score, 5)
+        (['b', 'a'], 0.03252)
+    """
+    return fuse(rankings, "rrf", k=k, weights=weights, limit=limit)
+
+
+def relative_score_fusion(
+    rankings: Mapping[str, Sequence[tuple[str, float]]],
+    *,
+    weights: Mapping[str, float] | None = None,
+    limit: int | None = None,
+) -> list[Hit]:
+    """Min-max scale each source's scores to [0, 1], then sum with ``weights`` (Weaviate's
+    ``relativeScoreFusion``; :func:`fuse` with ``method="relative_score"``)."""
+    return fuse(rankings, "relative_score", weights=weights, limit=limit)
+
+
+def distribution_based_fusion(
+    rankings: Mapping[str, Sequence[tuple[str, float]]],
+    *,
+    weights: Mapping[str, float] | None = None,
+    limit: int | None = None,
+) -> list[Hit]:
+    """Scale each source's scores over mean ± 3σ, then sum with ``weights`` (Mazzeschi's
+    distribution-based score fusion; :func:`fuse` with ``method="dist_based"``)."""
+    return fuse(rankings, "dist_based", weights=weights, limit=limit)

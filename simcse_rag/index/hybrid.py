@@ -1,9 +1,9 @@
-"""HybridRetriever: passages + encoder + dense index + BM25, fused by RRF.
+"""HybridRetriever: passages + encoder + dense index + BM25, fused into one ranking.
 
 A query is encoded once, searched in the dense index and in BM25 (``candidates`` each), and the
-two rankings are fused with :func:`~simcse_rag.index.fusion.reciprocal_rank_fusion`. Every hit
-carries its fused score and its rank and score in each source. Passage vectors are cached by
-(model fingerprint, text hash), so re-indexing unchanged texts never re-runs the encoder.
+two rankings are fused with :func:`~simcse_rag.index.fusion.fuse` (``HybridConfig.fusion``).
+Every hit carries its fused score and its rank and score in each source. Passage vectors are
+cached by (model fingerprint, text hash), so re-indexing unchanged texts never re-runs the encoder.
 
 This module only composes: settings are :mod:`simcse_rag.index.config`, query encoding
 :mod:`simcse_rag.query_encoder`, the saved layout and its checks :mod:`simcse_rag.index.persist`,
@@ -29,10 +29,11 @@ from simcse_rag.index.backend import DenseBackend
 from simcse_rag.index.bm25 import BM25Index
 from simcse_rag.index.cache import EmbeddingCache
 from simcse_rag.index.config import HybridConfig
+from simcse_rag.index.coverage import CoverageMeter, DenseCoverage
 from simcse_rag.index.deferred import DeferredEncoder
 from simcse_rag.index.dense import DenseIndex
 from simcse_rag.index.filters import Filter, FilterIdCache, parse_filter
-from simcse_rag.index.fusion import reciprocal_rank_fusion
+from simcse_rag.index.fusion import fuse
 from simcse_rag.index.persist import FORMAT_VERSION, MANIFEST
 from simcse_rag.query_encoder import LazyQueryEncoder
 from simcse_rag.schema import SEARCH_MODES, Hit, Passage, SourceHit
@@ -44,7 +45,7 @@ logger = logging.getLogger(__name__)
 #: Search modes (alias of :data:`simcse_rag.schema.SEARCH_MODES`).
 MODES: tuple[str, ...] = SEARCH_MODES
 #: HybridConfig fields that change how queries are searched, not what the indexes hold.
-QUERY_TIME_FIELDS: tuple[str, ...] = ("rrf_k", "weights", "batch_size", "query_backend")
+QUERY_TIME_FIELDS: tuple[str, ...] = ("fusion", "rrf_k", "weights", "batch_size", "query_backend")
 #: What ``filter=`` accepts: a parsed filter, a dict, or its JSON text.
 FilterLike = Filter | dict[str, Any] | str
 
@@ -66,7 +67,7 @@ def _check_passages(passages: Iterable[Passage]) -> list[Passage]:
 
 
 class HybridRetriever:
-    """Dense + BM25 retrieval over passages, fused by Reciprocal Rank Fusion.
+    """Dense + BM25 retrieval over passages, fused by ``config.fusion``.
 
     Args:
         encoder: A :class:`~simcse_rag.encoder.SimCSEEncoder` (or anything with ``encode``,
@@ -117,6 +118,7 @@ class HybridRetriever:
         self._lock = ReadWriteLock()
         # Id sets of recent filters; every write (add / delete) clears it.
         self._filter_ids = FilterIdCache()
+        self._coverage = DenseCoverage(self._coverage_meter, encoder.name_or_path)
 
     @classmethod
     def from_passages(
@@ -220,6 +222,7 @@ class HybridRetriever:
         ids = [p.id for p in items]
         texts = [p.text for p in items]
         vectors = self.embed_passages(texts, show_progress=show_progress)  # outside the lock
+        self._coverage.check(texts, "passages")
         with self._lock.write():
             self._dense.add(ids, vectors)
             self._bm25.add(ids, texts)
@@ -259,7 +262,7 @@ class HybridRetriever:
     def with_query_settings(self, **changes: Any) -> HybridRetriever:
         """A retriever over the same passages and indexes with other query-time settings.
 
-        Only :data:`QUERY_TIME_FIELDS` may change (RRF constant and weights, query batch size,
+        Only :data:`QUERY_TIME_FIELDS` may change (fusion method, RRF constant and weights, query batch size,
         query backend): the dense structure, tokenizer and BM25 backend are fixed when the
         indexes are built. Nothing is copied or re-encoded; both retrievers share the indexes
         (and their lock), so an update through one is seen by the other.
@@ -312,14 +315,15 @@ class HybridRetriever:
         Args:
             query: The query text (empty or blank -> ``[]``).
             k: Hits to return (> 0); fewer when the corpus is smaller.
-            mode: ``"hybrid"`` (RRF of dense and BM25), ``"dense"`` or ``"bm25"``.
+            mode: ``"hybrid"`` (dense and BM25 fused by ``config.fusion``), ``"dense"`` or
+                ``"bm25"``.
             candidates: Hits taken from each source before fusion (raised to ``k`` if smaller).
             filter: Metadata filter (dict, JSON text or :class:`~simcse_rag.index.filters.Filter`;
                 language in :mod:`simcse_rag.index.filters`). Both legs search only passages
                 that pass it, so ``k`` hits come back whenever ``k`` passages pass.
 
         Returns:
-            Hits best first with text, metadata, score (fused RRF score in hybrid mode, the
+            Hits best first with text, metadata, score (fused score in hybrid mode, the
             source score otherwise), 1-based rank and per-source rank and score.
 
         Raises:
@@ -374,12 +378,18 @@ class HybridRetriever:
         want_dense, want_sparse = mode in ("hybrid", "dense"), mode in ("hybrid", "bm25")
         dense = self._dense_rankings(texts, depth, allowed) if want_dense else None
         sparse = self._bm25_rankings(texts, depth, allowed) if want_sparse else None
+        dense_weights = (
+            self._coverage.dense_weights(texts, self.config.weights["dense"])
+            if mode == "hybrid"
+            else []
+        )
         for j, i in enumerate(live):
             if mode == "hybrid":
-                hits = reciprocal_rank_fusion(
+                hits = fuse(
                     {"dense": dense[j], "bm25": sparse[j]},
+                    self.config.fusion,
                     k=self.config.rrf_k,
-                    weights=self.config.weights,
+                    weights={**self.config.weights, "dense": dense_weights[j]},
                     limit=k,
                 )
             else:
@@ -390,6 +400,15 @@ class HybridRetriever:
                 ]
             results[i] = [self._fill(h) for h in hits]
         return results
+
+    def _coverage_meter(self) -> CoverageMeter | None:
+        model = self._model
+        if isinstance(model, DeferredEncoder) and not model.loaded:
+            # a saved index searched without PyTorch: its cached query model's tokenizer
+            return CoverageMeter.from_query_model(model.query_model)
+        return (
+            CoverageMeter.from_encoder(self.encoder) if hasattr(self.encoder, "tokenizer") else None
+        )
 
     def _dense_rankings(
         self, texts: list[str], depth: int, allowed: frozenset[str] | None = None

@@ -158,7 +158,7 @@ class SavedIndex:
         try:
             model = manifest["model"]
             counts = manifest["counts"]
-            config = HybridConfig(**manifest["config"])
+            config = HybridConfig.from_dict(manifest["config"])
         except (KeyError, TypeError) as exc:
             raise ValueError(f"{folder / MANIFEST} is corrupted ({exc}).") from None
         return cls(folder, model, counts, config, _cached_query_model(folder, model, config))

@@ -1,9 +1,12 @@
 """Tokenizers for BM25: English (``en``), Chinese (``zh``, jieba) and mixed text (``auto``).
 
-* ``en``: lowercase, Unicode word characters (``\\w+``), English stopwords dropped (bm25s' Lucene
-  list), Snowball stemming (PyStemmer).
+* ``en``: lowercase words by an :class:`EnglishRule`. Today's rule (version 2) drops single
+  letters, lone digits and English stopwords (bm25s' longer, NLTK-style list), keeps numbers
+  such as ``1,234.5`` whole and stems (Snowball, PyStemmer); version 1 kept every ``\\w+`` run
+  and dropped only the short Lucene stopword list. The rule is versioned (:data:`TOKENIZER_VERSION`)
+  because it decides what a saved BM25 index means.
 * ``zh``: jieba word segmentation; Chinese stopwords and punctuation dropped; Latin words inside
-  Chinese text go through the ``en`` pipeline, so "BMI指数" and "bmi" match.
+  Chinese text go through the ``en`` rule, so "BMI指数" and "bmi" match.
 * ``auto``: per text: text with no CJK character takes the fast ``en`` path, anything else the
   ``zh`` path (which handles mixed Chinese/English).
 
@@ -16,7 +19,8 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from functools import lru_cache
+from dataclasses import dataclass
+from functools import lru_cache, partial
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +31,83 @@ TOKENIZERS: tuple[str, ...] = ("auto", "en", "zh")
 #: holding any of these cannot be split on whitespace.
 CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 _WORD = re.compile(r"\w+", re.UNICODE)
+# A number written with separators ("1,234.5", "3.2") as one match; any other word run after it.
+_NUMBER_OR_WORD = re.compile(r"\d+(?:[.,]\d+)+|\w+", re.UNICODE)
+_SEPARATED_NUMBER = re.compile(r"\d+(?:[.,]\d+)+")
+
+NUMBER_RULES: tuple[str, ...] = ("split", "whole", "both")
+STOPWORD_LISTS: tuple[str, ...] = ("lucene", "lucene_plus", "none")
+
+
+@dataclass(frozen=True)
+class EnglishRule:
+    """How English (and Latin words inside Chinese text) become BM25 terms.
+
+    Attributes:
+        min_word_chars: Shortest kept word that is not all digits (2 drops single letters).
+        lone_digits: Keep one-digit numbers ("3" in "Q3 2019" split as words, "3 months").
+        numbers: ``split`` ("1,234.5" -> "1", "234", "5"), ``whole`` ("1234.5", thousands
+            commas dropped so "1,234.5" and "1234.5" match) or ``both`` (whole and parts).
+        stopwords: ``lucene`` (bm25s' English list), ``lucene_plus`` (bm25s' longer list) or
+            ``none``.
+        stem: Snowball (English) stemming.
+    """
+
+    min_word_chars: int = 1
+    lone_digits: bool = True
+    numbers: str = "split"
+    stopwords: str = "lucene"
+    stem: bool = True
+
+    def __post_init__(self) -> None:
+        if self.numbers not in NUMBER_RULES:
+            raise ValueError(
+                f"numbers {self.numbers!r} unknown; choose one of: {', '.join(NUMBER_RULES)}."
+            )
+        if self.stopwords not in STOPWORD_LISTS:
+            raise ValueError(
+                f"stopwords {self.stopwords!r} unknown; choose one of: {', '.join(STOPWORD_LISTS)}."
+            )
+        if isinstance(self.min_word_chars, bool) or not isinstance(self.min_word_chars, int):
+            raise TypeError(f"min_word_chars must be an int, got {self.min_word_chars!r}.")
+        if self.min_word_chars < 1:
+            raise ValueError(f"min_word_chars must be >= 1, got {self.min_word_chars}.")
+
+    def __call__(self, text: str) -> list[str]:
+        """Tokenize ``text`` by this rule (terms in text order)."""
+        pattern = _WORD if self.numbers == "split" else _NUMBER_OR_WORD
+        stop = _stopwords(self.stopwords)
+        out: list[str] = []
+        words: list[int] = []  # positions in ``out`` to stem, in one batch
+        for raw in pattern.findall(text.lower()):
+            if _SEPARATED_NUMBER.fullmatch(raw):
+                out.append(raw.replace(",", ""))
+                if self.numbers == "both":
+                    out.extend(p for p in _WORD.findall(raw) if self._keep_digits(p))
+            elif raw.isdigit():
+                if self._keep_digits(raw):
+                    out.append(raw)
+            elif len(raw) >= self.min_word_chars and raw not in stop:
+                words.append(len(out))
+                out.append(raw)
+        if self.stem and words:
+            for pos, stem in zip(words, _stemmer().stemWords([out[i] for i in words]), strict=True):
+                out[pos] = stem
+        return out
+
+    def _keep_digits(self, digits: str) -> bool:
+        return self.lone_digits or len(digits) > 1
+
+
+#: Tokenizer rule versions: a saved BM25 index records the version it was built with and is
+#: searched with that rule. Version 2 keeps each change that gained on both shared English sets
+#: (or lost within noise on one), Chinese unchanged; the stemmer stays, as the sets disagree on
+#: it (``benchmarks/bm25_tokenization.py``, see docs/benchmarks.md).
+TOKENIZER_RULES: dict[int, EnglishRule] = {
+    1: EnglishRule(),
+    2: EnglishRule(min_word_chars=2, lone_digits=False, numbers="whole", stopwords="lucene_plus"),
+}
+TOKENIZER_VERSION = 2
 
 
 @lru_cache(maxsize=1)
@@ -35,6 +116,17 @@ def english_stopwords() -> frozenset[str]:
     from bm25s.stopwords import STOPWORDS_EN
 
     return frozenset(STOPWORDS_EN)
+
+
+@lru_cache(maxsize=4)
+def _stopwords(name: str) -> frozenset[str]:
+    if name == "none":
+        return frozenset()
+    if name == "lucene_plus":
+        from bm25s.stopwords import STOPWORDS_EN_PLUS
+
+        return frozenset(STOPWORDS_EN_PLUS)
+    return english_stopwords()
 
 
 @lru_cache(maxsize=1)
@@ -62,59 +154,75 @@ def load_jieba():  # noqa: ANN201 - jieba has no type stubs
     return jieba
 
 
-def _normalise_words(words: list[str]) -> list[str]:
-    """Lowercase, drop English stopwords and stem (words are already ``\\w+`` runs)."""
-    stop = english_stopwords()
-    kept = [w for w in (w.lower() for w in words) if w not in stop]
-    return _stemmer().stemWords(kept) if kept else []
+def tokenize_en(text: str, rule: EnglishRule | None = None) -> list[str]:
+    """Tokenize English text by ``rule`` (default: the rule of :data:`TOKENIZER_VERSION`)."""
+    return (rule or TOKENIZER_RULES[TOKENIZER_VERSION])(text)
 
 
-def tokenize_en(text: str) -> list[str]:
-    """Tokenize English text: lowercase, ``\\w+`` words, no stopwords, Snowball stems."""
-    return _normalise_words(_WORD.findall(text))
-
-
-def tokenize_zh(text: str) -> list[str]:
-    """Tokenize Chinese (or mixed) text with jieba; Latin words follow the ``en`` pipeline."""
-    if not text:
-        return []
+def tokenize_zh_pieces(pieces: list[str], rule: EnglishRule | None = None) -> list[str]:
+    """Terms from jieba's segmentation ``pieces``: CJK words kept unless stopwords, Latin pieces
+    through the English ``rule`` (split out so a caller can segment once and try several rules).
+    """
+    rule = rule or TOKENIZER_RULES[TOKENIZER_VERSION]
     zh_stop = chinese_stopwords()
+    # jieba cuts "1,234.5" into "1", ",", "234", ...: each run of Latin pieces is rejoined so the
+    # number rule sees the number whole, as in English text.
+    glue = " " if rule.numbers == "split" else ""
     tokens: list[str] = []
-    for piece in load_jieba().lcut(text):
-        if CJK.search(piece):
-            if piece not in zh_stop:
-                tokens.append(piece)
+    run: list[str] = []
+    for piece in pieces:
+        if not CJK.search(piece):
+            run.append(piece)
             continue
-        words = _WORD.findall(piece)
-        if words:
-            tokens.extend(_normalise_words(words))
+        if run:
+            tokens.extend(rule(glue.join(run)))
+            run = []
+        if piece not in zh_stop:
+            tokens.append(piece)
+    if run:
+        tokens.extend(rule(glue.join(run)))
     return tokens
 
 
-def tokenize_auto(text: str) -> list[str]:
+def tokenize_zh(text: str, rule: EnglishRule | None = None) -> list[str]:
+    """Tokenize Chinese (or mixed) text with jieba; Latin words follow the English ``rule``."""
+    if not text:
+        return []
+    return tokenize_zh_pieces(load_jieba().lcut(text), rule)
+
+
+def tokenize_auto(text: str, rule: EnglishRule | None = None) -> list[str]:
     """Tokenize with ``zh`` when the text holds CJK characters, else with ``en``."""
-    return tokenize_zh(text) if CJK.search(text) else tokenize_en(text)
+    return tokenize_zh(text, rule) if CJK.search(text) else tokenize_en(text, rule)
 
 
-_REGISTRY: dict[str, Callable[[str], list[str]]] = {
+_REGISTRY: dict[str, Callable[..., list[str]]] = {
     "auto": tokenize_auto,
     "en": tokenize_en,
     "zh": tokenize_zh,
 }
 
 
-def get_tokenizer(name: str) -> Callable[[str], list[str]]:
-    """Return the tokenizer function called ``name``.
+def get_tokenizer(name: str, version: int = TOKENIZER_VERSION) -> Callable[[str], list[str]]:
+    """Return the tokenizer function called ``name`` with the rule of ``version``.
 
     Raises:
-        ValueError: Unknown name (the known ones are listed).
+        ValueError: Unknown name or version (the known ones are listed).
     """
     try:
-        return _REGISTRY[name]
+        fn = _REGISTRY[name]
     except (KeyError, TypeError):
         raise ValueError(
             f"Unknown tokenizer {name!r}; choose one of: {', '.join(TOKENIZERS)}."
         ) from None
+    rule = TOKENIZER_RULES.get(version) if isinstance(version, int) else None
+    if rule is None:
+        raise ValueError(
+            f"Unknown tokenizer version {version!r}; this simcse-rag knows versions "
+            f"{sorted(TOKENIZER_RULES)}: upgrade simcse-rag, or rebuild the index with "
+            "`simcse-rag index build`."
+        )
+    return fn if version == TOKENIZER_VERSION else partial(fn, rule=rule)
 
 
 def tokenize(text: str, tokenizer: str = "auto") -> list[str]:

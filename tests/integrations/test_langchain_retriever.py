@@ -19,7 +19,7 @@ from langchain_tests.integration_tests import RetrieversIntegrationTests  # noqa
 from pydantic import ValidationError  # noqa: E402
 
 from langchain_simcse import SimCSEEmbeddings, SimCSERetriever  # noqa: E402
-from simcse_rag.index.hybrid import HybridRetriever  # noqa: E402
+from simcse_rag.index.hybrid import HybridConfig, HybridRetriever  # noqa: E402
 from simcse_rag.schema import Passage  # noqa: E402
 
 
@@ -29,8 +29,11 @@ def _documents(corpus) -> list[Document]:
 
 @pytest.fixture
 def retriever(encoder, corpus) -> SimCSERetriever:
-    return SimCSERetriever.from_documents(
-        _documents(corpus), embeddings=SimCSEEmbeddings(encoder=encoder), k=3
+    return SimCSERetriever.from_documents(  # RRF: some tests compute its scores by hand
+        _documents(corpus),
+        embeddings=SimCSEEmbeddings(encoder=encoder),
+        k=3,
+        config=HybridConfig(fusion="rrf"),
     )
 
 

@@ -23,7 +23,7 @@ from llama_index.core.schema import (  # noqa: E402
 )
 
 from llama_index_simcse import HybridRRFRetriever, SimCSEEmbedding  # noqa: E402
-from simcse_rag.index.hybrid import HybridRetriever  # noqa: E402
+from simcse_rag.index.hybrid import HybridConfig, HybridRetriever  # noqa: E402
 
 
 @pytest.fixture
@@ -46,7 +46,9 @@ def nodes(corpus) -> list[TextNode]:
 
 @pytest.fixture
 def hybrid(nodes, embed_model) -> HybridRRFRetriever:
-    return HybridRRFRetriever.from_nodes(nodes, embed_model=embed_model, similarity_top_k=3)
+    return HybridRRFRetriever.from_nodes(  # RRF: some tests compute its scores by hand
+        nodes, embed_model=embed_model, similarity_top_k=3, config=HybridConfig(fusion="rrf")
+    )
 
 
 class _FixedRetriever(BaseRetriever):
@@ -267,3 +269,28 @@ def test_bad_arguments_are_rejected(hybrid, embed_model) -> None:
         )
     with pytest.raises(TypeError, match="SimCSEEmbedding"):
         HybridRRFRetriever.from_nodes([Document(text="b")], embed_model=object())
+
+
+def test_relative_score_fusion_over_retrievers_matches_hand_computation() -> None:
+    first = _FixedRetriever([("a", 0.9), ("b", 0.5), ("c", 0.1)])
+    second = _FixedRetriever([("c", 12.0), ("d", 2.0), ("e", 7.0)])
+    fused = HybridRRFRetriever(
+        retrievers=[first, second], weights=[2.0, 1.0], fusion="relative_score"
+    )
+    scores = {n.node.node_id: n.score for n in fused.retrieve("q")}
+    # min-max per retriever: first a 1, b 0.5, c 0; second c 1, d 0, e 0.5; then weighted sum
+    assert scores == pytest.approx({"a": 2.0, "b": 1.0, "c": 1.0, "d": 0.0, "e": 0.5})
+    dist = HybridRRFRetriever(retrievers=[first, second], fusion="dist_based")
+    assert [n.node.node_id for n in dist.retrieve("q")][0] in {"a", "c"}
+    with pytest.raises(ValueError, match="without a score.*fusion='rrf'"):
+        HybridRRFRetriever(
+            retrievers=[_FixedRetriever([("x", None)])], fusion="relative_score"
+        ).retrieve("q")
+
+
+def test_fusion_option_errors(hybrid) -> None:
+    one = _FixedRetriever([("a", 1.0)])
+    with pytest.raises(ValueError, match="fusion 'sum' unknown"):
+        HybridRRFRetriever(retrievers=[one], fusion="sum")
+    with pytest.raises(ValueError, match=r"HybridConfig\(fusion='dist_based'\)"):
+        HybridRRFRetriever(index=hybrid.index, fusion="dist_based")

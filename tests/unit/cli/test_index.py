@@ -295,6 +295,8 @@ def test_build_fusion_options_saved(
             [
                 *args,
                 "--no-progress",
+                "--fusion",
+                "rrf",
                 "--rrf-k",
                 "10",
                 "--dense-weight",
@@ -346,3 +348,55 @@ def test_search_through_the_cached_query_model_never_imports_torch(built: Path) 
     )
     assert "imported: [] code: 0" in done.stderr, done.stderr
     assert json.loads(done.stdout)[0]["id"] == "d1"
+
+
+def test_build_fusion_method_saved(
+    tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    corpus = _jsonl(tmp_path / "corpus.jsonl", CORPUS)
+    out = tmp_path / "idx"
+    args = ["index", "build", "--corpus", str(corpus), "--out", str(out)]
+    args += ["--model", str(tiny_model_dir), "--no-progress", "--query-backend", "torch"]
+    assert main([*args, "--fusion", "relative_score"]) == 0
+    assert json.loads((out / "manifest.json").read_text())["config"]["fusion"] == "relative_score"
+    capsys.readouterr()
+    assert main(["search", str(out), "fever cough", "--json", "-k", "1"]) == 0
+    hit = json.loads(capsys.readouterr().out)[0]
+    assert 0 < hit["score"] <= 2.0  # min-max scaled per leg, weights 1 + 1: not an RRF score
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--fusion", "sum"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'sum'" in capsys.readouterr().err
+
+
+def test_unreadable_query_on_a_cold_index_is_left_to_bm25_without_torch(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    """Coverage on a saved index comes from its cached query model's tokenizer: a query in a
+    script outside the model's vocabulary gets dense weight 0, still without PyTorch."""
+    import subprocess
+    import sys
+
+    built = tmp_path / "idx"
+    corpus = str(_jsonl(tmp_path / "corpus.jsonl", CORPUS))
+    args = ["index", "build", "--corpus", corpus, "--out", str(built), "--no-progress"]
+    assert main([*args, "--model", str(tiny_model_dir), "--fusion", "rrf"]) == 0
+    script = (
+        "import sys\n"
+        "from simcse_rag.cli import main\n"
+        f"code = main(['search', {str(built)!r}, '안녕하세요 fever', '--json', '-k', '1'])\n"
+        "heavy = sorted(m for m in ('torch', 'transformers') if m in sys.modules)\n"
+        "print('imported:', heavy, 'code:', code, file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert "imported: [] code: 0" in done.stderr, done.stderr
+    hit = json.loads(done.stdout)[0]
+    # "안녕하세요" is [UNK], "fever" is read: half the dense weight (RRF k=60, weights 1 and 1)
+    expected = sum(
+        w / (60 + hit["sources"][name]["rank"])
+        for name, w in (("dense", 0.5), ("bm25", 1.0))
+        if name in hit["sources"]
+    )
+    assert hit["score"] == pytest.approx(expected)

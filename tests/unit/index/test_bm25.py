@@ -11,6 +11,7 @@ import pytest
 
 from simcse_rag.corpus import read_corpus
 from simcse_rag.index.bm25 import BM25Index
+from simcse_rag.index.tokenizers import TOKENIZER_VERSION
 
 DOCS = {
     "fever": "My child has a high fever and a cough at night.",
@@ -157,3 +158,39 @@ def test_scale_smoke() -> None:
     idx.add([str(i) for i in range(len(docs))], docs)
     ids, _ = idx.search([docs[123]], k=1)
     assert ids[0, 0] == "123"
+
+
+def test_saved_index_records_tokenizer_version(tmp_path: Path) -> None:
+    idx = BM25Index("en")
+    idx.add(["a", "b"], ["vitamin b 12 deficiency", "iron deficiency"])
+    folder = idx.save(tmp_path / "bm25")
+    config = json.loads((folder / "bm25.json").read_text())
+    assert config["tokenizer_version"] == TOKENIZER_VERSION
+    assert BM25Index.load(folder).tokenizer_version == TOKENIZER_VERSION
+
+
+def test_index_saved_before_versions_loads_with_the_old_rule(tmp_path: Path) -> None:
+    """An index written without ``tokenizer_version`` was built with rule 1 (single letters
+    kept): it loads, and its queries and new documents are tokenized by that rule."""
+    old = BM25Index("en", tokenizer_version=1)
+    old.add(["a", "b"], ["vitamin b deficiency", "vitamin d deficiency"])
+    folder = old.save(tmp_path / "bm25")
+    config = json.loads((folder / "bm25.json").read_text())
+    del config["tokenizer_version"]
+    (folder / "bm25.json").write_text(json.dumps(config))
+    loaded = BM25Index.load(folder)
+    assert loaded.tokenizer_version == 1
+    assert loaded.search(["vitamin d"], k=1)[0][0, 0] == "b"  # "d" is still a term
+    loaded.add(["c"], ["vitamin k"])
+    assert loaded.search(["k"], k=1)[0][0, 0] == "c"
+
+
+def test_index_from_a_newer_version_says_how_to_rebuild(tmp_path: Path) -> None:
+    idx = BM25Index("en")
+    idx.add(["a"], ["iron deficiency"])
+    folder = idx.save(tmp_path / "bm25")
+    config = json.loads((folder / "bm25.json").read_text())
+    config["tokenizer_version"] = 99
+    (folder / "bm25.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="tokenizer version 99.*simcse-rag index build"):
+        BM25Index.load(folder)

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from simcse_rag.index.fusion import reciprocal_rank_fusion
+from simcse_rag.index.fusion import (
+    distribution_based_fusion,
+    fuse,
+    reciprocal_rank_fusion,
+    relative_score_fusion,
+)
 
 
 def test_hand_computed_scores_and_sources() -> None:
@@ -97,3 +102,60 @@ def test_bad_rankings() -> None:
         reciprocal_rank_fusion({"s": ["abc"]})  # type: ignore[list-item]
     with pytest.raises(ValueError, match="invalid doc id"):
         reciprocal_rank_fusion({"s": [("", 1.0)]})
+
+
+# ---------------------------------------------------------------- score-based fusion methods
+RANKINGS = {
+    "dense": [("a", 0.9), ("b", 0.5), ("c", 0.1)],
+    "bm25": [("c", 10.0), ("a", 4.0), ("d", 2.0)],
+}
+
+
+def test_relative_score_hand_computed() -> None:
+    # dense min-max over [0.1, 0.9]: a 1, b 0.5, c 0; bm25 over [2, 10]: c 1, a 0.25, d 0.
+    hits = fuse(RANKINGS, "relative_score", weights={"dense": 1.0, "bm25": 2.0})
+    scores = {h.id: h.score for h in hits}
+    assert scores == pytest.approx({"a": 1.0 + 2 * 0.25, "b": 0.5, "c": 2.0, "d": 0.0})
+    assert [h.id for h in hits] == ["c", "a", "b", "d"]
+    assert hits[0].sources["bm25"].rank == 1 and hits[0].sources["bm25"].score == 10.0
+    assert hits[0].sources["dense"].rank == 3 and hits[0].sources["dense"].score == 0.1
+    assert relative_score_fusion(RANKINGS, weights={"bm25": 2.0}) == hits
+
+
+def test_dist_based_hand_computed() -> None:
+    def scaled(scores: list[float]) -> list[float]:  # mean +- 3 population std, as LlamaIndex
+        mean = sum(scores) / len(scores)
+        std = (sum((s - mean) ** 2 for s in scores) / len(scores)) ** 0.5
+        lo, hi = mean - 3 * std, mean + 3 * std
+        return [(s - lo) / (hi - lo) for s in scores]
+
+    dense, bm25 = scaled([0.9, 0.5, 0.1]), scaled([10.0, 4.0, 2.0])
+    assert dense[1] == pytest.approx(0.5) and dense[0] == pytest.approx(0.704124, abs=1e-6)
+    hits = fuse(RANKINGS, "dist_based")
+    scores = {h.id: h.score for h in hits}
+    assert scores == pytest.approx(
+        {"a": dense[0] + bm25[1], "b": dense[1], "c": dense[2] + bm25[0], "d": bm25[2]}
+    )
+    # unlike min-max, c's 0.1 in dense is not squashed to 0: a (0.70 + 0.43) beats c (0.30 + 0.73)
+    assert [h.id for h in hits] == ["a", "c", "b", "d"]
+    assert distribution_based_fusion(RANKINGS) == hits
+
+
+def test_score_methods_give_a_lone_or_flat_list_full_marks() -> None:
+    for method in ("relative_score", "dist_based"):
+        hits = fuse({"dense": [("a", 0.0)], "bm25": [("b", 3.0), ("c", 3.0)]}, method)
+        assert [h.score for h in hits] == [1.0, 1.0, 1.0]
+        # equal fused scores: best source rank first (a and b were rank 1, c rank 2), then id
+        assert [h.id for h in hits] == ["a", "b", "c"]
+
+
+def test_ties_break_by_best_rank_before_id() -> None:
+    hits = fuse({"s": [("b", 1.0), ("a", 1.0)]}, "relative_score")
+    assert [h.id for h in hits] == ["b", "a"]  # same score; b was ranked first
+
+
+def test_unknown_method_and_limit() -> None:
+    with pytest.raises(ValueError, match="Unknown fusion method 'sum'.*rrf, relative_score"):
+        fuse(RANKINGS, "sum")
+    assert [h.id for h in fuse(RANKINGS, "relative_score", limit=2)] == ["a", "c"]
+    assert len(fuse({"dense": [], "bm25": []}, "dist_based")) == 0

@@ -40,7 +40,8 @@ class CountingEncoder:
 
 @pytest.fixture
 def retriever(tiny_encoder: Any) -> HybridRetriever:
-    return HybridRetriever.from_passages(PASSAGES, tiny_encoder)
+    # RRF, whose scores these tests compute by hand (the default fusion is tested on its own)
+    return HybridRetriever.from_passages(PASSAGES, tiny_encoder, config=HybridConfig(fusion="rrf"))
 
 
 def test_hybrid_hits_carry_everything(retriever: HybridRetriever) -> None:
@@ -276,3 +277,68 @@ def test_with_query_settings_keeps_indexes(tiny_encoder: Any) -> None:
         retriever.with_query_settings(rrfk=5)
     with pytest.raises(ValueError, match="rrf_k must be a finite number >= 0"):
         retriever.with_query_settings(rrf_k=-1)
+
+
+@pytest.mark.parametrize("fusion", ["relative_score", "dist_based"])
+def test_score_fusion_methods_in_search(tiny_encoder: Any, tmp_path: Path, fusion: str) -> None:
+    from simcse_rag.index.fusion import fuse
+
+    config = HybridConfig(fusion=fusion, weights={"dense": 0.5, "bm25": 1.0})
+    retriever = HybridRetriever.from_passages(PASSAGES, tiny_encoder, config=config)
+    query = "fever tax rate"
+    legs = {
+        mode: [(h.id, h.score) for h in retriever.search(query, k=10, mode=mode)]
+        for mode in ("dense", "bm25")
+    }
+    expected = fuse(legs, fusion, weights={"dense": 0.5, "bm25": 1.0})
+    hits = retriever.search(query, k=10)
+    assert [(h.id, h.score) for h in hits] == [(h.id, pytest.approx(h.score)) for h in expected]
+    assert all(h.sources == e.sources for h, e in zip(hits, expected, strict=True))
+    loaded = HybridRetriever.load(retriever.save(tmp_path / "idx"), tiny_encoder)
+    assert loaded.config.fusion == fusion
+
+
+def test_config_fusion_choice() -> None:
+    assert HybridConfig().fusion == "rrf"  # docs/benchmarks.md, "Leave one dataset out"
+    with pytest.raises(
+        ValueError, match="fusion 'sum' unknown; choose one of: rrf, relative_score"
+    ):
+        HybridConfig(fusion="sum")
+
+
+def test_query_the_model_cannot_read_is_left_to_bm25(
+    tiny_encoder: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Hangul is outside the tiny model's vocabulary ([UNK]): the dense leg gets weight 0 for
+    such a query, English queries keep theirs, and one warning names the fix."""
+    passages = [*PASSAGES, Passage("k1", "안녕하세요 감기"), Passage("k2", "감기 fever")]
+    with caplog.at_level("WARNING", logger="simcse_rag.index.coverage"):
+        config = HybridConfig(fusion="rrf")
+        retriever = HybridRetriever.from_passages(passages, tiny_encoder, config=config)
+        hits = retriever.search("감기", k=10)
+        retriever.search("안녕하세요", k=10)
+    assert {h.id for h in hits[:2]} == {"k1", "k2"}
+    for h in hits:  # the dense leg adds nothing: dense-only candidates score 0
+        bm25 = h.sources.get("bm25")
+        assert h.score == pytest.approx(1 / (60 + bm25.rank) if bm25 else 0.0)
+    warnings = [r for r in caplog.records if "text2vec-base-chinese" in r.getMessage()]
+    assert len(warnings) == 1
+    english = retriever.search("fever cough", k=3)[0]
+    assert english.score == pytest.approx(
+        1 / (60 + english.sources["dense"].rank) + 1 / (60 + english.sources["bm25"].rank)
+    )
+    loaded = HybridRetriever.load(retriever.save(tmp_path / "idx"), tiny_encoder)
+    assert [(h.id, h.score) for h in loaded.search("감기", k=10)] == [
+        (h.id, pytest.approx(h.score)) for h in hits
+    ]
+
+
+def test_index_saved_before_fusion_existed_keeps_rrf(tiny_encoder: Any, tmp_path: Path) -> None:
+    config = HybridConfig(fusion="dist_based")
+    retriever = HybridRetriever.from_passages(PASSAGES, tiny_encoder, config=config)
+    folder = retriever.save(tmp_path / "idx")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["config"]["fusion"] == "dist_based"
+    del manifest["config"]["fusion"]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    assert HybridRetriever.load(folder, tiny_encoder).config.fusion == "rrf"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from simcse_rag.index.tokenizers import (
+    TOKENIZER_RULES,
+    EnglishRule,
     get_tokenizer,
     tokenize,
     tokenize_auto,
@@ -56,3 +58,49 @@ def test_named_lookup_and_errors() -> None:
         get_tokenizer("fr")
     with pytest.raises(TypeError, match="takes a str"):
         tokenize(3)  # type: ignore[arg-type]
+
+
+def test_single_letters_and_lone_digits_are_dropped() -> None:
+    tokens = tokenize_en("Vitamin B and type 2 diabetes in Q3 2019")
+    assert "b" not in tokens and "2" not in tokens
+    assert "q3" in tokens and "2019" in tokens and "diabet" in tokens
+
+
+def test_numbers_with_separators_stay_whole() -> None:
+    tokens = tokenize_en("Total sales $1,452.4 million, up 12% from 3.2m")
+    assert "1452.4" in tokens and "12" in tokens and "3.2" in tokens
+    assert not {"1", "452", "4", "2m"} & set(tokens)
+    # thousands separators do not matter: the table's "1,452.4" matches a query's "1452.4"
+    assert tokenize_en("1452.4") == tokenize_en("1,452.4") == ["1452.4"]
+
+
+def test_numbers_whole_inside_chinese_text() -> None:
+    tokens = tokenize_zh("收入为1,234.5元，增长12%")
+    assert "1234.5" in tokens and "12" in tokens and "收入" in tokens
+    assert "1" not in tokens and "234" not in tokens
+
+
+def test_version_1_keeps_the_old_rule() -> None:
+    old = get_tokenizer("en", 1)
+    assert old("Vitamin B 2 costs $1,452.4") == ["vitamin", "b", "2", "cost", "1", "452", "4"]
+    assert get_tokenizer("zh", 1)("血压1,234毫米") == tokenize_zh(
+        "血压1,234毫米", TOKENIZER_RULES[1]
+    )
+    with pytest.raises(ValueError, match="Unknown tokenizer version 99.*index build"):
+        get_tokenizer("en", 99)
+
+
+def test_english_rule_options_and_errors() -> None:
+    text = "What are the symptoms of the flu"
+    assert "symptom" in EnglishRule()(text) and "symptoms" in EnglishRule(stem=False)(text)
+    assert "what" in EnglishRule()(text) and "what" not in EnglishRule(stopwords="lucene_plus")(
+        text
+    )
+    assert "the" in EnglishRule(stopwords="none")(text)
+    assert EnglishRule(numbers="both")("1,234.5") == ["1234.5", "1", "234", "5"]
+    with pytest.raises(ValueError, match="numbers 'round' unknown"):
+        EnglishRule(numbers="round")
+    with pytest.raises(ValueError, match="stopwords 'fr' unknown"):
+        EnglishRule(stopwords="fr")
+    with pytest.raises(ValueError, match="min_word_chars must be >= 1"):
+        EnglishRule(min_word_chars=0)

@@ -1,0 +1,43 @@
+"""Vocabulary coverage: share of [UNK] tokens and the dense-weight factor derived from it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from simcse_rag.index.coverage import (
+    dense_weight_factor,
+    encoder_readable_share,
+    is_punctuation,
+    readable_share,
+)
+
+UNK, CLS, SEP, PAD, DOT = 100, 101, 102, 0, 1012
+
+
+def test_readable_share_hand_computed() -> None:
+    ids = np.array(
+        [
+            [CLS, 7, 8, UNK, SEP, PAD],  # 1 unknown of 3 counted tokens
+            [CLS, UNK, UNK, DOT, SEP, PAD],  # punctuation left out: 2 of 2 unknown
+            [CLS, SEP, PAD, PAD, PAD, PAD],  # nothing counted: nothing unread
+        ]
+    )
+    mask = (ids != PAD).astype(np.int64)
+    share = readable_share(ids, mask, UNK, {CLS, SEP, DOT})
+    assert share.tolist() == pytest.approx([2 / 3, 0.0, 1.0])
+    assert dense_weight_factor(share).tolist() == pytest.approx([2 / 3, 0.0, 1.0])
+
+
+def test_punctuation_tokens() -> None:
+    assert is_punctuation("？") and is_punctuation("##.") and is_punctuation("，")
+    assert not is_punctuation("fever") and not is_punctuation("##s") and not is_punctuation("")
+
+
+def test_encoder_share_english_full_unknown_script_zero(tiny_encoder: Any) -> None:
+    share = encoder_readable_share(tiny_encoder, ["fever and cough?", "안녕하세요", "fever 안녕"])
+    assert share[0] == 1.0  # English text is read fully: its dense weight stays unchanged
+    assert share[1] == 0.0  # Hangul is outside the tiny vocabulary: nothing read
+    assert share[2] == pytest.approx(0.5)

@@ -262,9 +262,9 @@ class HybridRetriever:
     def with_query_settings(self, **changes: Any) -> HybridRetriever:
         """A retriever over the same passages and indexes with other query-time settings.
 
-        Only :data:`QUERY_TIME_FIELDS` may change (fusion method, RRF constant and weights, query batch size,
-        query backend): the dense structure, tokenizer and BM25 backend are fixed when the
-        indexes are built. Nothing is copied or re-encoded; both retrievers share the indexes
+        Only :data:`QUERY_TIME_FIELDS` may change (fusion method, RRF constant and weights, query
+        batch size, query backend): the dense structure, tokenizer and BM25 backend are fixed when
+        the indexes are built. Nothing is copied or re-encoded; both retrievers share the indexes
         (and their lock), so an update through one is seen by the other.
 
         Raises:

@@ -50,3 +50,14 @@ def has_default_model() -> bool:
     except ImportError:
         return False
     return True
+
+
+@pytest.fixture()
+def one_torch_thread():
+    """Tiny models train fastest on one torch thread (and leave the other core to the rest)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -17,12 +17,7 @@ SENTS = [f"{w} number {i}" for i, w in enumerate(("fever", "cough", "loan", "tax
 CONFIG = TrainingConfig(max_steps=2, batch_size=4, learning_rate=1e-3, checkpoint_steps=1, seed=3)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

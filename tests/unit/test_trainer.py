@@ -23,13 +23,7 @@ SENTS = [
 PAIRS = [(s, s.replace("number", "is")) for s in SENTS]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread (and do not fight other processes for cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _encoder(tiny_model_dir, **kw):

@@ -19,7 +19,6 @@ Nothing here changes a setting the user made explicitly.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import threading
@@ -75,19 +74,25 @@ def configure_environment() -> None:
 
 
 def configure_torch(torch: Any) -> None:
-    """Size PyTorch's intra-op pool once per process (inter-op: one thread, we never use it)."""
-    if not _first("torch"):
-        return
-    torch.set_num_threads(thread_count())
-    # Raises once inter-op work has started in the application: its setting then stands.
-    with contextlib.suppress(RuntimeError):
-        torch.set_num_interop_threads(1)
+    """Cap PyTorch's intra-op pool at :func:`thread_count` once per process.
+
+    Only ever lowers it (torch sizes it to the machine's physical cores, which can exceed the
+    affinity or quota), so a smaller count the application set stands. The inter-op pool is left
+    alone: setting it would make a later ``torch.set_num_interop_threads`` in the application
+    fail.
+    """
+    if _first("torch"):
+        n = thread_count()
+        if torch.get_num_threads() > n:
+            torch.set_num_threads(n)
 
 
 def configure_faiss(faiss: Any) -> None:
-    """Size FAISS's OpenMP pool once per process."""
+    """Cap FAISS's OpenMP pool at :func:`thread_count` once per process (only ever lowered)."""
     if _first("faiss"):
-        faiss.omp_set_num_threads(thread_count())
+        n = thread_count()
+        if faiss.omp_get_max_threads() > n:
+            faiss.omp_set_num_threads(n)
 
 
 def _first(library: str) -> bool:

@@ -89,3 +89,29 @@ def test_user_thread_count_wins() -> None:
     got = _probe(OMP_NUM_THREADS="1", OMP_WAIT_POLICY="ACTIVE")
     assert got["wait"] == "ACTIVE"
     assert got["torch"] == got["faiss"] == 1
+
+
+class _FakeTorch:
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+
+    def get_num_threads(self) -> int:
+        return self.threads
+
+    def set_num_threads(self, n: int) -> None:
+        self.threads = n
+
+
+@pytest.mark.parametrize(("before", "after"), [(8, 2), (1, 1), (2, 2)])
+def test_configure_torch_only_lowers_the_pool(
+    monkeypatch: pytest.MonkeyPatch, before: int, after: int
+) -> None:
+    """An application's smaller setting stands; a pool sized past the usable cores is capped."""
+    monkeypatch.setattr(threads, "_configured", set())
+    monkeypatch.setattr(threads, "thread_count", lambda: 2)
+    fake = _FakeTorch(before)
+    threads.configure_torch(fake)
+    assert fake.threads == after
+    fake.threads = 8
+    threads.configure_torch(fake)  # once per process
+    assert fake.threads == 8

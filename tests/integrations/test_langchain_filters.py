@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import pytest
 
 pytest.importorskip("langchain_core")
@@ -13,6 +10,7 @@ from langchain_core.documents import Document  # noqa: E402
 from pydantic import ValidationError  # noqa: E402
 
 from langchain_simcse import SimCSEEmbeddings, SimCSERetriever  # noqa: E402
+from tests.integrations.event_loop import slow_down_search, ticks_while  # noqa: E402
 
 
 @pytest.fixture
@@ -62,23 +60,7 @@ async def test_ainvoke_and_abatch_filter(retriever) -> None:
 
 
 async def test_event_loop_keeps_running_during_a_slow_search(retriever, monkeypatch) -> None:
-    search = retriever.index.search
-
-    def slow_search(*args, **kwargs):
-        time.sleep(0.5)  # a search that holds its thread, as a large index would
-        return search(*args, **kwargs)
-
-    monkeypatch.setattr(retriever.index, "search", slow_search)
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.01)
-            ticks += 1
-
-    task = asyncio.create_task(ticker())
-    docs = await retriever.ainvoke("fever", filter={"domain": "medical"})
-    task.cancel()
+    slow_down_search(monkeypatch, retriever.index)
+    docs, ticks = await ticks_while(retriever.ainvoke("fever", filter={"domain": "medical"}))
     assert docs and all(d.metadata["domain"] == "medical" for d in docs)
     assert ticks >= 10  # a blocked loop would tick at most once

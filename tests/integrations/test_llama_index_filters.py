@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import pytest
 
 pytest.importorskip("llama_index.core")
@@ -20,6 +17,7 @@ from llama_index.core.vector_stores.types import (  # noqa: E402
 
 from llama_index_simcse import HybridRRFRetriever, SimCSEEmbedding  # noqa: E402
 from llama_index_simcse.filters import to_filter  # noqa: E402
+from tests.integrations.event_loop import slow_down_search, ticks_while  # noqa: E402
 
 F, Op = MetadataFilter, FilterOperator
 
@@ -114,23 +112,7 @@ def test_not_condition_and_bad_values_are_errors(retriever) -> None:
 
 async def test_aretrieve_filters_and_keeps_the_loop_running(retriever, monkeypatch) -> None:
     retriever.filters = MetadataFilters(filters=[F(key="domain", value="medical")])
-    search = retriever.index.search
-
-    def slow_search(*args, **kwargs):
-        time.sleep(0.5)  # a search that holds its thread, as a large index would
-        return search(*args, **kwargs)
-
-    monkeypatch.setattr(retriever.index, "search", slow_search)
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.01)
-            ticks += 1
-
-    task = asyncio.create_task(ticker())
-    nodes = await retriever.aretrieve("fever")
-    task.cancel()
+    slow_down_search(monkeypatch, retriever.index)
+    nodes, ticks = await ticks_while(retriever.aretrieve("fever"))
     assert ids(nodes) == {"med-1", "med-2", "med-3", "med-4"}
     assert ticks >= 10  # a blocked loop would tick at most once

@@ -254,7 +254,13 @@ class OpenAIChatClient:
             ) from None
 
     def _connect_message(self, exc: Exception) -> str:
-        reason = "connection refused" if "refused" in str(exc).lower() else type(exc).__name__
+        reason = type(exc).__name__
+        cause: BaseException | None = exc
+        while cause is not None:  # httpx wraps the OS error ("All connection attempts failed")
+            if isinstance(cause, ConnectionRefusedError) or "refused" in str(cause).lower():
+                reason = "connection refused"
+                break
+            cause = cause.__cause__ or cause.__context__
         return (
             f"cannot connect to the generator at {self.url} ({reason}); is the server running "
             "(e.g. `ollama serve`) and is --generator-url right?"

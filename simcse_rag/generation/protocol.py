@@ -95,6 +95,12 @@ def as_generator(obj: object) -> QuestionGenerator:
     Raises:
         TypeError: ``obj`` is none of these (the message names its type).
     """
+    if isinstance(obj, type):
+        raise TypeError(
+            f"generator must be a LangChain BaseLanguageModel, a LlamaIndex LLM, an "
+            f"OpenAIChatClient or a function prompt -> str; got the class "
+            f"{obj.__qualname__} itself: pass an instance."
+        )
     framework = framework_of(obj)
     if framework == "langchain":
         from simcse_rag.generation.frameworks import LangChainGenerator
@@ -111,7 +117,7 @@ def as_generator(obj: object) -> QuestionGenerator:
         ):
             return obj  # type: ignore[return-value] - already a QuestionGenerator
         return CallableGenerator(complete, _name(obj))
-    if callable(obj) and not isinstance(obj, type):
+    if callable(obj):
         return CallableGenerator(obj, _name(obj))
     raise TypeError(
         f"generator must be a LangChain BaseLanguageModel, a LlamaIndex LLM, an "

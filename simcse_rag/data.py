@@ -30,6 +30,8 @@ from pathlib import Path
 
 import torch
 
+from simcse_rag import _validate
+
 #: Header names of an NLI pair file's label column, and the label values used.
 _LABEL_COLUMNS = ("label", "gold_label")
 _ENTAILMENT = {"entailment", "0"}
@@ -56,11 +58,9 @@ class TrainExample:
             raise TypeError("TrainExample anchor and positive must be str.")
         if not self.anchor.strip() or not self.positive.strip():
             raise ValueError("TrainExample anchor and positive must be non-empty text.")
-        if isinstance(self.negatives, str):
-            raise TypeError("TrainExample negatives must be a sequence of str, not one str.")
-        negatives = tuple(self.negatives)
-        if not all(isinstance(n, str) and n.strip() for n in negatives):
-            raise ValueError("TrainExample negatives must be non-empty strings.")
+        negatives = _validate.non_empty_texts(
+            self.negatives, "TrainExample negatives", single="wrap one negative in a tuple"
+        )
         object.__setattr__(self, "negatives", negatives)
 
     @property
@@ -270,8 +270,7 @@ class NoDuplicateBatchSampler:
         seed: int = 0,
         shuffle: bool = True,
     ) -> None:
-        if not isinstance(batch_size, int) or batch_size < 2:
-            raise ValueError(f"batch_size must be an integer >= 2, got {batch_size!r}.")
+        batch_size = _validate.int_at_least(batch_size, "batch_size", 2)
         if batch_size > len(examples):
             raise ValueError(
                 f"batch_size {batch_size} is larger than the {len(examples)} training examples; "

@@ -73,10 +73,8 @@ class BM25Index:
             raise ValueError(
                 f"Unknown BM25 backend {backend!r}; choose one of: {', '.join(BACKENDS)}."
             )
-        if not (isinstance(k1, (int, float)) and k1 > 0):
-            raise ValueError(f"k1 must be a positive number, got {k1!r}.")
-        if not (isinstance(b, (int, float)) and 0 <= b <= 1):
-            raise ValueError(f"b must be in [0, 1], got {b!r}.")
+        k1 = _validate.positive_number(k1, "k1")
+        b = _validate.number_between(b, "b", 0, 1)
         self.tokenizer = tokenizer
         self.tokenizer_version = tokenizer_version
         self.backend = backend

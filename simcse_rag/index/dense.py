@@ -75,21 +75,16 @@ class DenseIndex:
         ef_search: int = 128,
         ef_construction: int = 200,
     ) -> None:
-        _validate.positive_int(dim, "dim")
+        dim = _validate.positive_int(dim, "dim")
         if kind not in KINDS:
             raise ValueError(
                 f"Unknown dense index kind {kind!r}; choose one of: {', '.join(KINDS)}."
             )
-        for name, value in (("nlist", nlist), ("nprobe", nprobe)):
-            if value is not None and (not isinstance(value, int) or value <= 0):
-                raise ValueError(f"{name} must be a positive integer or None, got {value!r}.")
-        for name, value in (
-            ("hnsw_m", hnsw_m),
-            ("ef_search", ef_search),
-            ("ef_construction", ef_construction),
-        ):
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        nlist = _validate.optional_positive_int(nlist, "nlist")
+        nprobe = _validate.optional_positive_int(nprobe, "nprobe")
+        hnsw_m = _validate.positive_int(hnsw_m, "hnsw_m")
+        ef_search = _validate.positive_int(ef_search, "ef_search")
+        ef_construction = _validate.positive_int(ef_construction, "ef_construction")
         self.dim = dim
         self.kind = kind
         self.nlist = nlist

@@ -10,6 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from simcse_rag.adapt_questions import LabelRule
 from simcse_rag.mining import MiningConfig
 from simcse_rag.pseudo_queries import STRATEGIES
 
@@ -29,6 +30,9 @@ STRONG_BASE_MERGE_WEIGHT = 0.5
 #: Peak learning rate with pseudo-queries: :data:`PSEUDO_MERGE_WEIGHT` and
 #: :data:`PSEUDO_RANGE_MIN` were tuned with it (docs/benchmarks.md, "corpus-only").
 PSEUDO_LEARNING_RATE = 5e-5
+#: Rank within which a generated question's own passage must come back for the question to be
+#: kept (the round-trip filter; docs/benchmarks.md, "Adapting from questions without labels").
+ROUND_TRIP_K = 3
 #: Fewest passages a corpus needs beyond the negatives asked for (positive + in-batch partners).
 MIN_EXTRA_PASSAGES = 8
 
@@ -77,6 +81,10 @@ class AdaptConfig:
             ``num_negatives`` stay within ``range_max`` (``range_min`` of :attr:`mining` is
             raised to it; see :data:`PSEUDO_RANGE_MIN`). Labelled pairs use :attr:`mining` as
             given.
+        label_rule: When a question of ``queries=`` / ``--queries`` keeps the base retriever's
+            top passage as its label (:class:`~simcse_rag.adapt_questions.LabelRule`).
+        round_trip_k: A generated question is kept when its own passage ranks within this many
+            hybrid hits for it (:data:`ROUND_TRIP_K`).
         ks: Metric cut-offs.
         seed: Seed for pseudo-queries, splits, mining and training.
     """
@@ -95,6 +103,8 @@ class AdaptConfig:
     encode_max_length: int | None = 128
     merge_weight: float | None = None
     pseudo_range_min: int = PSEUDO_RANGE_MIN
+    label_rule: LabelRule = field(default_factory=LabelRule)
+    round_trip_k: int = ROUND_TRIP_K
     ks: tuple[int, ...] = (10, 100)
     seed: int = 0
 
@@ -130,6 +140,13 @@ class AdaptConfig:
         skip = self.pseudo_range_min
         if isinstance(skip, bool) or not isinstance(skip, int) or skip < 0:
             raise ValueError(f"pseudo_range_min must be an integer >= 0, got {skip!r}.")
+        if not isinstance(self.label_rule, LabelRule):
+            raise TypeError(
+                f"label_rule must be a LabelRule, got {type(self.label_rule).__name__}."
+            )
+        k = self.round_trip_k
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"round_trip_k must be a positive integer, got {k!r}.")
         if not self.ks or any(not isinstance(k, int) or k <= 0 for k in self.ks):
             raise ValueError(f"ks must be positive integers, got {self.ks!r}.")
 

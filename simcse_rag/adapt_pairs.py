@@ -17,11 +17,14 @@ from simcse_rag.pseudo_queries import is_pseudo_query, make_pseudo_queries
 from simcse_rag.schema import Passage
 
 #: Pseudo-queries alone gained little on held-out real questions (docs/benchmarks.md,
-#: "corpus-only"), so corpus-only adaptation needs an explicit strategy.
+#: "corpus-only"), so corpus-only adaptation needs an explicit strategy; the message names the
+#: three sources of real questions first.
 CORPUS_ONLY_REFUSAL = (
-    "No labelled pairs given. Corpus-only adaptation is opt-in: give labelled pairs "
-    "(--pairs FILE or --train-data BEIR_DIR), or choose --strategy keywords|title|ict|crop "
-    "and check the result on real queries with --eval-data."
+    "No labelled pairs given. Give labelled pairs (--pairs FILE or --train-data BEIR_DIR), "
+    "your users' questions without labels (--queries FILE, e.g. simcse-rag adapt --corpus "
+    "docs.jsonl --queries questions.txt --out adapted), or an LLM that writes questions "
+    "(--generator-url URL --generator-model NAME); corpus-only --strategy "
+    "keywords|title|ict|crop is opt-in, check it on real queries with --eval-data."
 )
 
 

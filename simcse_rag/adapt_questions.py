@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from simcse_rag.pairs import TrainingPair
@@ -305,3 +307,42 @@ def _with_id(pair: TrainingPair, query_id: str | None) -> TrainingPair:
     if query_id is None or query_id == pair.query_id:
         return pair
     return TrainingPair(query_id, pair.query, pair.positive, pair.positive_id)
+
+
+def read_questions(path: str | os.PathLike[str]) -> list[str] | dict[str, str]:
+    """Questions without labels from a file: ``.jsonl`` is a BEIR ``queries.jsonl`` (ids kept),
+    anything else one question per line.
+
+    Raises:
+        FileNotFoundError: No such file.
+        ValueError: A binary or non-UTF-8 file, a malformed JSONL line (named), or no question
+            (empty, or only blank lines).
+    """
+    from simcse_rag.datasets import load_queries
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Questions file {str(path)!r} not found.")
+    raw = path.read_bytes()
+    try:
+        if b"\x00" in raw:
+            raise UnicodeDecodeError("utf-8", raw, 0, 1, "NUL byte")
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValueError(
+            f"--queries {str(path)!r} is not a UTF-8 text file; give one question per line "
+            "(.txt) or a BEIR queries.jsonl."
+        ) from None
+    questions: list[str] | dict[str, str]
+    if path.suffix.lower() == ".jsonl":
+        questions = load_queries(path)
+        found = any(t.strip() for t in questions.values())
+    else:
+        questions = [line for line in text.splitlines() if line.strip()]
+        found = bool(questions)
+    if not found:
+        raise ValueError(
+            f"--queries {str(path)!r} holds no questions (empty or only blank lines); write one "
+            "question per line."
+        )
+    return questions

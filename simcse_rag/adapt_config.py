@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from simcse_rag import _validate
+from simcse_rag.adapt_questions import LabelRule
 from simcse_rag.mining import MiningConfig
 from simcse_rag.pseudo_queries import STRATEGIES
 
@@ -30,6 +31,9 @@ STRONG_BASE_MERGE_WEIGHT = 0.5
 #: Peak learning rate with pseudo-queries: :data:`PSEUDO_MERGE_WEIGHT` and
 #: :data:`PSEUDO_RANGE_MIN` were tuned with it (docs/benchmarks.md, "corpus-only").
 PSEUDO_LEARNING_RATE = 5e-5
+#: Rank within which a generated question's own passage must come back for the question to be
+#: kept (the round-trip filter; docs/benchmarks.md, "Adapting from questions without labels").
+ROUND_TRIP_K = 3
 #: Fewest passages a corpus needs beyond the negatives asked for (positive + in-batch partners).
 MIN_EXTRA_PASSAGES = 8
 
@@ -78,6 +82,10 @@ class AdaptConfig:
             ``num_negatives`` stay within ``range_max`` (``range_min`` of :attr:`mining` is
             raised to it; see :data:`PSEUDO_RANGE_MIN`). Labelled pairs use :attr:`mining` as
             given.
+        label_rule: When a question of ``queries=`` / ``--queries`` keeps the base retriever's
+            top passage as its label (:class:`~simcse_rag.adapt_questions.LabelRule`).
+        round_trip_k: A generated question is kept when its own passage ranks within this many
+            hybrid hits for it (:data:`ROUND_TRIP_K`).
         ks: Metric cut-offs.
         seed: Seed for pseudo-queries, splits, mining and training.
     """
@@ -96,6 +104,8 @@ class AdaptConfig:
     encode_max_length: int | None = 128
     merge_weight: float | None = None
     pseudo_range_min: int = PSEUDO_RANGE_MIN
+    label_rule: LabelRule = field(default_factory=LabelRule)
+    round_trip_k: int = ROUND_TRIP_K
     ks: tuple[int, ...] = (10, 100)
     seed: int = 0
 
@@ -123,6 +133,11 @@ class AdaptConfig:
             self.pseudo_range_min, "pseudo_range_min"
         )
         checked["ks"] = _validate.positive_ints(self.ks, "ks")
+        checked["round_trip_k"] = _validate.positive_int(self.round_trip_k, "round_trip_k")
+        if not isinstance(self.label_rule, LabelRule):
+            raise TypeError(
+                f"label_rule must be a LabelRule, got {type(self.label_rule).__name__}."
+            )
         for name, value in checked.items():  # plain ints: a numpy integer would not go to JSON
             object.__setattr__(self, name, value)
 

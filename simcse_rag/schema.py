@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-#: How a retriever can rank: RRF of both legs, the dense leg alone, or BM25 alone.
+#: How a retriever can rank: both legs fused of both legs, the dense leg alone, or BM25 alone.
 SEARCH_MODES: tuple[str, ...] = ("hybrid", "dense", "bm25")
 
 
@@ -34,6 +35,28 @@ class Passage:
             raise TypeError(
                 f"Passage {self.id!r}: metadata must be a dict, got {type(self.metadata).__name__}."
             )
+
+
+def check_passages(passages: Iterable[Passage]) -> list[Passage]:
+    """The passages as a list, each a :class:`Passage` with an id unique among them.
+
+    Raises:
+        TypeError: A bare str or Passage (not an iterable of them), or an item of another type.
+        ValueError: Two passages share an id.
+    """
+    if isinstance(passages, (str, Passage)):
+        raise TypeError("passages must be an iterable of Passage objects; wrap one in a list.")
+    items = list(passages)
+    seen: set[str] = set()
+    for i, p in enumerate(items):
+        if not isinstance(p, Passage):
+            raise TypeError(
+                f"passages[{i}] is {type(p).__name__}, expected simcse_rag.schema.Passage."
+            )
+        if p.id in seen:
+            raise ValueError(f"Duplicate passage id {p.id!r} (passages[{i}]); ids must be unique.")
+        seen.add(p.id)
+    return items
 
 
 @dataclass(frozen=True)

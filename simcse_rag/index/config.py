@@ -6,6 +6,7 @@ It lives in its own module because both the retriever and its persistence
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -19,6 +20,8 @@ from simcse_rag.query_encoder import check_query_backend
 
 #: The two sources fused by a hybrid search (keys of :attr:`HybridConfig.weights`).
 SOURCES: tuple[str, ...] = ("dense", "bm25")
+#: HybridConfig fields that change how queries are searched, not what the indexes hold.
+QUERY_TIME_FIELDS: tuple[str, ...] = ("fusion", "rrf_k", "weights", "batch_size", "query_backend")
 
 
 def _choice(value: object, name: str, options: tuple[str, ...]) -> None:
@@ -73,6 +76,27 @@ class HybridConfig:
         """Rebuild from :meth:`to_dict` output; a dict saved before ``fusion`` existed was
         searched with RRF and keeps it (the default changed, what a saved index does did not)."""
         return cls(**{"fusion": "rrf", **data})
+
+    def with_query_settings(self, **changes: Any) -> HybridConfig:
+        """A copy with other query-time settings (:data:`QUERY_TIME_FIELDS`) only.
+
+        Raises:
+            ValueError: An unknown field, one the built indexes depend on, or a refused value.
+        """
+        fields = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - fields)
+        if unknown:
+            raise ValueError(
+                f"Unknown HybridConfig field(s) {unknown}; choose from {sorted(fields)}."
+            )
+        fixed = sorted(set(changes) - set(QUERY_TIME_FIELDS))
+        if fixed:
+            raise ValueError(
+                f"{', '.join(fixed)} cannot change on a built retriever (the indexes depend on "
+                f"it); rebuild with the new setting. Query-time settings: "
+                f"{', '.join(QUERY_TIME_FIELDS)}."
+            )
+        return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict."""

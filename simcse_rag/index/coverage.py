@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from simcse_rag.index.deferred import DeferredEncoder
+
 logger = logging.getLogger(__name__)
 
 
@@ -110,6 +112,16 @@ class CoverageMeter:
         special = {t["id"] for t in spec.get("added_tokens", []) if t.get("special")}
         punct = {i for t, i in vocab.items() if is_punctuation(t)}
         return cls(query_model.tokenizer().tokenize, vocab[unk], (special - {vocab[unk]}) | punct)
+
+    @classmethod
+    def for_model(cls, model: Any) -> CoverageMeter | None:
+        """Meter for a retriever's model: the cached query model's tokenizer while a saved index
+        is searched without PyTorch, else the encoder's (``None`` if it has no tokenizer)."""
+        if isinstance(model, DeferredEncoder):
+            if not model.loaded:
+                return cls.from_query_model(model.query_model)
+            model = model.load()
+        return cls.from_encoder(model) if hasattr(model, "tokenizer") else None
 
     def share(self, texts: Sequence[str]) -> np.ndarray:
         """:func:`readable_share` per text; ASCII texts are read fully by any WordPiece/BPE

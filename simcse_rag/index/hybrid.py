@@ -5,15 +5,16 @@ two rankings are fused with :func:`~simcse_rag.index.fusion.fuse` (``HybridConfi
 Every hit carries its fused score and its rank and score in each source. Passage vectors are
 cached by (model fingerprint, text hash), so re-indexing unchanged texts never re-runs the encoder.
 
-This module only composes: settings are :mod:`simcse_rag.index.config`, query encoding
-:mod:`simcse_rag.query_encoder`, the saved layout and its checks :mod:`simcse_rag.index.persist`,
-dense backends :mod:`simcse_rag.index.backend`.
+This module only composes: settings are :mod:`simcse_rag.index.config`, the search path
+:mod:`simcse_rag.index.hybrid_search`, query encoding :mod:`simcse_rag.query_encoder`, the saved
+layout and its checks :mod:`simcse_rag.index.persist`, dense backends
+:mod:`simcse_rag.index.backend`.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
+import functools
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from simcse_rag import _validate
-from simcse_rag.index import persist
+from simcse_rag.index import hybrid_search, persist
 from simcse_rag.index._threads import ReadWriteLock
 from simcse_rag.index.backend import DenseBackend
 from simcse_rag.index.bm25 import BM25Index
@@ -33,10 +34,9 @@ from simcse_rag.index.coverage import CoverageMeter, DenseCoverage
 from simcse_rag.index.deferred import DeferredEncoder
 from simcse_rag.index.dense import DenseIndex
 from simcse_rag.index.filters import Filter, FilterIdCache, parse_filter
-from simcse_rag.index.fusion import fuse
 from simcse_rag.index.persist import FORMAT_VERSION, MANIFEST
 from simcse_rag.query_encoder import LazyQueryEncoder
-from simcse_rag.schema import SEARCH_MODES, Hit, Passage, SourceHit
+from simcse_rag.schema import SEARCH_MODES, Hit, Passage, check_passages
 
 __all__ = ["FORMAT_VERSION", "MANIFEST", "MODES", "HybridConfig", "HybridRetriever"]
 
@@ -44,26 +44,8 @@ logger = logging.getLogger(__name__)
 
 #: Search modes (alias of :data:`simcse_rag.schema.SEARCH_MODES`).
 MODES: tuple[str, ...] = SEARCH_MODES
-#: HybridConfig fields that change how queries are searched, not what the indexes hold.
-QUERY_TIME_FIELDS: tuple[str, ...] = ("fusion", "rrf_k", "weights", "batch_size", "query_backend")
 #: What ``filter=`` accepts: a parsed filter, a dict, or its JSON text.
 FilterLike = Filter | dict[str, Any] | str
-
-
-def _check_passages(passages: Iterable[Passage]) -> list[Passage]:
-    if isinstance(passages, (str, Passage)):
-        raise TypeError("passages must be an iterable of Passage objects; wrap one in a list.")
-    items = list(passages)
-    seen: set[str] = set()
-    for i, p in enumerate(items):
-        if not isinstance(p, Passage):
-            raise TypeError(
-                f"passages[{i}] is {type(p).__name__}, expected simcse_rag.schema.Passage."
-            )
-        if p.id in seen:
-            raise ValueError(f"Duplicate passage id {p.id!r} (passages[{i}]); ids must be unique.")
-        seen.add(p.id)
-    return items
 
 
 class HybridRetriever:
@@ -118,7 +100,9 @@ class HybridRetriever:
         self._lock = ReadWriteLock()
         # Id sets of recent filters; every write (add / delete) clears it.
         self._filter_ids = FilterIdCache()
-        self._coverage = DenseCoverage(self._coverage_meter, encoder.name_or_path)
+        self._coverage = DenseCoverage(
+            functools.partial(CoverageMeter.for_model, encoder), encoder.name_or_path
+        )
 
     @classmethod
     def from_passages(
@@ -135,7 +119,7 @@ class HybridRetriever:
         Raises:
             ValueError: No passages, or duplicate ids.
         """
-        items = _check_passages(passages)
+        items = check_passages(passages)
         if not items:
             raise ValueError(
                 "Cannot build a retriever from an empty corpus; give at least one passage."
@@ -216,7 +200,7 @@ class HybridRetriever:
             TypeError: An item is not a :class:`Passage`.
             ValueError: Duplicate ids within ``passages``.
         """
-        items = _check_passages(passages)
+        items = check_passages(passages)
         if not items:
             return
         ids = [p.id for p in items]
@@ -262,29 +246,17 @@ class HybridRetriever:
     def with_query_settings(self, **changes: Any) -> HybridRetriever:
         """A retriever over the same passages and indexes with other query-time settings.
 
-        Only :data:`QUERY_TIME_FIELDS` may change (fusion method, RRF constant and weights, query
-        batch size, query backend): the dense structure, tokenizer and BM25 backend are fixed when
-        the indexes are built. Nothing is copied or re-encoded; both retrievers share the indexes
-        (and their lock), so an update through one is seen by the other.
+        Only :data:`~simcse_rag.index.config.QUERY_TIME_FIELDS` may change (fusion method, RRF
+        constant and weights, query batch size, query backend): the dense structure, tokenizer
+        and BM25 backend are fixed when the indexes are built. Nothing is copied or re-encoded;
+        both retrievers share the indexes (and their lock), so an update through one is seen by
+        the other.
 
         Raises:
             ValueError: A field that is not query-time, or a value :class:`HybridConfig`
                 refuses.
         """
-        fields = {f.name for f in dataclasses.fields(HybridConfig)}
-        unknown = sorted(set(changes) - fields)
-        if unknown:
-            raise ValueError(
-                f"Unknown HybridConfig field(s) {unknown}; choose from {sorted(fields)}."
-            )
-        fixed = sorted(set(changes) - set(QUERY_TIME_FIELDS))
-        if fixed:
-            raise ValueError(
-                f"{', '.join(fixed)} cannot change on a built retriever (the indexes depend on "
-                f"it); rebuild with the new setting. Query-time settings: "
-                f"{', '.join(QUERY_TIME_FIELDS)}."
-            )
-        config = dataclasses.replace(self.config, **changes)
+        config = self.config.with_query_settings(**changes)
         twin = copy.copy(self)
         twin.config = config
         if config.query_backend != self.config.query_backend:
@@ -360,88 +332,21 @@ class HybridRetriever:
             return [[] for _ in queries]
         with self._lock.read():
             allowed = None if flt is None else self._filter_ids.ids(flt, self._passages.values())
-            return self._search_live(queries, live, k, mode, depth, allowed)
+            return hybrid_search.search_live(
+                self._legs(),
+                self.config,
+                self._passages,
+                queries,
+                live,
+                k=k,
+                mode=mode,
+                depth=depth,
+                allowed=allowed,
+            )
 
-    def _search_live(
-        self,
-        queries: list[str],
-        live: list[int],
-        k: int,
-        mode: str,
-        depth: int,
-        allowed: frozenset[str] | None = None,
-    ) -> list[list[Hit]]:
-        results: list[list[Hit]] = [[] for _ in queries]
-        if not self._passages or (allowed is not None and not allowed):
-            return results
-        texts = [queries[i] for i in live]
-        want_dense, want_sparse = mode in ("hybrid", "dense"), mode in ("hybrid", "bm25")
-        dense = self._dense_rankings(texts, depth, allowed) if want_dense else None
-        sparse = self._bm25_rankings(texts, depth, allowed) if want_sparse else None
-        dense_weights = (
-            self._coverage.dense_weights(texts, self.config.weights["dense"])
-            if mode == "hybrid"
-            else []
-        )
-        for j, i in enumerate(live):
-            if mode == "hybrid":
-                hits = fuse(
-                    {"dense": dense[j], "bm25": sparse[j]},
-                    self.config.fusion,
-                    k=self.config.rrf_k,
-                    weights={**self.config.weights, "dense": dense_weights[j]},
-                    limit=k,
-                )
-            else:
-                ranking = dense[j] if mode == "dense" else sparse[j]
-                hits = [
-                    Hit(id=d, score=s, rank=r, sources={mode: SourceHit(rank=r, score=s)})
-                    for r, (d, s) in enumerate(ranking[:k], start=1)
-                ]
-            results[i] = [self._fill(h) for h in hits]
-        return results
-
-    def _coverage_meter(self) -> CoverageMeter | None:
-        model = self._model
-        if isinstance(model, DeferredEncoder) and not model.loaded:
-            # a saved index searched without PyTorch: its cached query model's tokenizer
-            return CoverageMeter.from_query_model(model.query_model)
-        return (
-            CoverageMeter.from_encoder(self.encoder) if hasattr(self.encoder, "tokenizer") else None
-        )
-
-    def _dense_rankings(
-        self, texts: list[str], depth: int, allowed: frozenset[str] | None = None
-    ) -> list[list[tuple[str, float]]]:
-        vectors = self.encode_queries(texts)
-        if allowed is None:
-            ids, scores = self._dense.search(vectors, depth)
-        else:
-            ids, scores = self._dense.search(vectors, depth, allowed=allowed)
-        return [
-            list(zip(r_ids.tolist(), r_scores.tolist(), strict=False))
-            for r_ids, r_scores in zip(ids, scores, strict=False)
-        ]
-
-    def _bm25_rankings(
-        self, texts: list[str], depth: int, allowed: frozenset[str] | None = None
-    ) -> list[list[tuple[str, float]]]:
-        ids, scores = self._bm25.search(texts, depth, allowed=allowed)
-        # Documents sharing no term with the query score 0: they are not BM25 matches.
-        return [
-            [(d, s) for d, s in zip(r_ids.tolist(), r_scores.tolist(), strict=False) if s > 0]
-            for r_ids, r_scores in zip(ids, scores, strict=False)
-        ]
-
-    def _fill(self, hit: Hit) -> Hit:
-        p = self._passages[hit.id]
-        return Hit(
-            id=hit.id,
-            score=hit.score,
-            rank=hit.rank,
-            text=p.text,
-            metadata=p.metadata,
-            sources=hit.sources,
+    def _legs(self) -> hybrid_search.Legs:
+        return hybrid_search.Legs(
+            self._dense, self._bm25, self.encode_queries, self._coverage.dense_weights
         )
 
     # ------------------------------------------------------------------ persistence

@@ -30,6 +30,7 @@ written to a temporary sibling and renamed into place, so an existing model is n
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -47,6 +48,12 @@ from simcse_rag.adapt_config import (
     PSEUDO_RANGE_MIN,
     STRONG_BASE_MERGE_WEIGHT,
     AdaptConfig,
+)
+from simcse_rag.adapt_generation import (
+    REPORT_ROUTE,
+    GenerationConfig,
+    generate_candidates,
+    report_counts,
 )
 from simcse_rag.adapt_merge import base_weights, merge_with_base
 from simcse_rag.adapt_pairs import (
@@ -101,6 +108,7 @@ __all__ = [
     "AdaptConfig",
     "AdaptResult",
     "EvalSet",
+    "GenerationConfig",
     "PreparedPairs",
     "QuestionPairs",
     "adapt",
@@ -289,6 +297,8 @@ def adapt(
     eval_set: EvalSet | None = None,
     queries: Sequence[str] | Mapping[str, str] | None = None,
     generated: Sequence[TrainingPair] | None = None,
+    generator: object | None = None,
+    generation: GenerationConfig | None = None,
     overwrite: bool = False,
     cache_dir: str | os.PathLike[str] | None = None,
     show_progress: bool = False,
@@ -311,6 +321,11 @@ def adapt(
             the ids), labelled by the base hybrid retriever under ``config.label_rule``.
         generated: Candidate pairs of generated questions and the passages they were made
             from, kept by the round-trip filter (``config.round_trip_k``).
+        generator: An LLM that writes ``generated`` for a seeded sample of the corpus
+            (:mod:`simcse_rag.adapt_generation`): a LangChain model, a LlamaIndex LLM, an
+            :class:`~simcse_rag.generation.OpenAIChatClient` or a function ``prompt -> str``.
+        generation: How ``generator`` is asked (questions per passage, domain hint,
+            concurrency, reply cache); default :class:`GenerationConfig`.
         overwrite: Replace an existing non-empty ``out``.
         cache_dir: Keep corpus embeddings per model here (reused by later runs).
         show_progress: tqdm bars for encoding and training.
@@ -326,10 +341,18 @@ def adapt(
     started = time.perf_counter()
     config = config or AdaptConfig()
     out = check_output_dir(out, overwrite=overwrite)
-    unlabelled = queries is not None or generated is not None
+    if generator is not None and generated is not None:
+        raise ValueError("Give generator (an LLM) or generated (its pairs), not both.")
+    unlabelled = queries is not None or generated is not None or generator is not None
     _check_sources(pairs, unlabelled, config)  # before all else
     stage = on_stage or (lambda message: logger.info("%s", message))
     corpus = _checked_corpus(corpus, config)
+    made = None
+    if generator is not None:
+        made = generate_candidates(
+            corpus, generator, config, generation, show_progress=show_progress, on_stage=stage
+        )
+        generated = made.pairs
     base_model = encoder.name_or_path
     indexer = CorpusIndexer(corpus, cache_dir=cache_dir, show_progress=show_progress)
     base, questions, timings = None, None, {}
@@ -345,6 +368,9 @@ def adapt(
                 round_trip_k=config.round_trip_k,
                 eval_set=eval_set,
             )
+        if made is not None:  # the report shows what generation dropped, then the filter
+            filters = {REPORT_ROUTE: report_counts(made.counts), **questions.filters}
+            questions = dataclasses.replace(questions, filters=filters)
         pairs, pairs_source = questions.pairs, questions.source
     stage("making training pairs")
     prepared = prepare_pairs(

@@ -238,6 +238,19 @@ FILTER_LABELS = {
     "no_passage_id": "no corpus passage to check (dropped)",
     "missed": "own passage not in the top k (dropped)",
     "kept": "kept",
+    # generation (simcse_rag.adapt_generation)
+    "passages": "passages asked about",
+    "requests": "requests sent",
+    "cached": "replies from the cache",
+    "bad_replies": "replies not in the chat format (skipped)",
+    "dropped_empty_reply": "empty replies",
+    "dropped_unparseable_reply": "unreadable replies",
+    "dropped_too_short": "too short (dropped)",
+    "dropped_too_long": "too long (dropped)",
+    "dropped_copy": "copies of the passage (dropped)",
+    "dropped_duplicate": "repeats (dropped)",
+    "dropped_extra": "beyond the number asked (dropped)",
+    "questions": "questions written",
 }
 
 

@@ -19,6 +19,7 @@ import threading
 from collections.abc import Iterator, Sequence
 
 from simcse_rag import __version__
+from simcse_rag.generation.errors import GeneratorError
 
 COMMAND_MODULES: tuple[str, ...] = (
     "encode",
@@ -41,6 +42,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     IsADirectoryError,
     PermissionError,
     ImportError,
+    GeneratorError,  # an LLM server that refuses, rejects the model or key, or stops answering
 )
 
 

@@ -15,6 +15,11 @@ from simcse_rag.cli._common import (
     positive_float,
     positive_int,
 )
+from simcse_rag.cli.generator_args import (
+    add_generator_arguments,
+    generation_config_from_args,
+    generator_from_args,
+)
 from simcse_rag.pseudo_queries import STRATEGIES
 
 
@@ -88,6 +93,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_generator_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -139,6 +145,8 @@ def run(args: argparse.Namespace) -> int:
     from simcse_rag.pairs import pairs_from_beir, pairs_from_tsv
 
     check_output_folder(args.out, overwrite=args.overwrite)  # fail before any slow work
+    generator = generator_from_args(args)  # one short request: a bad URL/model/key fails here
+    generation = generation_config_from_args(args) if generator is not None else None
     config = _config(args)
     corpus = read_corpus(args.corpus)
     by_id = {p.id: p for p in corpus}
@@ -165,6 +173,8 @@ def run(args: argparse.Namespace) -> int:
         pairs_source=source,
         eval_set=eval_set,
         queries=queries,
+        generator=generator,
+        generation=generation,
         overwrite=args.overwrite,
         cache_dir=args.cache_dir,
         show_progress=not args.no_progress,

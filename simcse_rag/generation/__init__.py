@@ -15,51 +15,43 @@ Importing this package imports neither a framework nor httpx.
 
 from __future__ import annotations
 
-from simcse_rag.generation.cache import QuestionCache, cache_key
-from simcse_rag.generation.openai_client import API_KEY_ENV, OpenAIChatClient, RetryPolicy
-from simcse_rag.generation.prompts import (
-    DROP_REASONS,
-    PROMPT_VERSION,
-    build_prompt,
-    parse_questions,
-    passage_language,
-)
-from simcse_rag.generation.protocol import (
-    GeneratorError,
-    GeneratorRejected,
-    GeneratorUnavailable,
-    QuestionGenerator,
-    ReplyFormatError,
-    as_generator,
-)
-from simcse_rag.generation.questions import (
-    GENERATED_ID_PREFIX,
-    GenerationResult,
-    generate_pairs,
-    passages_needed,
-    sample_passages,
-)
+import importlib
+from typing import Any
 
-__all__ = [
-    "API_KEY_ENV",
-    "DROP_REASONS",
-    "GENERATED_ID_PREFIX",
-    "PROMPT_VERSION",
-    "GenerationResult",
-    "GeneratorError",
-    "GeneratorRejected",
-    "GeneratorUnavailable",
-    "OpenAIChatClient",
-    "QuestionCache",
-    "QuestionGenerator",
-    "ReplyFormatError",
-    "RetryPolicy",
-    "as_generator",
-    "build_prompt",
-    "cache_key",
-    "generate_pairs",
-    "parse_questions",
-    "passage_language",
-    "passages_needed",
-    "sample_passages",
-]
+# Names -> defining module, imported on first use (PEP 562): the CLI imports the errors at
+# startup, and that must not load the prompt and parsing modules (numpy, jieba rules).
+_EXPORTS = {
+    "QuestionCache": "cache",
+    "cache_key": "cache",
+    "GeneratorError": "errors",
+    "GeneratorRejected": "errors",
+    "GeneratorUnavailable": "errors",
+    "ReplyFormatError": "errors",
+    "API_KEY_ENV": "openai_client",
+    "OpenAIChatClient": "openai_client",
+    "RetryPolicy": "openai_client",
+    "DROP_REASONS": "prompts",
+    "PROMPT_VERSION": "prompts",
+    "build_prompt": "prompts",
+    "parse_questions": "prompts",
+    "passage_language": "prompts",
+    "QuestionGenerator": "protocol",
+    "as_generator": "protocol",
+    "GENERATED_ID_PREFIX": "questions",
+    "GenerationResult": "questions",
+    "generate_pairs": "questions",
+    "passages_needed": "questions",
+    "sample_passages": "questions",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -20,21 +20,25 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
 
+# The errors live in their own import-free module (the CLI imports them at startup); they are
+# part of this module's interface.
+from simcse_rag.generation.errors import (
+    GeneratorError,
+    GeneratorRejected,
+    GeneratorUnavailable,
+    ReplyFormatError,
+)
 
-class GeneratorError(RuntimeError):
-    """A question generator could not be used; the message says why and what to change."""
-
-
-class GeneratorUnavailable(GeneratorError):
-    """The server refused connections, kept failing (5xx, 429) or did not answer in time."""
-
-
-class GeneratorRejected(GeneratorError):
-    """The server rejected the request: an unknown model, a missing or refused key (4xx)."""
-
-
-class ReplyFormatError(GeneratorError):
-    """The server answered, but not in the chat-completions format (one passage is skipped)."""
+__all__ = [
+    "CallableGenerator",
+    "GeneratorError",
+    "GeneratorRejected",
+    "GeneratorUnavailable",
+    "QuestionGenerator",
+    "ReplyFormatError",
+    "as_generator",
+    "framework_of",
+]
 
 
 @runtime_checkable

@@ -22,12 +22,14 @@ EXPECTED = {
     "05_adapt_financial.py": "| hybrid |",
     "06_chinese_medical_search.py": "| BM25, whitespace tokens |",
     "07_evaluate_beir.py": "| your retriever (rank_bm25) |",
+    "09_adapt_from_an_llm.py": "| hybrid |",
 }
 
 #: What a recipe must tell the reader about its stand-ins when run with ``--tiny``.
 TINY_NOTES = {
     "02_langchain_rag_chain.py": "fake chat model standing in for your LLM",
     "04_adapt_medical.py": "[--tiny: random weights, the numbers mean nothing]",
+    "09_adapt_from_an_llm.py": "[--tiny: random weights, the numbers mean nothing]",
 }
 
 

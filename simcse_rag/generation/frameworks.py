@@ -3,8 +3,11 @@
 Each wrapper imports its framework when it is built, never at ``import simcse_rag``;
 :func:`~simcse_rag.generation.protocol.as_generator` builds one only for an object that comes
 from that framework. Both call the model's async method (``ainvoke`` / ``acomplete``) so that
-:func:`~simcse_rag.generation.generate_pairs` can keep several requests in flight; a model
-without a native async path runs its sync call in LangChain's / LlamaIndex's own executor.
+:func:`~simcse_rag.generation.generate_pairs` can keep several requests in flight. Where the
+framework's default stands in for a missing native async path, LangChain runs the sync call in
+an executor (requests still overlap) but LlamaIndex's ``CustomLLM`` calls it inline, so such
+LLMs answer one request at a time; a thread of our own was not added because an LLM object is
+not promised to be thread-safe.
 """
 
 from __future__ import annotations

@@ -127,7 +127,7 @@ class _Job:
     show_progress: bool
 
     async def run(self, passages: list[Passage], cache: QuestionCache | None) -> GenerationResult:
-        counts: Counter[str] = Counter(passages=len(passages), requests=0, cached=0)
+        counts: Counter[str] = Counter(passages=len(passages), requests=0, cached=0, bad_replies=0)
         counts.update({f"dropped_{reason}": 0 for reason in DROP_REASONS})
         questions: dict[int, list[str]] = {}
         limit = asyncio.Semaphore(self.concurrency)

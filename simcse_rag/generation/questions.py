@@ -170,6 +170,17 @@ class _Job:
                     await _all_or_none([one(i, p) for i, p in enumerate(passages)])
             else:
                 await _all_or_none([one(i, p) for i, p in enumerate(passages)])
+        except BaseException:  # Ctrl-C (a cancellation here) or a failing server: say what stays
+            if cache is not None:
+                logger.warning(
+                    "generation stopped after %d of %d passages; %d replies are kept in %s and "
+                    "the same call resumes from them",
+                    len(questions),
+                    len(passages),
+                    len(cache),
+                    cache.path,
+                )
+            raise
         finally:
             if bar is not None:
                 bar.close()

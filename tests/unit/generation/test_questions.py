@@ -93,12 +93,15 @@ def test_malformed_and_empty_replies_are_counted(openai_server: FakeOpenAI, tmp_
 
 
 @pytest.mark.enable_socket
-def test_server_down_mid_run_keeps_the_replies(openai_server: FakeOpenAI, tmp_path: Path) -> None:
+def test_server_down_mid_run_keeps_the_replies(
+    openai_server: FakeOpenAI, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     openai_server.script = [("ok",), ("ok",)] + [("status", 503, {}, {})] * 2
     cache = tmp_path / "q.jsonl"
     client = OpenAIChatClient(openai_server.url, "m", retry=FAST)
     with pytest.raises(GeneratorUnavailable, match="HTTP 503"):
         generate_pairs(PASSAGES[:4], client, concurrency=1, cache_path=cache)
+    assert "stopped after 2 of 4 passages; 2 replies are kept in" in caplog.text
     result = generate_pairs(PASSAGES[:4], client, concurrency=1, cache_path=cache)
     assert result.counts["cached"] == 2 and result.counts["requests"] == 2
 

@@ -128,6 +128,18 @@ def check_weights(value: Any, names: Iterable[str], what: str = "weights") -> di
     return {k: non_negative_number(w, f"{what}[{k!r}]") for k, w in value.items()}
 
 
+def one_of(value: Any, name: str, options: Iterable[str]) -> str:
+    """``value`` if it is one of ``options`` (a setting that names a method, rule or backend).
+
+    Raises:
+        ValueError: Anything else (the message lists the options).
+    """
+    choices = tuple(options)
+    if value not in choices:
+        raise ValueError(f"{name} {value!r} unknown; choose one of: {', '.join(choices)}.")
+    return value
+
+
 def check_k(value: Any) -> int:
     """The number of hits to return: an integer > 0."""
     return positive_int(value, "k")

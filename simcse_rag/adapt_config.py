@@ -110,8 +110,7 @@ class AdaptConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}.")
+        _validate.one_of(self.strategy, "strategy", STRATEGIES)
         checked = {
             name: _validate.positive_int(getattr(self, name), f"AdaptConfig.{name}")
             for name in ("max_pairs", "rounds", "max_steps", "train_max_length")

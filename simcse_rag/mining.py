@@ -101,14 +101,8 @@ class MiningConfig:
                 f"MiningConfig.duplicate_threshold must be in (0, 1], "
                 f"got {self.duplicate_threshold!r}."
             )
-        if self.sampling not in SAMPLING:
-            raise ValueError(
-                f"MiningConfig.sampling must be one of {SAMPLING}, got {self.sampling!r}."
-            )
-        if self.mode not in SEARCH_MODES:
-            raise ValueError(
-                f"MiningConfig.mode must be one of {', '.join(SEARCH_MODES)}, got {self.mode!r}."
-            )
+        _validate.one_of(self.sampling, "MiningConfig.sampling", SAMPLING)
+        _validate.one_of(self.mode, "MiningConfig.mode", SEARCH_MODES)
 
 
 def _shingles(text: str, n: int = 4) -> set[str]:

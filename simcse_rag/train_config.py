@@ -91,11 +91,7 @@ class TrainingConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}.")
         if self.pooling is not None:
             validate_pooling(self.pooling)
-        if self.mixed_precision not in _MIXED_PRECISION:
-            raise ValueError(
-                f"mixed_precision must be one of {', '.join(_MIXED_PRECISION)}; "
-                f"got {self.mixed_precision!r}."
-            )
+        _validate.one_of(self.mixed_precision, "mixed_precision", _MIXED_PRECISION)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form."""

@@ -6,13 +6,12 @@ term found in half of a tiny corpus still scores; ``tf / (tf + k1 (1 - b + b dl 
 Backends (the engines live in :mod:`simcse_rag.index.bm25_scoring`):
 
 * ``bm25s`` (default): bm25s precomputes every (document, term) score into a sparse CSC matrix,
-  so a query costs a sum over the postings of its terms (well under a millisecond per query on
-  tens of thousands of passages).
+  so a query costs a sum over the postings of its terms.
 * ``rank_bm25``: rank-bm25's ``BM25Okapi`` with the same Lucene idf, kept for parity checks; it
-  scores every document in Python and is two orders of magnitude slower.
+  scores every document in Python, far slower (timings in docs/benchmarks.md, "Indexes").
 
 Neither engine supports incremental updates, so ``add`` / ``delete`` mark the index dirty and the
-engine is rebuilt from the stored token lists on the next search (seconds for 100k passages).
+engine is rebuilt from the stored token lists on the next search.
 Query terms are de-duplicated (a repeated query word counts once) in both backends.
 """
 
@@ -160,7 +159,8 @@ class BM25Index:
         return len(gone)
 
     def _ids_array(self) -> np.ndarray:
-        # Cached: converting 100k ids to an object array costs milliseconds per query.
+        # Cached: rebuilding the object array of every id on each query is slow next to the
+        # scoring itself on a large index.
         if self._ids_arr is None:
             self._ids_arr = np.asarray(self._ids, dtype=object)
         return self._ids_arr

@@ -14,11 +14,12 @@ Neither supports incremental updates: the index rebuilds its engine from the sto
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from typing import Any
 
 import numpy as np
 
-__all__ = ["BACKENDS", "Bm25sEngine", "RankBm25Engine", "new_engine", "top_k"]
+__all__ = ["BACKENDS", "BM25Engine", "Bm25sEngine", "RankBm25Engine", "new_engine", "top_k"]
 
 BACKENDS: tuple[str, ...] = ("bm25s", "rank_bm25")
 
@@ -33,8 +34,8 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return part[np.lexsort((part, -scores[part]))]
 
 
-class Bm25sEngine:
-    """bm25s scoring matrix; queries summed over postings with ``np.bincount``.
+class BM25Engine(ABC):
+    """What both engines are: Lucene BM25 parameters, a build step and per-document scores.
 
     Args:
         k1: Term-frequency saturation.
@@ -43,10 +44,25 @@ class Bm25sEngine:
 
     def __init__(self, k1: float, b: float) -> None:
         self.k1, self.b = k1, b
+        self.num_docs = 0
+
+    @abstractmethod
+    def build(self, token_ids: list[list[int]], vocab_size: int) -> None:
+        """Index documents given as term ids below ``vocab_size``."""
+
+    @abstractmethod
+    def scores(self, term_ids: np.ndarray) -> np.ndarray:
+        """BM25 score of every document for the unique ``term_ids`` of a query."""
+
+
+class Bm25sEngine(BM25Engine):
+    """bm25s scoring matrix; queries summed over postings with ``np.bincount``."""
+
+    def __init__(self, k1: float, b: float) -> None:
+        super().__init__(k1, b)
         self.data = np.zeros(0, np.float32)
         self.indices = np.zeros(0, np.int32)
         self.indptr = np.zeros(1, np.int64)
-        self.num_docs = 0
 
     def build(self, token_ids: list[list[int]], vocab_size: int) -> None:
         """Score every (document, term) pair of ``token_ids`` over ``vocab_size`` terms."""
@@ -89,18 +105,12 @@ class Bm25sEngine:
         return np.bincount(docs, weights=weights, minlength=self.num_docs).astype(np.float32)
 
 
-class RankBm25Engine:
-    """rank-bm25's BM25Okapi with Lucene's idf (parity backend).
-
-    Args:
-        k1: Term-frequency saturation.
-        b: Length normalisation.
-    """
+class RankBm25Engine(BM25Engine):
+    """rank-bm25's BM25Okapi with Lucene's idf (parity backend)."""
 
     def __init__(self, k1: float, b: float) -> None:
-        self.k1, self.b = k1, b
+        super().__init__(k1, b)
         self.model: Any = None
-        self.num_docs = 0
 
     def build(self, token_ids: list[list[int]], vocab_size: int) -> None:
         """Index ``token_ids`` (``vocab_size`` is implied by the ids; kept for one signature)."""
@@ -126,7 +136,7 @@ class RankBm25Engine:
         return (np.asarray(raw) / (self.k1 + 1)).astype(np.float32)
 
 
-def new_engine(backend: str, k1: float, b: float) -> Bm25sEngine | RankBm25Engine:
+def new_engine(backend: str, k1: float, b: float) -> BM25Engine:
     """An empty engine of ``backend`` (one of :data:`BACKENDS`, checked by the caller)."""
     cls = Bm25sEngine if backend == "bm25s" else RankBm25Engine
     return cls(k1, b)

@@ -8,8 +8,8 @@ Kinds:
 * ``hnsw``: graph search (``IndexHNSWFlat``, M=32, efSearch=128); no training, good recall.
 * ``auto``: ``flat`` while the index holds fewer than :data:`AUTO_EXACT_LIMIT` vectors, converted
   to ``hnsw`` once it grows past it. Up to that size exact search costs about as much as query
-  encoding; past it, its cost grows linearly while HNSW stays around a millisecond
-  (docs/benchmarks.md, "Indexes").
+  encoding; past it, its cost grows linearly while HNSW's stays nearly flat (timings in
+  docs/benchmarks.md, "Indexes").
 
 String ids map to FAISS int64 labels allocated from a counter (labels are never reused).
 Delete/upsert: ``flat`` and ``ivf`` remove vectors in place (``remove_ids``). FAISS's HNSW cannot

@@ -112,3 +112,13 @@ def test_number_ranges() -> None:
     for bad in (-0.1, 1.5, math.nan, False):
         with pytest.raises(ValueError, match=r"^b must be in \[0, 1\], got"):
             _validate.number_between(bad, "b", 0, 1)
+
+
+def test_one_of() -> None:
+    assert _validate.one_of("top", "sampling", ("top", "random")) == "top"
+    with pytest.raises(
+        ValueError, match=r"^sampling 'best' unknown; choose one of: top, random\.$"
+    ):
+        _validate.one_of("best", "sampling", ("top", "random"))
+    with pytest.raises(ValueError, match="choose one of: faiss, milvus"):
+        _validate.one_of(["faiss"], "dense backend", {"faiss": 1, "milvus": 2})

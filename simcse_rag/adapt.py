@@ -30,7 +30,6 @@ written to a temporary sibling and renamed into place, so an existing model is n
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import time
@@ -49,12 +48,7 @@ from simcse_rag.adapt_config import (
     STRONG_BASE_MERGE_WEIGHT,
     AdaptConfig,
 )
-from simcse_rag.adapt_generation import (
-    REPORT_ROUTE,
-    GenerationConfig,
-    generate_candidates,
-    report_counts,
-)
+from simcse_rag.adapt_generation import GenerationConfig, generate_candidates, with_generation
 from simcse_rag.adapt_merge import base_weights, merge_with_base
 from simcse_rag.adapt_pairs import (
     CORPUS_ONLY_REFUSAL,
@@ -368,9 +362,8 @@ def adapt(
                 round_trip_k=config.round_trip_k,
                 eval_set=eval_set,
             )
-        if made is not None:  # the report shows what generation dropped, then the filter
-            filters = {REPORT_ROUTE: report_counts(made.counts), **questions.filters}
-            questions = dataclasses.replace(questions, filters=filters)
+        if made is not None:  # the report names the LLM and what generation dropped
+            questions = with_generation(questions, made)
         pairs, pairs_source = questions.pairs, questions.source
     stage("making training pairs")
     prepared = prepare_pairs(

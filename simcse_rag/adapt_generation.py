@@ -11,6 +11,7 @@ report lists what generation dropped next to what the round-trip filter kept.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 
 from simcse_rag import _validate
 from simcse_rag.adapt_config import AdaptConfig
+from simcse_rag.adapt_questions import QuestionPairs
 from simcse_rag.generation.questions import (
     DEFAULT_CONCURRENCY,
     DEFAULT_PER_PASSAGE,
@@ -109,6 +111,13 @@ def generate_candidates(
             "model with a few passages, or give labelled pairs with --pairs/--train-data."
         )
     return result
+
+
+def with_generation(questions: QuestionPairs, made: GenerationResult) -> QuestionPairs:
+    """``questions`` with the LLM named in its source and the generation's counts first."""
+    filters = {REPORT_ROUTE: report_counts(made.counts), **questions.filters}
+    source = f"{questions.source}; written by {made.model or 'an LLM'}"
+    return dataclasses.replace(questions, source=source, filters=filters)
 
 
 def report_counts(counts: dict[str, int]) -> dict[str, int]:

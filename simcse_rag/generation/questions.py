@@ -51,10 +51,12 @@ class GenerationResult:
             run), ``bad_replies`` (not a completion; the passage is skipped and asked again
             next run), ``questions`` (kept), and ``dropped_<reason>`` per drop reason
             (:data:`~simcse_rag.generation.prompts.DROP_REASONS`).
+        model: The generator's ``model_name``.
     """
 
     pairs: list[TrainingPair]
     counts: dict[str, int]
+    model: str = ""
 
 
 def sample_passages(passages: Sequence[Passage], count: int, seed: int) -> list[Passage]:
@@ -190,7 +192,7 @@ class _Job:
         pairs = _pairs(passages, questions, counts)
         counts["questions"] = len(pairs)
         logger.info("generated questions: %s", dict(counts))
-        return GenerationResult(pairs, dict(counts))
+        return GenerationResult(pairs, dict(counts), self.generator.model_name)
 
 
 async def _ask(generator: QuestionGenerator, prompt: str) -> str:

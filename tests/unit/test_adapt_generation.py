@@ -76,7 +76,8 @@ def test_adapt_from_a_generator_end_to_end(tiny_encoder, tmp_path: Path) -> None
     assert list(filters) == ["generation", "generated"]
     assert filters["generation"]["passages"] == 12 and filters["generation"]["questions"] == 24
     assert filters["generated"]["given"] == 24
-    assert result.report["training"]["source"].startswith("generated questions")
+    source = result.report["training"]["source"]
+    assert source.startswith("generated questions") and source.endswith("written by writer")
     md = (tmp_path / "o" / REPORT_MD).read_text(encoding="utf-8")
     assert "- generation: passages asked about 12, requests sent 12" in md
     assert len((tmp_path / "q.jsonl").read_text(encoding="utf-8").splitlines()) == 12

@@ -53,6 +53,9 @@ _LIST_MARK = re.compile(
     r"^\s*(?:[-*•·]+\s*|\(?\d{1,2}\s*(?:[.)](?!\d)|[、:：])\s*|[qQ]\d{0,2}\s*[.):：]\s*"
     r"|问题\s*\d{0,2}\s*[.:：、]\s*)"
 )
+# Reasoning models (qwen3, deepseek-r1 through Ollama) put their thinking in the reply; an
+# unclosed block is thinking cut off by a token limit.
+_THINKING = re.compile(r"<think>.*?(?:</think>|\Z)", re.DOTALL)
 _FENCED = re.compile(r"```[\w-]*\s*(.*?)\s*```", re.DOTALL)
 _NOT_WORD = re.compile(r"[\W_]+", re.UNICODE)
 
@@ -124,16 +127,18 @@ class ParsedReply:
 def parse_questions(reply: str | None, *, prompt: str, n: int) -> ParsedReply:
     """Questions from an LLM reply to :func:`build_prompt`; the rest dropped and counted.
 
-    Accepts one question per line (numbering, bullets, quotes and a code fence are stripped;
-    a preamble line ending in a colon is skipped) or a JSON list of strings (or an object
-    holding one under ``"questions"``), which some models send whatever they are asked.
+    Accepts one question per line (numbering, bullets, quotes, a code fence and a reasoning
+    model's ``<think>`` block are stripped; a preamble line ending in a colon is skipped) or a
+    JSON list of strings (or an object holding one under ``"questions"``), which some models
+    send whatever they are asked.
 
     Args:
         reply: The model's text.
         prompt: The prompt it answered (copies of any part of it are dropped).
         n: Questions asked for (more are dropped as ``extra``).
     """
-    if reply is None or not reply.strip():
+    reply = _THINKING.sub("", reply or "")
+    if not reply.strip():
         return ParsedReply([], {"empty_reply": 1})
     lines = _candidate_lines(reply)
     if not lines:

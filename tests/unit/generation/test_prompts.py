@@ -137,3 +137,15 @@ def test_empty_and_unparseable_replies_are_counted(reply: str | None, reason: st
     parsed = parse_questions(reply, prompt="x", n=3)
     assert parsed.questions == []
     assert parsed.dropped == {reason: 1}
+
+
+def test_reasoning_models_thinking_is_not_parsed_as_questions() -> None:
+    reply = (
+        "<think>\nThe passage is about income. I should ask how much was earned.\n</think>\n\n"
+        "How much did the company earn in 2019?"
+    )
+    parsed = parse_questions(reply, prompt=build_prompt(EN, 3), n=3)
+    assert parsed.questions == ["How much did the company earn in 2019?"]
+    assert parsed.dropped == {}
+    cut_off = parse_questions("<think>\nLet me think about what users ask", prompt="x", n=3)
+    assert cut_off.questions == [] and cut_off.dropped == {"empty_reply": 1}

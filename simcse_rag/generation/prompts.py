@@ -50,7 +50,8 @@ _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _KANA_HANGUL = re.compile(r"[\u3040-\u30ff\uac00-\ud7af]")
 # Numbering and bullets models put before questions despite being asked not to.
 _LIST_MARK = re.compile(
-    r"^\s*(?:[-*•·]+\s*|\(?\d{1,2}\s*(?:[.)](?!\d)|[、:：])\s*|[qQ]\d{0,2}\s*[.):：]\s*"
+    r"^\s*(?:[-*•·]+\s*|\(?\d{1,2}\s*(?:[.)](?!\d)|[、:：])\s*"
+    r"|(?i:q(?:uestion)?)\s*\d{0,2}\s*[.):：]\s*"
     r"|问题\s*\d{0,2}\s*[.:：、]\s*)"
 )
 # Reasoning models (qwen3, deepseek-r1 through Ollama) put their thinking in the reply; an
@@ -171,7 +172,7 @@ def _candidate_lines(reply: str) -> list[str]:
         items = text.splitlines()
     lines = []
     for item in items:
-        line = _LIST_MARK.sub("", " ".join(item.split()), count=1)
+        line = _LIST_MARK.sub("", " ".join(item.split()).lstrip("*#").strip(), count=1)
         line = line.strip().strip("*\"'“”‘’「」").strip()
         if line and not (line[-1] in ":：" and not re.search(r"[?？]", line)):
             lines.append(line)

@@ -149,3 +149,24 @@ def test_reasoning_models_thinking_is_not_parsed_as_questions() -> None:
     assert parsed.dropped == {}
     cut_off = parse_questions("<think>\nLet me think about what users ask", prompt="x", n=3)
     assert cut_off.questions == [] and cut_off.dropped == {"empty_reply": 1}
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Question 1: How much did the company earn in 2019?",
+        "Q2) How much did the company earn in 2019?",
+        "**1.** How much did the company earn in 2019?",
+        "- **How much did the company earn in 2019?**",
+        "### 3. How much did the company earn in 2019?",
+        '(4) "How much did the company earn in 2019?"',
+    ],
+)
+def test_list_marks_and_markdown_are_stripped(line: str) -> None:
+    parsed = parse_questions(line, prompt="x", n=3)
+    assert parsed.questions == ["How much did the company earn in 2019?"]
+
+
+def test_numbers_that_start_a_question_are_kept() -> None:
+    parsed = parse_questions("3.5% of revenue went where in 2019?", prompt="x", n=3)
+    assert parsed.questions == ["3.5% of revenue went where in 2019?"]

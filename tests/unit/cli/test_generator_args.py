@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import signal
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -174,3 +179,46 @@ def test_cli_adapt_from_an_llm(
     for path in [cache, *(p for p in out.rglob("*") if p.is_file())]:
         assert KEY.encode() not in path.read_bytes()
     assert re.search(r"adapted model saved to", capsys.readouterr().out)
+
+
+@pytest.mark.slow
+@pytest.mark.enable_socket
+def test_ctrl_c_during_generation_exits_130_then_the_same_command_resumes(
+    corpus_file: Path,  # noqa: F811
+    tiny_model_dir: Path,
+    tmp_path: Path,
+    existing_model: Path,
+) -> None:
+    extra = ("--max-pairs", "30", "--questions-per-passage", "2", "--generator-concurrency", "1")
+    with FakeOpenAIServer() as server:
+        server.reply = writer
+        server.script = [("ok",)] * 4 + [("hang",)]  # the check, 3 passages, then no answer
+        args = _args(corpus_file, existing_model, tiny_model_dir, "--overwrite", *extra)
+        args += ["--generator-url", server.url, "--generator-model", "m"]
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "OPENAI_API_KEY": KEY}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "simcse_rag", *args], stderr=subprocess.PIPE, text=True, env=env
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while len(server.received) < 5 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert len(server.received) == 5, "generation never reached the hung request"
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+        assert proc.returncode == 130, err
+        assert err.strip().splitlines()[-1] == "error: interrupted" and "Traceback" not in err
+        assert "3 replies are kept in" in err
+        assert (existing_model / "model.safetensors").read_bytes() == b"the old model"
+        answered = list(server.answered[1:])
+        server.received.clear()
+        server.script = []
+
+        assert main(args) == 0  # the same command
+        asked = server.received[1:]  # after the check request
+    assert len(asked) == 12 and not set(asked) & set(answered)
+    cache = tmp_path / "adapted.generated_questions.jsonl"
+    assert len(cache.read_text(encoding="utf-8").splitlines()) == 15
+    assert KEY not in err and KEY.encode() not in cache.read_bytes()

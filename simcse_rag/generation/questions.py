@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from simcse_rag import _validate
 from simcse_rag.generation.cache import QuestionCache, cache_key
 from simcse_rag.generation.prompts import DROP_REASONS, build_prompt, parse_questions
 from simcse_rag.generation.protocol import QuestionGenerator, ReplyFormatError, as_generator
@@ -102,9 +103,8 @@ def generate_pairs(
         TypeError: ``generator`` is not a supported object.
     """
     question_generator = as_generator(generator)
-    for name, value in (("per_passage", per_passage), ("concurrency", concurrency)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    _validate.positive_int(per_passage, "per_passage")
+    _validate.positive_int(concurrency, "concurrency")
     passages = list(passages)
     if len({p.id for p in passages}) != len(passages):
         raise ValueError("Passage ids must be unique to generate questions for them.")
@@ -151,6 +151,8 @@ class _Job:
                     except ReplyFormatError as exc:
                         counts["bad_replies"] += 1
                         logger.warning("passage %r skipped: %s", passage.id, exc)
+                        if bar is not None:
+                            bar.update(1)
                         return
                 if cache is not None:
                     cache.add(

@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from simcse_rag import _validate
 from simcse_rag.adapt_config import AdaptConfig
 from simcse_rag.adapt_questions import QuestionPairs
+from simcse_rag.generation.defaults import DEFAULT_CONCURRENCY, DEFAULT_PER_PASSAGE
 from simcse_rag.generation.questions import (
-    DEFAULT_CONCURRENCY,
-    DEFAULT_PER_PASSAGE,
     GenerationResult,
     generate_pairs,
     passages_needed,

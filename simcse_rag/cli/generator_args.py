@@ -11,12 +11,16 @@ and lands in shell histories.
 from __future__ import annotations
 
 import argparse
-import asyncio
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from simcse_rag.cli._common import positive_float, positive_int
+from simcse_rag.generation.defaults import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_PER_PASSAGE,
+    DEFAULT_TIMEOUT_S,
+)
 
 #: File name of the reply cache when ``--generation-cache`` is not given.
 CACHE_NAME = "generated_questions.jsonl"
@@ -41,7 +45,11 @@ def add_generator_arguments(parser: argparse.ArgumentParser) -> None:
         "--generator-model", metavar="NAME", help="model name on that server, e.g. qwen2.5:7b"
     )
     group.add_argument(
-        "--questions-per-passage", type=positive_int, default=3, metavar="N", help="default: 3"
+        "--questions-per-passage",
+        type=positive_int,
+        default=DEFAULT_PER_PASSAGE,
+        metavar="N",
+        help=f"default: {DEFAULT_PER_PASSAGE}",
     )
     group.add_argument(
         "--domain",
@@ -52,16 +60,17 @@ def add_generator_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--generator-concurrency",
         type=positive_int,
-        default=4,
+        default=DEFAULT_CONCURRENCY,
         metavar="N",
-        help="requests in flight at once (default: 4)",
+        help=f"requests in flight at once (default: {DEFAULT_CONCURRENCY})",
     )
     group.add_argument(
         "--generator-timeout",
         type=positive_float,
-        default=120.0,
+        default=DEFAULT_TIMEOUT_S,
         metavar="S",
-        help="seconds one request may take (default: 120); 429, 5xx and timeouts are retried",
+        help=f"seconds one request may take, time queued on the server included (default: "
+        f"{DEFAULT_TIMEOUT_S:g}); 429, 5xx and timeouts are retried",
     )
     group.add_argument(
         "--generation-cache",
@@ -119,6 +128,8 @@ def generator_from_args(args: argparse.Namespace) -> Any:
             "--generator-url writes questions for a corpus without labels; with labelled pairs "
             "(--pairs/--train-data) drop --generator-url."
         )
+    import asyncio
+
     from simcse_rag.generation.openai_client import OpenAIChatClient
 
     client = OpenAIChatClient(

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from simcse_rag.generation.defaults import DEFAULT_TIMEOUT_S
 from simcse_rag.generation.protocol import (
     GeneratorRejected,
     GeneratorUnavailable,
@@ -87,7 +88,7 @@ class OpenAIChatClient:
         base_url: str,
         model: str,
         *,
-        timeout: float = 120.0,
+        timeout: float = DEFAULT_TIMEOUT_S,
         max_connections: int = 4,
         retry: RetryPolicy | None = None,
         temperature: float | None = None,
@@ -97,7 +98,8 @@ class OpenAIChatClient:
         Args:
             base_url: The API root, e.g. ``http://localhost:11434/v1`` (Ollama).
             model: The model name the server knows, e.g. ``qwen2.5:7b``.
-            timeout: Seconds one request may take (connect and each read).
+            timeout: Seconds one request may take (connect, and the wait for the reply,
+                including any time queued on the server).
             max_connections: Most connections open at once.
             retry: Retry settings (default :class:`RetryPolicy`).
             temperature: Sampling temperature sent with each request (the server's default

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from simcse_rag import _validate
 from simcse_rag.generation.cache import QuestionCache, cache_key
+from simcse_rag.generation.defaults import DEFAULT_CONCURRENCY, DEFAULT_PER_PASSAGE
 from simcse_rag.generation.prompts import DROP_REASONS, build_prompt, parse_questions
 from simcse_rag.generation.protocol import QuestionGenerator, ReplyFormatError, as_generator
 from simcse_rag.pairs import TrainingPair
@@ -35,10 +36,6 @@ logger = logging.getLogger(__name__)
 
 #: Prefix of generated questions' query ids (a hash of passage id and question follows).
 GENERATED_ID_PREFIX = "gen:"
-#: Questions asked per passage by default.
-DEFAULT_PER_PASSAGE = 3
-#: Requests in flight at once by default.
-DEFAULT_CONCURRENCY = 4
 
 
 @dataclass(frozen=True)

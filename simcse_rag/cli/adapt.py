@@ -29,8 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "adapt",
         help="adapt a model to a corpus (mine hard negatives, fine-tune, before/after report)",
         description="Adapt an embedding model to a corpus: training pairs (labelled, questions "
-        "without labels that the base retriever labels, or pseudo-queries made from the "
-        "corpus), hard negatives mined with the model + BM25 with "
+        "without labels that the base retriever labels, questions an LLM writes, or "
+        "pseudo-queries made from the corpus), hard negatives mined with the model + BM25 with "
         "false-negative filtering, supervised SimCSE fine-tuning, and dense/bm25/hybrid metrics "
         "before and after on held-out queries. Writes a model folder (loadable by every "
         "command and SentenceTransformer) with report.json, report.md and mined.jsonl.",

@@ -32,7 +32,7 @@ import numpy as np
 
 from simcse_rag import _io, _validate, threads
 from simcse_rag.index import faiss_filter
-from simcse_rag.index._threads import ThreadLimit
+from simcse_rag.index._threads import openmp_thread_limit
 from simcse_rag.index.batch import check_add_batch, empty_results
 from simcse_rag.index.filters import AllowedCache
 
@@ -47,9 +47,6 @@ _FAISS_FILE = "dense.faiss"
 _TOMBSTONE_RATIO = 0.25
 
 
-_FAISS_LIMIT: ThreadLimit | None = None
-
-
 def _faiss() -> Any:
     """The faiss module, its thread pool sized once per process (see simcse_rag.threads)."""
     import faiss
@@ -59,13 +56,12 @@ def _faiss() -> Any:
 
 
 def _faiss_threads(n_queries: int) -> contextlib.AbstractContextManager[None]:
-    """Run batches of fewer than 16 queries with one FAISS thread (see ThreadLimit for why)."""
-    global _FAISS_LIMIT
-    if _FAISS_LIMIT is None:
-        faiss = _faiss()
-
-        _FAISS_LIMIT = ThreadLimit(faiss.omp_get_max_threads, faiss.omp_set_num_threads)
-    return _FAISS_LIMIT(1 if n_queries < 16 else None)
+    """Run batches of fewer than 16 queries with one FAISS thread, in the calling thread (see
+    ThreadLimit for why one; openmp_thread_limit for why per thread)."""
+    faiss = _faiss()
+    return openmp_thread_limit(
+        faiss.omp_get_max_threads, faiss.omp_set_num_threads, 1 if n_queries < 16 else None
+    )
 
 
 class DenseIndex:

@@ -15,6 +15,7 @@ sequential.
 Run (time it alone, or under the shared timing lock)::
 
     python benchmarks/async_search.py --cache-dir /root/simcse-cache/retrieval
+    python benchmarks/async_search.py --index PATH  # an index of --dataset already saved
     python benchmarks/async_search.py --tiny        # smoke run, tiny random model
 
 Goal (issue #18): concurrent >= 1.6x sequential on 2 cores.
@@ -37,6 +38,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "integrations")]
 
 CALLS = 64
+
+
+def dataset_queries(dataset: str, data: Path) -> list[str]:
+    """The judged queries of a retrieval set."""
+    from simcse_rag.datasets import available_splits, load_beir
+
+    folder = data / dataset
+    return list(load_beir(folder, split=available_splits(folder)[0]).queries.values())
 
 
 def build_index(
@@ -125,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", default="liveqa_medquad")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--cache-dir", type=Path, default=None, help="EmbeddingCache folders")
+    parser.add_argument("--index", type=Path, default=None, help="an index already saved")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--tiny", action="store_true", help="smoke run with a tiny random model")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
@@ -132,10 +142,17 @@ def main(argv: list[str] | None = None) -> int:
     from simcse_rag.index.hybrid import HybridRetriever
 
     with tempfile.TemporaryDirectory(prefix="async-bench-") as tmp:
-        folder = Path(tmp) / "index"
-        queries = build_index(
-            folder, dataset=args.dataset, data=args.data, cache_dir=args.cache_dir, tiny=args.tiny
-        )
+        folder = args.index or Path(tmp) / "index"
+        if args.index is None:
+            queries = build_index(
+                folder,
+                dataset=args.dataset,
+                data=args.data,
+                cache_dir=args.cache_dir,
+                tiny=args.tiny,
+            )
+        else:
+            queries = dataset_queries(args.dataset, args.data)
         index = HybridRetriever.load(folder)
         batch = (queries * (CALLS // len(queries) + 1))[:CALLS]
         report: dict[str, Any] = {"dataset": "sample" if args.tiny else args.dataset}

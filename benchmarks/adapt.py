@@ -14,6 +14,13 @@ Systems (base model all-MiniLM-L6-v2 for all):
   compare them (``--systems ours-corpus:keywords,ours-corpus:title,ours-corpus:ict``). The
   library merges corpus-only models with the base at weight 0.3 (``--merge-weight`` overrides).
 * ``ours-pairs``: ``adapt`` with the labelled pairs of the training queries.
+* ``ours-queries``: ``adapt(queries=...)`` with the training queries' texts alone (qrels hidden):
+  the base retriever labels them under the library's rule; the label precision of the kept
+  questions is then measured against the hidden qrels.
+* ``ours-generated-standin``: ``adapt(generated=...)`` with the training queries' labelled pairs
+  as stand-in generated pairs, through the round-trip filter (the upper bound of the generator
+  route: real questions instead of generated ones); ``ours-generated-standin:K`` sets the
+  filter's k.
 * ``st-pairs``: sentence-transformers ``util.mine_hard_negatives`` (dense, ``relative_margin``
   0.05, same ``num_negatives`` and ``range_max``) + ``MultipleNegativesRankingLoss(scale=20)``
   with ``SentenceTransformerTrainer`` (no-duplicates batches), same pairs, steps, batch size,
@@ -37,6 +44,7 @@ Run::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import random
@@ -56,6 +64,8 @@ from simcse_rag.adapt import (  # noqa: E402
     build_retriever,
     evaluate_retriever,
 )
+from simcse_rag.adapt_questions import label_queries  # noqa: E402
+from simcse_rag.adapt_retrieval import encoder_max_length  # noqa: E402
 from simcse_rag.corpus import read_corpus  # noqa: E402
 from simcse_rag.datasets import load_query_set  # noqa: E402
 from simcse_rag.encoder import SimCSEEncoder, resolve_model_path  # noqa: E402
@@ -63,7 +73,7 @@ from simcse_rag.mining import MiningConfig  # noqa: E402
 from simcse_rag.pairs import pairs_from_beir, split_queries  # noqa: E402
 
 SPLITS = {"liveqa_medquad": "test", "tatqa_fin_dev": "dev", "zh_med_qa": "dev"}
-SYSTEMS = ("ours-pairs", "st-pairs", "ours-corpus")
+SYSTEMS = ("ours-pairs", "ours-queries", "ours-generated-standin", "st-pairs", "ours-corpus")
 
 
 def _norm(text: str) -> str:
@@ -100,12 +110,17 @@ def load_dataset(data: Path, name: str, corpus_size: int, seed: int) -> dict:
         "split": split,
         "corpus": corpus,
         "train_ids": train_ids,
+        "train_queries": {q: queries[q] for q in train_ids},
+        "train_qrels": {q: qrels[q] for q in train_ids},
         "eval_set": eval_set,
     }
 
 
-def adapt_config(args: argparse.Namespace, strategy: str | None = None) -> AdaptConfig:
+def adapt_config(
+    args: argparse.Namespace, strategy: str | None = None, round_trip_k: int | None = None
+) -> AdaptConfig:
     return AdaptConfig(
+        round_trip_k=round_trip_k or AdaptConfig.round_trip_k,
         strategy=strategy or args.strategy,
         max_steps=args.max_steps,
         batch_size=args.batch_size,
@@ -124,21 +139,29 @@ def adapt_config(args: argparse.Namespace, strategy: str | None = None) -> Adapt
 
 def run_ours(ds: dict, args: argparse.Namespace, system: str, out: Path) -> dict:
     encoder = SimCSEEncoder.from_pretrained(args.model, device="cpu")
-    pairs = None
-    source = ""
-    if system == "ours-pairs":
+    sources: dict = {}
+    kind, _, option = system.partition(":")
+    labelled = None
+    if kind in ("ours-pairs", "ours-generated-standin"):
         corpus_map = {p.id: p for p in ds["corpus"]}
-        pairs = pairs_from_beir(ds["folder"], ds["split"], corpus_map, query_ids=ds["train_ids"])
-        source = f"{ds['folder'].name} qrels/{ds['split']} (train half of the queries)"
-    strategy = system.split(":", 1)[1] if ":" in system else None
+        labelled = pairs_from_beir(ds["folder"], ds["split"], corpus_map, query_ids=ds["train_ids"])
+    if kind == "ours-pairs":
+        sources["pairs"] = labelled
+        sources["pairs_source"] = f"{ds['folder'].name} qrels/{ds['split']} (train half)"
+    elif kind == "ours-queries":
+        sources["queries"] = ds["train_queries"]
+    elif kind == "ours-generated-standin":
+        sources["generated"] = labelled
+    strategy = option if kind == "ours-corpus" and option else None
+    k = int(option) if kind == "ours-generated-standin" and option else None
+    config = adapt_config(args, strategy, k)
     t0 = time.perf_counter()
     result = adapt(
         ds["corpus"],
         encoder,
         out,
-        config=adapt_config(args, strategy),
-        pairs=pairs,
-        pairs_source=source,
+        config=config,
+        **sources,
         eval_set=ds["eval_set"],
         overwrite=True,
         cache_dir=args.out / "cache",
@@ -154,7 +177,32 @@ def run_ours(ds: dict, args: argparse.Namespace, system: str, out: Path) -> dict
         "train_s": sum(r["train"]["seconds"] for r in rep["rounds"]),
         "strategy": rep["training"].get("strategy"),
         "merge_weight": rep["training"].get("merge_weight"),
+        "question_filters": rep["training"].get("question_filters"),
+        "label_precision": (
+            hidden_label_precision(ds, args, config) if kind == "ours-queries" else None
+        ),
     }
+
+
+def hidden_label_precision(ds: dict, args: argparse.Namespace, config: AdaptConfig) -> dict:
+    """Label precision of the training questions against their hidden qrels: every question's
+    hybrid top-1 and the kept ones (the base retriever rebuilt from adapt's embedding cache)."""
+    encoder = SimCSEEncoder.from_pretrained(args.model, device="cpu")
+    with encoder_max_length(encoder, config.encode_max_length):
+        retriever = build_retriever(ds["corpus"], encoder, cache_dir=args.out / "cache")
+        by_text: dict[str, list[str]] = {}  # TAT-QA repeats a question text across reports
+        for q, t in ds["train_queries"].items():
+            by_text.setdefault(" ".join(t.split()), []).append(q)
+        out = {}
+        everything = dataclasses.replace(config.label_rule, max_leg_rank=None, min_margin=0.0)
+        for name, rule in (("all", everything), ("kept", config.label_rule)):
+            pairs, _ = label_queries(retriever, list(ds["train_queries"].values()), rule)
+            right = sum(
+                any(ds["train_qrels"][q].get(p.positive_id, 0) >= 1 for q in by_text[p.query])
+                for p in pairs
+            )
+            out[name] = {"questions": len(pairs), "right": right, "precision": right / len(pairs)}
+    return out
 
 
 def run_st(ds: dict, args: argparse.Namespace, out: Path) -> dict:
@@ -346,6 +394,9 @@ def main() -> None:
                 retriever = build_retriever(ds["corpus"], encoder, cache_dir=args.out / "cache")
                 res["base"] = evaluate_retriever(retriever, ds["eval_set"])
             print(f"{name} {system}: {res[system]['seconds']:.0f}s", flush=True)
+            for key in ("question_filters", "label_precision"):
+                if res[system].get(key):
+                    print(f"{name} {system} {key}: {res[system][key]}", flush=True)
             print(table(results), flush=True)
             (args.out / "results.json").write_text(json.dumps(results, indent=1, default=str))
     print("\n## Final\n")

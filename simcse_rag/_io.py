@@ -1,4 +1,4 @@
-"""Small file helpers: JSON, JSON Lines and crash-safe directory writes (internal)."""
+"""Small file helpers: JSON, JSON Lines, ``.npy`` and crash-safe directory writes (internal)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 #: Age after which an abandoned ``.NAME.tmp-*`` folder (a crashed save) is removed.
 _STALE_TMP_SECONDS = 3600
@@ -43,6 +45,16 @@ def read_json_if_present(path: Path, *, what: str = "file") -> Any:
     if not path.is_file():
         return None
     return read_json(path, what=what)
+
+
+def read_npy(path: Path) -> np.ndarray:
+    """Read a ``.npy`` array (no pickle); ``ValueError`` naming the file on any problem."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise ValueError(f"Index file {path} is missing.") from None
+    except (OSError, ValueError, EOFError) as exc:
+        raise ValueError(f"Index file {path} is unreadable or corrupted: {exc}") from None
 
 
 def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -37,15 +37,49 @@ def positive_int(value: Any, name: str) -> int:
     return int(value)
 
 
+def int_at_least(value: Any, name: str, minimum: int) -> int:
+    """``value`` as an ``int`` if it is an integer >= ``minimum``.
+
+    Raises:
+        ValueError: Anything else (bools included).
+    """
+    if not _is_int(value) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+    return int(value)
+
+
 def non_negative_int(value: Any, name: str) -> int:
     """``value`` as an ``int`` if it is an integer >= 0.
 
     Raises:
         ValueError: Anything else (bools included).
     """
-    if not _is_int(value) or value < 0:
-        raise ValueError(f"{name} must be an integer >= 0, got {value!r}.")
+    return int_at_least(value, name, 0)
+
+
+def optional_positive_int(value: Any, name: str) -> int | None:
+    """``None``, or ``value`` as an ``int`` if it is an integer > 0.
+
+    Raises:
+        ValueError: Anything else (bools included).
+    """
+    if value is None:
+        return None
+    if not _is_int(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer or None, got {value!r}.")
     return int(value)
+
+
+def positive_ints(values: Any, name: str) -> tuple[int, ...]:
+    """A non-empty sequence of integers > 0 (cut-offs, sizes), as a tuple of ``int``.
+
+    Raises:
+        ValueError: Empty, not a sequence, or an item that is not an integer > 0.
+    """
+    items = tuple(values) if isinstance(values, Iterable) and not isinstance(values, str) else ()
+    if not items or not all(_is_int(v) and v > 0 for v in items):
+        raise ValueError(f"{name} must be positive integers, got {values!r}.")
+    return tuple(int(v) for v in items)
 
 
 def non_negative_number(value: Any, name: str) -> float:
@@ -56,6 +90,28 @@ def non_negative_number(value: Any, name: str) -> float:
     """
     if not _is_number(value) or not math.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
+    return float(value)
+
+
+def positive_number(value: Any, name: str) -> float:
+    """``value`` as a ``float`` if it is a finite number > 0.
+
+    Raises:
+        ValueError: Anything else (bools, NaN and infinity included).
+    """
+    if not _is_number(value) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}.")
+    return float(value)
+
+
+def number_between(value: Any, name: str, low: float, high: float) -> float:
+    """``value`` as a ``float`` if it is a number in ``[low, high]``.
+
+    Raises:
+        ValueError: Anything else (bools and NaN included).
+    """
+    if not _is_number(value) or not low <= value <= high:
+        raise ValueError(f"{name} must be in [{low:g}, {high:g}], got {value!r}.")
     return float(value)
 
 
@@ -70,6 +126,18 @@ def check_weights(value: Any, names: Iterable[str], what: str = "weights") -> di
         quoted = " / ".join(repr(n) for n in allowed)
         raise ValueError(f"{what} must map {quoted} to numbers, got {value!r}.")
     return {k: non_negative_number(w, f"{what}[{k!r}]") for k, w in value.items()}
+
+
+def one_of(value: Any, name: str, options: Iterable[str]) -> str:
+    """``value`` if it is one of ``options`` (a setting that names a method, rule or backend).
+
+    Raises:
+        ValueError: Anything else (the message lists the options).
+    """
+    choices = tuple(options)
+    if value not in choices:
+        raise ValueError(f"{name} {value!r} unknown; choose one of: {', '.join(choices)}.")
+    return value
 
 
 def check_k(value: Any) -> int:
@@ -123,6 +191,27 @@ def str_list(values: Iterable[str], what: str, *, single: str) -> list[str]:
     for i, value in enumerate(out):
         if not isinstance(value, str):
             raise TypeError(f"{what}[{i}] is {type(value).__name__}, expected str.")
+    return out
+
+
+def non_empty_texts(values: Iterable[str], what: str, *, single: str) -> tuple[str, ...]:
+    """A tuple of texts that are not blank (queries, hard negatives).
+
+    Args:
+        values: What the caller passed.
+        what: The argument's name, e.g. ``"DemoConfig.queries"``.
+        single: The fix for a bare string, e.g. ``"wrap one in a tuple"``.
+
+    Raises:
+        TypeError: A bare string.
+        ValueError: An item that is not a string or is blank (its position is named).
+    """
+    if isinstance(values, str):
+        raise TypeError(f"{what} must be a sequence of strings; {single}.")
+    out = tuple(values)
+    for i, value in enumerate(out):
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"{what}[{i}] must be non-empty text, got {value!r}.")
     return out
 
 

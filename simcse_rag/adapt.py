@@ -9,7 +9,9 @@
    tables), (query, passage) pairs with mined negatives do (GPL, Wang et al. 2022,
    https://arxiv.org/abs/2112.07577). Held-out evaluation queries are ``eval_set`` when given;
    otherwise a seeded share of the training *queries* is held back (all pairs of a held-out
-   query leave training).
+   query leave training). Questions without labels (``queries=``, ``generated=``) are first
+   turned into pairs by the base retriever (:mod:`simcse_rag.adapt_questions`), so the corpus
+   is indexed before this stage, once.
 2. **Baseline** (:func:`measure_base`): the corpus indexed with the base model
    (:mod:`simcse_rag.adapt_retrieval`) and its dense, BM25 and hybrid metrics.
 3. **Rounds** (:func:`simcse_rag.adapt_rounds.run_rounds`): mining with the current model +
@@ -50,10 +52,13 @@ from simcse_rag.adapt_merge import base_weights, merge_with_base
 from simcse_rag.adapt_pairs import (
     CORPUS_ONLY_REFUSAL,
     check_eval_set,
+    hold_out,
+    pairs_to_eval_set,
     sample_pairs,
     training_pairs,
     without_eval_queries,
 )
+from simcse_rag.adapt_questions import QuestionPairs, pairs_from_questions
 from simcse_rag.adapt_report import (
     MODES,
     adaptation_warnings,
@@ -75,7 +80,7 @@ from simcse_rag.adapt_rounds import run_rounds
 from simcse_rag.datasets import QuerySet as EvalSet
 from simcse_rag.encoder import SimCSEEncoder
 from simcse_rag.mining import MiningResult
-from simcse_rag.pairs import TrainingPair, split_queries
+from simcse_rag.pairs import TrainingPair
 from simcse_rag.pseudo_queries import is_pseudo_query
 from simcse_rag.schema import Passage
 
@@ -97,6 +102,7 @@ __all__ = [
     "AdaptResult",
     "EvalSet",
     "PreparedPairs",
+    "QuestionPairs",
     "adapt",
     "adaptation_warnings",
     "base_weights",
@@ -105,6 +111,7 @@ __all__ = [
     "check_output_dir",
     "evaluate_retriever",
     "hold_out",
+    "index_base",
     "measure_base",
     "merge_with_base",
     "mine_with_retriever",
@@ -147,44 +154,6 @@ def check_output_dir(out: str | os.PathLike[str], *, overwrite: bool) -> Path:
     return out
 
 
-def pairs_to_eval_set(pairs: Sequence[TrainingPair], source: str) -> EvalSet:
-    """Turn held-out pairs into an :class:`EvalSet` (pairs without a corpus id are dropped)."""
-    queries: dict[str, str] = {}
-    qrels: dict[str, dict[str, int]] = {}
-    for p in pairs:
-        if p.positive_id:
-            queries[p.query_id] = p.query
-            qrels.setdefault(p.query_id, {})[p.positive_id] = 1
-    if not qrels:
-        raise ValueError(
-            "No held-out pair names a corpus passage, so nothing can be evaluated; give "
-            "--eval-data or pairs whose passages are in the corpus."
-        )
-    return EvalSet(queries, qrels, source)
-
-
-def hold_out(
-    pairs: Sequence[TrainingPair], *, eval_fraction: float, seed: int, source: str
-) -> tuple[list[TrainingPair], EvalSet]:
-    """Split pairs by query into training pairs and a held-out :class:`EvalSet`.
-
-    Pseudo-queries are grouped by their source passage instead, so that no passage seen in
-    training (under any strategy) is evaluated.
-    """
-
-    def group(p: TrainingPair) -> str:
-        return f"passage:{p.positive_id}" if is_pseudo_query(p) else p.query_id
-
-    train_ids, eval_ids = split_queries(
-        {group(p) for p in pairs}, eval_fraction=eval_fraction, seed=seed
-    )
-    keep = set(train_ids)
-    held = set(eval_ids)
-    return [p for p in pairs if group(p) in keep], pairs_to_eval_set(
-        [p for p in pairs if group(p) in held], f"{source} (held-out queries, seed {seed})"
-    )
-
-
 # --------------------------------------------------------------------------- 1. pairs
 @dataclass(frozen=True)
 class PreparedPairs:
@@ -197,6 +166,9 @@ class PreparedPairs:
         pseudo: Every pair is a pseudo-query (ours, or made by the caller such as the demo):
             pseudo-query defaults apply, and negatives take their positives' form.
         pseudo_eval: The evaluation queries are held-back pseudo-queries (no labels anywhere).
+        questions: How the pairs were made from questions without labels (``None`` otherwise).
+        silver_eval: The evaluation queries are held-back questions labelled by the base
+            retriever itself (no ``eval_set`` given with ``queries=`` / ``generated=``).
     """
 
     train: list[TrainingPair]
@@ -204,6 +176,8 @@ class PreparedPairs:
     source: str
     pseudo: bool
     pseudo_eval: bool
+    questions: QuestionPairs | None = None
+    silver_eval: bool = False
 
 
 def prepare_pairs(
@@ -213,6 +187,7 @@ def prepare_pairs(
     *,
     pairs_source: str = "",
     eval_set: EvalSet | None = None,
+    questions: QuestionPairs | None = None,
 ) -> PreparedPairs:
     """Training pairs and held-out evaluation queries (stage 1 of :func:`adapt`).
 
@@ -223,6 +198,8 @@ def prepare_pairs(
         pairs_source: Description of ``pairs`` for the report.
         eval_set: Held-out queries; ``None`` holds back ``config.eval_fraction`` of the pairs'
             queries.
+        questions: What :func:`~simcse_rag.adapt_questions.pairs_from_questions` made
+            ``pairs`` from, when it did (for the report).
 
     Raises:
         ValueError: No pairs and ``strategy="auto"``, pairs naming passages outside the corpus,
@@ -231,6 +208,7 @@ def prepare_pairs(
     train, source = training_pairs(corpus, config, pairs, pairs_source)
     pseudo = all(map(is_pseudo_query, train))
     pseudo_eval = pseudo and eval_set is None
+    silver_eval = questions is not None and eval_set is None
     if eval_set is None:
         train, eval_set = hold_out(
             train, eval_fraction=config.eval_fraction, seed=config.seed, source=source
@@ -244,7 +222,15 @@ def prepare_pairs(
             f"Only {len(train)} training pair(s) left after holding out evaluation "
             "queries; give more pairs or a separate --eval-data."
         )
-    return PreparedPairs(train, eval_set, source, pseudo=pseudo, pseudo_eval=pseudo_eval)
+    return PreparedPairs(
+        train,
+        eval_set,
+        source,
+        pseudo=pseudo,
+        pseudo_eval=pseudo_eval,
+        questions=questions,
+        silver_eval=silver_eval,
+    )
 
 
 # --------------------------------------------------------------------------- 2. baseline
@@ -255,21 +241,40 @@ def measure_base(
     *,
     ks: Sequence[int],
     on_stage: Callable[[str], None],
+    retriever: Any | None = None,
 ) -> tuple[Any, dict[str, dict[str, float]], dict[str, float]]:
     """Index the corpus with the base model and evaluate it (stage 2 of :func:`adapt`).
 
+    Args:
+        encoder: The base model.
+        indexer: Indexes the corpus.
+        eval_set: The held-out queries.
+        ks: Metric cut-offs.
+        on_stage: Called with a short message as each step starts.
+        retriever: The corpus already indexed with the base model (the question routes index
+            it before stage 1); ``None`` indexes it here.
+
     Returns:
         The retriever (round 1 mines with it), mode -> metrics "before", and the seconds of
-        each step (``encode_base_s``, ``evaluate_before_s``).
+        each step (``encode_base_s`` when it indexed, ``evaluate_before_s``).
     """
-    t0 = time.perf_counter()
-    on_stage(f"encoding {len(indexer.passages)} passages with the base model")
-    retriever = indexer.index(encoder)
-    timings = {"encode_base_s": time.perf_counter() - t0}
+    timings = {}
+    if retriever is None:
+        retriever, timings = index_base(encoder, indexer, on_stage=on_stage)
     t0 = time.perf_counter()
     before = evaluate_retriever(retriever, eval_set, ks=ks)
     timings["evaluate_before_s"] = time.perf_counter() - t0
     return retriever, before, timings
+
+
+def index_base(
+    encoder: SimCSEEncoder, indexer: CorpusIndexer, *, on_stage: Callable[[str], None]
+) -> tuple[Any, dict[str, float]]:
+    """The corpus indexed with the base model, and ``{"encode_base_s": seconds}``."""
+    t0 = time.perf_counter()
+    on_stage(f"encoding {len(indexer.passages)} passages with the base model")
+    retriever = indexer.index(encoder)
+    return retriever, {"encode_base_s": time.perf_counter() - t0}
 
 
 # --------------------------------------------------------------------------- the pipeline
@@ -282,6 +287,8 @@ def adapt(
     pairs: Sequence[TrainingPair] | None = None,
     pairs_source: str = "",
     eval_set: EvalSet | None = None,
+    queries: Sequence[str] | Mapping[str, str] | None = None,
+    generated: Sequence[TrainingPair] | None = None,
     overwrite: bool = False,
     cache_dir: str | os.PathLike[str] | None = None,
     show_progress: bool = False,
@@ -294,10 +301,16 @@ def adapt(
         encoder: Base model; it is fine-tuned in place.
         out: Output model folder.
         config: Settings (default :class:`AdaptConfig`).
-        pairs: Labelled training pairs; ``None`` makes pseudo-queries from the corpus.
+        pairs: Labelled training pairs; ``None`` (and no ``queries`` / ``generated``) makes
+            pseudo-queries from the corpus.
         pairs_source: Description of ``pairs`` for the report.
         eval_set: Held-out evaluation queries; ``None`` holds back ``config.eval_fraction`` of
-            the training queries.
+            the training queries (with ``queries`` / ``generated``, their labels are the base
+            retriever's own, and the report says so).
+        queries: Questions without labels (e.g. a chatbot's logs; a mapping id -> text keeps
+            the ids), labelled by the base hybrid retriever under ``config.label_rule``.
+        generated: Candidate pairs of generated questions and the passages they were made
+            from, kept by the round-trip filter (``config.round_trip_k``).
         overwrite: Replace an existing non-empty ``out``.
         cache_dir: Keep corpus embeddings per model here (reused by later runs).
         show_progress: tqdm bars for encoding and training.
@@ -313,19 +326,35 @@ def adapt(
     started = time.perf_counter()
     config = config or AdaptConfig()
     out = check_output_dir(out, overwrite=overwrite)
-    if pairs is None and config.strategy == "auto":  # also in prepare_pairs; here before all else
-        raise ValueError(CORPUS_ONLY_REFUSAL)
+    unlabelled = queries is not None or generated is not None
+    _check_sources(pairs, unlabelled, config)  # before all else
     stage = on_stage or (lambda message: logger.info("%s", message))
     corpus = _checked_corpus(corpus, config)
     base_model = encoder.name_or_path
-
-    stage("making training pairs")
-    prepared = prepare_pairs(corpus, config, pairs, pairs_source=pairs_source, eval_set=eval_set)
     indexer = CorpusIndexer(corpus, cache_dir=cache_dir, show_progress=show_progress)
+    base, questions, timings = None, None, {}
+    if unlabelled:
+        with encoder_max_length(encoder, config.encode_max_length):
+            base, timings = index_base(encoder, indexer, on_stage=stage)
+            stage("labelling questions with the base retriever")
+            questions = pairs_from_questions(
+                base,
+                queries=queries,
+                generated=generated,
+                rule=config.label_rule,
+                round_trip_k=config.round_trip_k,
+                eval_set=eval_set,
+            )
+        pairs, pairs_source = questions.pairs, questions.source
+    stage("making training pairs")
+    prepared = prepare_pairs(
+        corpus, config, pairs, pairs_source=pairs_source, eval_set=eval_set, questions=questions
+    )
     with encoder_max_length(encoder, config.encode_max_length):
-        retriever, before, timings = measure_base(
-            encoder, indexer, prepared.eval_set, ks=config.ks, on_stage=stage
+        retriever, before, more = measure_base(
+            encoder, indexer, prepared.eval_set, ks=config.ks, on_stage=stage, retriever=base
         )
+        timings.update(more)
         trained = run_rounds(
             encoder,
             retriever,
@@ -352,6 +381,18 @@ def adapt(
     _write_output(out, encoder, report, trained.mined)
     logger.info("adapted model and report written to %s", out)
     return AdaptResult(out, report)
+
+
+def _check_sources(
+    pairs: Sequence[TrainingPair] | None, unlabelled: bool, config: AdaptConfig
+) -> None:
+    if pairs is not None and unlabelled:
+        raise ValueError(
+            "Give labelled pairs or questions without labels (queries / generated), not both; "
+            "drop --pairs/--train-data or --queries."
+        )
+    if pairs is None and not unlabelled and config.strategy == "auto":
+        raise ValueError(CORPUS_ONLY_REFUSAL)  # also in prepare_pairs; here before any work
 
 
 def _checked_corpus(corpus: Sequence[Passage], config: AdaptConfig) -> list[Passage]:

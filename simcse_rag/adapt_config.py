@@ -10,6 +10,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from simcse_rag import _validate
+from simcse_rag.adapt_questions import LabelRule
 from simcse_rag.mining import MiningConfig
 from simcse_rag.pseudo_queries import STRATEGIES
 
@@ -29,6 +31,9 @@ STRONG_BASE_MERGE_WEIGHT = 0.5
 #: Peak learning rate with pseudo-queries: :data:`PSEUDO_MERGE_WEIGHT` and
 #: :data:`PSEUDO_RANGE_MIN` were tuned with it (docs/benchmarks.md, "corpus-only").
 PSEUDO_LEARNING_RATE = 5e-5
+#: Rank within which a generated question's own passage must come back for the question to be
+#: kept (the round-trip filter; docs/benchmarks.md, "Adapting from questions without labels").
+ROUND_TRIP_K = 3
 #: Fewest passages a corpus needs beyond the negatives asked for (positive + in-batch partners).
 MIN_EXTRA_PASSAGES = 8
 
@@ -77,6 +82,10 @@ class AdaptConfig:
             ``num_negatives`` stay within ``range_max`` (``range_min`` of :attr:`mining` is
             raised to it; see :data:`PSEUDO_RANGE_MIN`). Labelled pairs use :attr:`mining` as
             given.
+        label_rule: When a question of ``queries=`` / ``--queries`` keeps the base retriever's
+            top passage as its label (:class:`~simcse_rag.adapt_questions.LabelRule`).
+        round_trip_k: A generated question is kept when its own passage ranks within this many
+            hybrid hits for it (:data:`ROUND_TRIP_K`).
         ks: Metric cut-offs.
         seed: Seed for pseudo-queries, splits, mining and training.
     """
@@ -95,28 +104,20 @@ class AdaptConfig:
     encode_max_length: int | None = 128
     merge_weight: float | None = None
     pseudo_range_min: int = PSEUDO_RANGE_MIN
+    label_rule: LabelRule = field(default_factory=LabelRule)
+    round_trip_k: int = ROUND_TRIP_K
     ks: tuple[int, ...] = (10, 100)
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}.")
-        for name in ("max_pairs", "rounds", "max_steps", "train_max_length"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"AdaptConfig.{name} must be a positive integer, got {value!r}.")
-        if not isinstance(self.batch_size, int) or self.batch_size < 2:
-            raise ValueError(f"AdaptConfig.batch_size must be >= 2, got {self.batch_size!r}.")
-        mini = self.mini_batch_size
-        if mini is not None and (isinstance(mini, bool) or not isinstance(mini, int) or mini <= 0):
-            raise ValueError(f"mini_batch_size must be a positive integer or None, got {mini!r}.")
-        if self.encode_max_length is not None and (
-            not isinstance(self.encode_max_length, int) or self.encode_max_length <= 0
-        ):
-            raise ValueError(
-                f"encode_max_length must be a positive integer or None, "
-                f"got {self.encode_max_length!r}."
-            )
+        _validate.one_of(self.strategy, "strategy", STRATEGIES)
+        checked = {
+            name: _validate.positive_int(getattr(self, name), f"AdaptConfig.{name}")
+            for name in ("max_pairs", "rounds", "max_steps", "train_max_length")
+        }
+        checked["batch_size"] = _validate.int_at_least(self.batch_size, "AdaptConfig.batch_size", 2)
+        for name in ("mini_batch_size", "encode_max_length"):
+            checked[name] = _validate.optional_positive_int(getattr(self, name), name)
         if not 0.0 < self.eval_fraction < 1.0:
             raise ValueError(f"eval_fraction must be in (0, 1), got {self.eval_fraction!r}.")
         if self.learning_rate is not None and not 0 < self.learning_rate < float("inf"):
@@ -127,11 +128,17 @@ class AdaptConfig:
             raise ValueError(f"merge_weight must be in (0, 1] or None, got {self.merge_weight!r}.")
         if not isinstance(self.mining, MiningConfig):
             raise TypeError(f"mining must be a MiningConfig, got {type(self.mining).__name__}.")
-        skip = self.pseudo_range_min
-        if isinstance(skip, bool) or not isinstance(skip, int) or skip < 0:
-            raise ValueError(f"pseudo_range_min must be an integer >= 0, got {skip!r}.")
-        if not self.ks or any(not isinstance(k, int) or k <= 0 for k in self.ks):
-            raise ValueError(f"ks must be positive integers, got {self.ks!r}.")
+        checked["pseudo_range_min"] = _validate.non_negative_int(
+            self.pseudo_range_min, "pseudo_range_min"
+        )
+        checked["ks"] = _validate.positive_ints(self.ks, "ks")
+        checked["round_trip_k"] = _validate.positive_int(self.round_trip_k, "round_trip_k")
+        if not isinstance(self.label_rule, LabelRule):
+            raise TypeError(
+                f"label_rule must be a LabelRule, got {type(self.label_rule).__name__}."
+            )
+        for name, value in checked.items():  # plain ints: a numpy integer would not go to JSON
+            object.__setattr__(self, name, value)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form (saved in the report)."""

@@ -1,30 +1,30 @@
 """Training pairs of a domain adaptation: made or checked, kept apart from evaluation, sampled.
 
-:func:`simcse_rag.adapt.prepare_pairs` composes these with the held-out split
-(:func:`simcse_rag.adapt.hold_out`).
+:func:`simcse_rag.adapt.prepare_pairs` composes these, the held-out split (:func:`hold_out`)
+included.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from simcse_rag.adapt_config import AdaptConfig
-from simcse_rag.pairs import TrainingPair
-from simcse_rag.pseudo_queries import make_pseudo_queries
+from simcse_rag.datasets import QuerySet as EvalSet
+from simcse_rag.pairs import TrainingPair, split_queries
+from simcse_rag.pseudo_queries import is_pseudo_query, make_pseudo_queries
 from simcse_rag.schema import Passage
 
-if TYPE_CHECKING:
-    from simcse_rag.datasets import QuerySet as EvalSet
-
 #: Pseudo-queries alone gained little on held-out real questions (docs/benchmarks.md,
-#: "corpus-only"), so corpus-only adaptation needs an explicit strategy.
+#: "corpus-only"), so corpus-only adaptation needs an explicit strategy; the message names the
+#: three sources of real questions first.
 CORPUS_ONLY_REFUSAL = (
-    "No labelled pairs given. Corpus-only adaptation is opt-in: give labelled pairs "
-    "(--pairs FILE or --train-data BEIR_DIR), or choose --strategy keywords|title|ict|crop "
-    "and check the result on real queries with --eval-data."
+    "No labelled pairs given. Give labelled pairs (--pairs FILE or --train-data BEIR_DIR), "
+    "your users' questions without labels (--queries FILE, e.g. simcse-rag adapt --corpus "
+    "docs.jsonl --queries questions.txt --out adapted), or an LLM that writes questions "
+    "(--generator-url URL --generator-model NAME); corpus-only --strategy "
+    "keywords|title|ict|crop is opt-in, check it on real queries with --eval-data."
 )
 
 
@@ -98,6 +98,44 @@ def without_eval_queries(pairs: list[TrainingPair], eval_set: EvalSet) -> list[T
         for p in pairs
         if p.query_id not in eval_set.qrels and " ".join(p.query.split()).lower() not in held_texts
     ]
+
+
+def pairs_to_eval_set(pairs: Sequence[TrainingPair], source: str) -> EvalSet:
+    """Turn held-out pairs into an :class:`EvalSet` (pairs without a corpus id are dropped)."""
+    queries: dict[str, str] = {}
+    qrels: dict[str, dict[str, int]] = {}
+    for p in pairs:
+        if p.positive_id:
+            queries[p.query_id] = p.query
+            qrels.setdefault(p.query_id, {})[p.positive_id] = 1
+    if not qrels:
+        raise ValueError(
+            "No held-out pair names a corpus passage, so nothing can be evaluated; give "
+            "--eval-data or pairs whose passages are in the corpus."
+        )
+    return EvalSet(queries, qrels, source)
+
+
+def hold_out(
+    pairs: Sequence[TrainingPair], *, eval_fraction: float, seed: int, source: str
+) -> tuple[list[TrainingPair], EvalSet]:
+    """Split pairs by query into training pairs and a held-out :class:`EvalSet`.
+
+    Pseudo-queries are grouped by their source passage instead, so that no passage seen in
+    training (under any strategy) is evaluated.
+    """
+
+    def group(p: TrainingPair) -> str:
+        return f"passage:{p.positive_id}" if is_pseudo_query(p) else p.query_id
+
+    train_ids, eval_ids = split_queries(
+        {group(p) for p in pairs}, eval_fraction=eval_fraction, seed=seed
+    )
+    keep = set(train_ids)
+    held = set(eval_ids)
+    return [p for p in pairs if group(p) in keep], pairs_to_eval_set(
+        [p for p in pairs if group(p) in held], f"{source} (held-out queries, seed {seed})"
+    )
 
 
 def sample_pairs(pairs: list[TrainingPair], limit: int, seed: int) -> list[TrainingPair]:

@@ -45,6 +45,7 @@ def adaptation_warnings(
     *,
     pseudo_eval: bool,
     merge_weight: float = 1.0,
+    silver_eval: bool = False,
 ) -> list[str]:
     """What a user must know before trusting or deploying the adapted model.
 
@@ -55,6 +56,8 @@ def adaptation_warnings(
         merge_weight: The run's merge weight; above
             :data:`~simcse_rag.adapt_config.STRONG_BASE_MERGE_WEIGHT`, a fall comes with the
             advice to merge more of the base back in.
+        silver_eval: The evaluation queries are held-back questions whose labels the base
+            retriever gave.
 
     Returns:
         One sentence per warning (empty when there is nothing to say).
@@ -67,6 +70,13 @@ def adaptation_warnings(
             "evaluated on held-back pseudo-queries, the same kind of text the model trained on: "
             "the numbers show fit to that task, not gains on real questions; evaluate with real "
             "queries (--eval-data) before deploying"
+        )
+    if silver_eval:
+        # The base model picked these labels, so it scores well on them by construction.
+        out.append(
+            "evaluated on held-back questions labelled by the base retriever itself: the labels "
+            "favour the base model and may be wrong; evaluate with judged questions "
+            "(--eval-data) before deploying"
         )
     for mode in ("dense", "hybrid"):
         b = before.get(mode, {}).get("ndcg@10")
@@ -111,6 +121,7 @@ def build_report(
     """
     merge_weight = config.merge_weight_for(pseudo=prepared.pseudo)
     eval_set = prepared.eval_set
+    questions = prepared.questions
     return {
         "base_model": base_model,
         "corpus": {"passages": passages},
@@ -120,6 +131,8 @@ def build_report(
             "queries": len({p.query_id for p in prepared.train}),
             "merge_weight": merge_weight,
             "learning_rate": config.learning_rate_for(pseudo=prepared.pseudo),
+            "question_filters": questions.filters if questions else {},
+            "label_precision": questions.label_precision if questions else None,
         },
         "held_out": {
             "source": eval_set.source,
@@ -133,7 +146,11 @@ def build_report(
         "delta": metric_deltas(before, after),
         "timings": {k: round(v, 1) for k, v in timings.items()},
         "warnings": adaptation_warnings(
-            before, after, pseudo_eval=prepared.pseudo_eval, merge_weight=merge_weight
+            before,
+            after,
+            pseudo_eval=prepared.pseudo_eval,
+            merge_weight=merge_weight,
+            silver_eval=prepared.silver_eval,
         ),
     }
 
@@ -212,6 +229,34 @@ def _lr_text(learning_rate: float | None) -> str:
     return "" if learning_rate is None else f"; peak learning rate: {learning_rate:g}"
 
 
+#: What each count of a question route means, in report order.
+FILTER_LABELS = {
+    "given": "given",
+    "blank": "blank (dropped)",
+    "duplicates": "repeats (dropped)",
+    "untrusted": "label not trusted by the rule (dropped)",
+    "no_passage_id": "no corpus passage to check (dropped)",
+    "missed": "own passage not in the top k (dropped)",
+    "kept": "kept",
+}
+
+
+def question_lines(training: Mapping[str, Any]) -> list[str]:
+    """Markdown lines: what became of the questions of each route, and the label precision."""
+    lines = []
+    for route, counts in (training.get("question_filters") or {}).items():
+        shown = ", ".join(f"{FILTER_LABELS.get(k, k)} {v}" for k, v in counts.items())
+        lines.append(f"- {route}: {shown}")
+    precision = training.get("label_precision")
+    if precision:
+        lines.append(
+            f"- label precision: {precision['correct']} of the {precision['judged']} kept "
+            f"questions that the evaluation data judges have a relevant label "
+            f"({100 * precision['precision']:.0f}%)"
+        )
+    return lines
+
+
 def write_markdown(report: Mapping[str, Any], path: Path, *, chart: str | None = None) -> Path:
     """Write a human summary: data used, what was held out, mining counts, the table.
 
@@ -233,6 +278,7 @@ def write_markdown(report: Mapping[str, Any], path: Path, *, chart: str | None =
         + _lr_text(report["training"].get("learning_rate")),
         *_merge_line(report["training"].get("merge_weight")),
         f"- total time: {report['timings']['total_s']:.0f} s",
+        *question_lines(report["training"]),
         "",
         *[f"- **warning**: {w}" for w in report.get("warnings", [])],
         "",

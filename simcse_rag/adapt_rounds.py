@@ -20,14 +20,12 @@ import numpy as np
 from simcse_rag.adapt_config import AdaptConfig
 from simcse_rag.adapt_merge import base_weights, merge_with_base
 from simcse_rag.adapt_retrieval import CorpusIndexer, mine_with_retriever
+from simcse_rag.data import TrainExample, example_from_mined
 from simcse_rag.encoder import SimCSEEncoder
 from simcse_rag.mining import MiningResult
 from simcse_rag.pairs import TrainingPair
 from simcse_rag.pseudo_queries import negative_view, pseudo_query_strategy
 from simcse_rag.schema import Passage
-
-#: ``(query, positive, negatives)``: one training example of a round.
-Triplet = tuple[str, str, list[str]]
 
 
 @dataclass(frozen=True)
@@ -112,8 +110,8 @@ def training_examples(
     pairs: Sequence[TrainingPair],
     corpus: Sequence[Passage],
     seed: int,
-) -> list[Triplet]:
-    """``(query, positive, negatives)`` triplets of the mined pairs.
+) -> list[TrainExample]:
+    """The trainer's examples (query, positive, negatives) of the mined pairs.
 
     Negatives of pseudo-query pairs take the form the pair's strategy gives its positive
     (:func:`simcse_rag.pseudo_queries.negative_view`); labelled pairs keep whole passages.
@@ -134,20 +132,20 @@ def training_examples(
             negative_view(passages[n.id], strategy, rng) if strategy else n.text
             for n in e.negatives
         ]
-        examples.append((e.query, e.positive, negatives))
+        examples.append(example_from_mined(e, negatives))
     return examples
 
 
 def train_round(
     encoder: SimCSEEncoder,
-    examples: list[Triplet],
+    examples: list[TrainExample],
     config: AdaptConfig,
     *,
     learning_rate: float,
     round_no: int,
     show_progress: bool = False,
 ) -> dict[str, Any]:
-    """Fine-tune ``encoder`` in memory on one round's triplets; nothing is written to disk.
+    """Fine-tune ``encoder`` in memory on one round's examples; nothing is written to disk.
 
     Returns:
         The round's training summary for the report (steps, losses, seconds, settings).

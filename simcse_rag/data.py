@@ -4,6 +4,18 @@ A :class:`TrainExample` is ``(anchor, positive, negatives)``. Unsupervised SimCS
 sentence itself as its positive (the two views differ only by dropout); supervised SimCSE uses
 NLI triplets (premise, entailment, contradiction) or plain pairs.
 
+Training data takes three typed shapes on its way to the trainer, each with one role, and the
+conversions into the trainer's type live here:
+
+* :class:`~simcse_rag.pairs.TrainingPair`: a query and one passage that answers it, with ids
+  (from qrels, a pairs file or pseudo-queries): what adaptation holds out, evaluates and mines
+  negatives for.
+* :class:`~simcse_rag.mining.MinedExample`: a pair plus its mined negatives with ids, dense
+  scores and ranks: mining's output, written to ``mined.jsonl``.
+* :class:`TrainExample`: texts only: the one type the trainer consumes. :func:`example_from_mined`
+  makes it from a mined example; :func:`as_examples` from plain sentences and tuples (the
+  trainer's convenience input).
+
 Files understood by :func:`load_examples`:
 
 * ``.txt``: one sentence per line (blank lines skipped) -> unsupervised examples.
@@ -27,8 +39,14 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
+
+from simcse_rag import _validate
+
+if TYPE_CHECKING:  # annotation only: the trainer's data module needs no mining at run time
+    from simcse_rag.mining import MinedExample
 
 #: Header names of an NLI pair file's label column, and the label values used.
 _LABEL_COLUMNS = ("label", "gold_label")
@@ -56,11 +74,9 @@ class TrainExample:
             raise TypeError("TrainExample anchor and positive must be str.")
         if not self.anchor.strip() or not self.positive.strip():
             raise ValueError("TrainExample anchor and positive must be non-empty text.")
-        if isinstance(self.negatives, str):
-            raise TypeError("TrainExample negatives must be a sequence of str, not one str.")
-        negatives = tuple(self.negatives)
-        if not all(isinstance(n, str) and n.strip() for n in negatives):
-            raise ValueError("TrainExample negatives must be non-empty strings.")
+        negatives = _validate.non_empty_texts(
+            self.negatives, "TrainExample negatives", single="wrap one negative in a tuple"
+        )
         object.__setattr__(self, "negatives", negatives)
 
     @property
@@ -72,6 +88,20 @@ class TrainExample:
     def is_unsupervised(self) -> bool:
         """True when the positive is the anchor itself and there are no hard negatives."""
         return self.anchor == self.positive and not self.negatives
+
+
+def example_from_mined(
+    example: MinedExample, negatives: Sequence[str] | None = None
+) -> TrainExample:
+    """A mined example as the trainer's input: its query, positive and negatives' texts.
+
+    Args:
+        example: The mined example.
+        negatives: Texts to train on in place of the mined negatives' own (e.g. views of them
+            shaped like the positive); default: the mined texts.
+    """
+    texts = [n.text for n in example.negatives] if negatives is None else negatives
+    return TrainExample(example.query, example.positive, tuple(texts))
 
 
 def as_examples(items: Sequence[TrainExample | Sequence[object] | str]) -> list[TrainExample]:
@@ -270,8 +300,7 @@ class NoDuplicateBatchSampler:
         seed: int = 0,
         shuffle: bool = True,
     ) -> None:
-        if not isinstance(batch_size, int) or batch_size < 2:
-            raise ValueError(f"batch_size must be an integer >= 2, got {batch_size!r}.")
+        batch_size = _validate.int_at_least(batch_size, "batch_size", 2)
         if batch_size > len(examples):
             raise ValueError(
                 f"batch_size {batch_size} is larger than the {len(examples)} training examples; "

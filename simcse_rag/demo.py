@@ -22,14 +22,20 @@ import dataclasses
 import logging
 import os
 import tempfile
-import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from simcse_rag.demo_adapt import (
+    Adaptation,
+    adapt_config,
+    evaluate_before,
+    judged_eval_set,
+    run_adaptation,
+    training_pairs,
+)
 from simcse_rag.demo_schema import STAGES, DemoConfig, DemoEvent, DemoResult, QueryHits
-from simcse_rag.pseudo_queries import pseudo_query_pairs
+from simcse_rag.demo_stages import DemoStages
 from simcse_rag.sample import (
     SAMPLE_CORPUS,
     SAMPLE_DIR,
@@ -106,45 +112,43 @@ def run_demo(
         ValueError: Bad settings, an unreadable or empty corpus, or ``out`` missing.
         FileExistsError: ``out`` is not empty and ``overwrite`` is false (checked first).
     """
-    from simcse_rag.adapt import build_retriever, check_output_dir
+    from simcse_rag.adapt import check_output_dir
 
     config = config or DemoConfig()
     if config.adapt:
         if out is None:
             raise ValueError("run_demo needs an output folder for the adapted model; pass out=.")
         check_output_dir(out, overwrite=overwrite)
-    stages = _Stages(on_event, on_stage)
+    stages = DemoStages(on_event, on_stage)
     stages.start("load", "reading the corpus")
     corpus, name, sample = _load_corpus(config)
     n = len(corpus)
     model = str(getattr(encoder, "name_or_path", ""))
     shown = _shown_queries(config, corpus, sample)
-    judged = _judged_eval_set(sample)
+    judged = judged_eval_set(sample)
     adapt_ok = config.adapt and n >= MIN_ADAPT_PASSAGES
     notes = _notes(config, n, judged is not None)
     result = DemoResult(name, n, _languages(corpus), model, [], notes=notes)
     # Training pairs are made before any slow work, so a corpus without any fails at once.
-    pairs, source = _training_pairs(corpus, sample, config.seed) if adapt_ok else ([], "")
+    pairs, source = training_pairs(corpus, sample, config.seed) if adapt_ok else ([], "")
     result = stages.done(f"read the corpus: {n} passages", result)
 
     with tempfile.TemporaryDirectory(prefix="simcse-rag-demo-cache-") as cache_dir:
-        # The embedding cache lets the adaptation reuse these vectors for its "before" numbers.
-        stages.start("index", f"indexing {n} passages (dense + BM25)")
-        retriever = build_retriever(
-            corpus, encoder, show_progress=show_progress, cache_dir=cache_dir
+        retriever, result = _index_and_search(
+            encoder,
+            corpus,
+            shown,
+            config.k,
+            stages,
+            result,
+            cache_dir=cache_dir,
+            show_progress=show_progress,
         )
-        result = stages.done(f"indexed {n} passages (dense + BM25)", result)
-
-        what = f"{len(shown)} queries in dense, bm25 and hybrid mode"
-        stages.start("search", f"searching {what}")
-        result = dataclasses.replace(result, queries=_search(retriever, shown, config.k))
-        result = stages.done(f"searched {what}", result)
-
         plan = None
         if adapt_ok and out is not None:
-            plan = _Adaptation(
+            plan = Adaptation(
                 out=Path(out),
-                config=_adapt_config(config),
+                config=adapt_config(config),
                 pairs=pairs,
                 pairs_source=source,
                 eval_set=judged,
@@ -152,9 +156,9 @@ def run_demo(
                 cache_dir=cache_dir,
                 show_progress=show_progress,
             )
-        result = _evaluate_before(retriever, judged, plan, stages, result)
+        result = evaluate_before(retriever, judged, plan, stages, result)
         if plan is not None:
-            result = _adapt(encoder, corpus, plan, stages, result)
+            result = run_adaptation(encoder, corpus, plan, stages, result)
     return result
 
 
@@ -206,180 +210,38 @@ def _shown_queries(
     return [QueryHits(p.query, frozenset({p.positive_id}), {}, "", "pseudo") for p in pairs]
 
 
+def _index_and_search(
+    encoder: Any,
+    corpus: list[Passage],
+    shown: Sequence[QueryHits],
+    k: int,
+    stages: DemoStages,
+    result: DemoResult,
+    *,
+    cache_dir: str,
+    show_progress: bool,
+) -> tuple[Any, DemoResult]:
+    """The index and search stages: the hybrid retriever, and ``result`` with the shown hits."""
+    from simcse_rag.adapt import build_retriever
+
+    n = len(corpus)
+    # The embedding cache lets the adaptation reuse these vectors for its "before" numbers.
+    stages.start("index", f"indexing {n} passages (dense + BM25)")
+    retriever = build_retriever(corpus, encoder, show_progress=show_progress, cache_dir=cache_dir)
+    result = stages.done(f"indexed {n} passages (dense + BM25)", result)
+
+    what = f"{len(shown)} queries in dense, bm25 and hybrid mode"
+    stages.start("search", f"searching {what}")
+    result = dataclasses.replace(result, queries=_search(retriever, shown, k))
+    return retriever, stages.done(f"searched {what}", result)
+
+
 def _search(retriever: Any, shown: Sequence[QueryHits], k: int) -> list[QueryHits]:
     texts = [q.query for q in shown]
     by_mode = {mode: retriever.search_batch(texts, k=k, mode=mode) for mode in MODES}
     return [
         dataclasses.replace(q, hits={m: by_mode[m][i] for m in MODES}) for i, q in enumerate(shown)
     ]
-
-
-class _Stages:
-    """Sends :func:`run_demo`'s start and end events and times each stage."""
-
-    def __init__(
-        self,
-        on_event: Callable[[DemoEvent], None] | None,
-        on_stage: Callable[[str], None] | None,
-    ) -> None:
-        self._on_event = on_event
-        self._on_stage = on_stage
-        self._stage = ""
-        self._started = time.perf_counter()
-        self._timings: dict[str, float] = {}
-
-    def start(self, stage: str, message: str) -> None:
-        """``stage`` starts, or its next step when it is already running."""
-        if stage != self._stage:
-            self._stage, self._started = stage, time.perf_counter()
-        if self._on_stage is not None:
-            self._on_stage(message)
-        if self._on_event is not None:
-            self._on_event(DemoEvent(stage, message))
-        if self._on_stage is None and self._on_event is None:
-            logger.info("%s", message)
-
-    def done(self, message: str, result: DemoResult) -> DemoResult:
-        """The running stage ended with ``result``: record its time and send the end event."""
-        seconds = time.perf_counter() - self._started
-        self._timings[f"{self._stage}_s"] = round(seconds, 1)
-        result = dataclasses.replace(result, timings=dict(self._timings))
-        if self._on_event is not None:
-            self._on_event(DemoEvent(self._stage, message, True, seconds, result))
-        self._stage = ""
-        return result
-
-
-@dataclass(frozen=True)
-class _Adaptation:
-    """What the adaptation stage needs besides the encoder and the corpus.
-
-    Attributes:
-        out: Folder for the adapted model.
-        config: The :class:`~simcse_rag.adapt.AdaptConfig` made from the demo's settings.
-        pairs: Training pairs.
-        pairs_source: Where the pairs come from (for the report).
-        eval_set: The judged queries of the bundled sample; ``None``: ``adapt`` holds back
-            pseudo-queries itself.
-        overwrite: Replace a non-empty ``out``.
-        cache_dir: The run's embedding cache.
-        show_progress: tqdm bars while encoding and training.
-    """
-
-    out: Path
-    config: Any
-    pairs: list[Any]
-    pairs_source: str
-    eval_set: Any
-    overwrite: bool
-    cache_dir: str
-    show_progress: bool
-
-
-def _adapt_config(config: DemoConfig) -> Any:
-    from simcse_rag.adapt import AdaptConfig
-
-    return AdaptConfig(
-        max_steps=config.max_steps,
-        batch_size=config.batch_size,
-        learning_rate=config.learning_rate,
-        train_max_length=config.train_max_length,
-        # Evaluate at the model's own length, like the search above, and reuse its vectors.
-        encode_max_length=None,
-        ks=(10,),
-        seed=config.seed,
-    )
-
-
-def _judged_eval_set(sample: SampleData | None) -> Any:
-    """The bundled sample's judged queries as an :class:`~simcse_rag.adapt.EvalSet`, or None."""
-    if sample is None:
-        return None
-    from simcse_rag.adapt import EvalSet
-
-    return EvalSet(
-        dict(sample.queries),
-        {q: dict(d) for q, d in sample.qrels.items()},
-        f"{len(sample.qrels)} hand-written judged queries (never trained on)",
-    )
-
-
-def _training_pairs(
-    corpus: Sequence[Passage], sample: SampleData | None, seed: int
-) -> tuple[list[Any], str]:
-    if sample is not None and sample.train_pairs:
-        source = (
-            f"example questions bundled with the sample ({SAMPLE_TRAIN.name}; "
-            "none is an evaluation query)"
-        )
-        return sample.train_pairs, source
-    return pseudo_query_pairs(corpus, seed=seed)
-
-
-def _evaluate_before(
-    retriever: Any, judged: Any, plan: _Adaptation | None, stages: _Stages, result: DemoResult
-) -> DemoResult:
-    """Evaluate the base model: on the judged queries, or on the pseudo-queries the adaptation
-    will hold back; a user corpus without adaptation has nothing to evaluate."""
-    from simcse_rag.adapt import evaluate_retriever, hold_out
-
-    eval_set, source = judged, judged.source if judged is not None else ""
-    if eval_set is None and plan is not None:
-        # adapt() holds back the same queries (same call and seed) and evaluates the base model
-        # on them again; doing it here as well shows those numbers before the slow fine-tuning.
-        _, eval_set = hold_out(
-            plan.pairs,
-            eval_fraction=plan.config.eval_fraction,
-            seed=plan.config.seed,
-            source=plan.pairs_source,
-        )
-        source = f"{len(eval_set.qrels)} held-back pseudo-queries from the corpus"
-    if eval_set is None:
-        return result
-    what = f"{len(eval_set.qrels)} queries"
-    stages.start("evaluate", f"evaluating the base model on {what}")
-    before = evaluate_retriever(retriever, eval_set, ks=(10,))
-    result = dataclasses.replace(
-        result,
-        evaluation_source=source,
-        evaluation_queries=len(eval_set.qrels),
-        before=_metrics(before),
-    )
-    return stages.done(f"evaluated the base model on {what}", result)
-
-
-def _adapt(
-    encoder: Any, corpus: list[Passage], plan: _Adaptation, stages: _Stages, result: DemoResult
-) -> DemoResult:
-    from simcse_rag.adapt import adapt
-
-    done = adapt(
-        corpus,
-        encoder,
-        plan.out,
-        config=plan.config,
-        pairs=plan.pairs,
-        pairs_source=plan.pairs_source,
-        eval_set=plan.eval_set,
-        overwrite=plan.overwrite,
-        cache_dir=plan.cache_dir,
-        show_progress=plan.show_progress,
-        on_stage=lambda message: stages.start("adapt", message),
-    )
-    report = done.report
-    steps = sum(r["train"]["steps"] for r in report["rounds"])
-    result = dataclasses.replace(
-        result,
-        # The report's numbers, so the output matches report.md / report.json.
-        before=_metrics(report["before"]),
-        after=_metrics(report["after"]),
-        adaptation=report,
-        adapted_model=done.output_dir,
-        notes=[*result.notes, *(f"warning: {w}" for w in report.get("warnings", []))],
-    )
-    return stages.done(
-        f"adapted the model: {steps} steps on {report['training']['pairs']} pairs", result
-    )
 
 
 def _languages(corpus: Sequence[Passage]) -> dict[str, int]:
@@ -389,9 +251,3 @@ def _languages(corpus: Sequence[Passage]) -> dict[str, int]:
         if isinstance(lang, str):
             counts[lang] = counts.get(lang, 0) + 1
     return counts
-
-
-def _metrics(table: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
-    return {
-        mode: {m: float(v) for m, v in row.items() if m != "queries"} for mode, row in table.items()
-    }

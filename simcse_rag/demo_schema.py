@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from simcse_rag import _validate
 from simcse_rag.schema import Hit
 
 
@@ -42,27 +43,15 @@ class DemoConfig:
     def __post_init__(self) -> None:
         if self.corpus is not None:
             object.__setattr__(self, "corpus", Path(self.corpus))
-        if isinstance(self.queries, str):
-            raise TypeError(
-                "DemoConfig.queries must be a sequence of strings; wrap one in a tuple."
-            )
-        queries = tuple(self.queries)
-        for i, q in enumerate(queries):
-            if not isinstance(q, str) or not q.strip():
-                raise ValueError(f"DemoConfig.queries[{i}] must be non-empty text, got {q!r}.")
+        queries = _validate.non_empty_texts(
+            self.queries, "DemoConfig.queries", single="wrap one in a tuple"
+        )
         object.__setattr__(self, "queries", queries)
         for name in ("k", "max_steps", "sampled_queries", "train_max_length"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"DemoConfig.{name} must be a positive integer, got {value!r}.")
-        if (
-            isinstance(self.batch_size, bool)
-            or not isinstance(self.batch_size, int)
-            or self.batch_size < 2
-        ):
-            raise ValueError(
-                f"DemoConfig.batch_size must be an integer >= 2, got {self.batch_size!r}."
-            )
+            value = _validate.positive_int(getattr(self, name), f"DemoConfig.{name}")
+            object.__setattr__(self, name, value)  # plain int: a numpy integer is not JSON
+        batch_size = _validate.int_at_least(self.batch_size, "DemoConfig.batch_size", 2)
+        object.__setattr__(self, "batch_size", batch_size)
         if not self.learning_rate > 0:
             raise ValueError(f"DemoConfig.learning_rate must be > 0, got {self.learning_rate!r}.")
 

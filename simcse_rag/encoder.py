@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from simcse_rag import _io, st_format, threads
+from simcse_rag import _io, _validate, st_format, threads
 from simcse_rag.model_source import (  # noqa: F401 - re-exported: callers import them from here
     DEFAULT_MODEL_NAME,
     default_model_path,
@@ -121,9 +121,7 @@ class SimCSEEncoder:
         self.model = model
         self.tokenizer = tokenizer
         self.pooling = validate_pooling(pooling)
-        if not isinstance(max_length, int) or max_length <= 0:
-            raise ValueError(f"max_length must be a positive integer, got {max_length!r}.")
-        self.max_length = max_length
+        self.max_length = _validate.positive_int(max_length, "max_length")
         self.device = _resolve_device(device)
         self.model.to(self.device)
         self.model.eval()
@@ -290,14 +288,10 @@ class SimCSEEncoder:
             TypeError: ``texts`` is a string or holds a non-string (its index is named).
             ValueError: ``batch_size`` is not a positive integer.
         """
-        if isinstance(texts, str):
-            raise TypeError("encode() takes a list of texts; for one text use embed_query(text).")
-        texts = list(texts)
-        for i, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str.")
-        if not isinstance(batch_size, int) or batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        texts = _validate.str_list(
+            texts, "texts", single="pass a list of texts (for one text use embed_query(text))"
+        )
+        batch_size = _validate.positive_int(batch_size, "batch_size")
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         encoded = self.tokenize(texts, padding=False)

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from simcse_rag import _validate
 from simcse_rag.pairs import TrainingPair
 from simcse_rag.schema import SEARCH_MODES
 
@@ -81,11 +82,10 @@ class MiningConfig:
 
     def __post_init__(self) -> None:
         for name in ("num_negatives", "candidates", "range_max"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"MiningConfig.{name} must be a positive integer, got {value!r}.")
-        if not isinstance(self.range_min, int) or self.range_min < 0:
-            raise ValueError(f"MiningConfig.range_min must be >= 0, got {self.range_min!r}.")
+            value = _validate.positive_int(getattr(self, name), f"MiningConfig.{name}")
+            object.__setattr__(self, name, value)  # plain int: a numpy integer is not JSON
+        range_min = _validate.non_negative_int(self.range_min, "MiningConfig.range_min")
+        object.__setattr__(self, "range_min", range_min)
         if self.range_max - self.range_min < self.num_negatives:
             raise ValueError(
                 f"The rank window ({self.range_min}, {self.range_max}] holds fewer than "
@@ -101,14 +101,8 @@ class MiningConfig:
                 f"MiningConfig.duplicate_threshold must be in (0, 1], "
                 f"got {self.duplicate_threshold!r}."
             )
-        if self.sampling not in SAMPLING:
-            raise ValueError(
-                f"MiningConfig.sampling must be one of {SAMPLING}, got {self.sampling!r}."
-            )
-        if self.mode not in SEARCH_MODES:
-            raise ValueError(
-                f"MiningConfig.mode must be one of {', '.join(SEARCH_MODES)}, got {self.mode!r}."
-            )
+        _validate.one_of(self.sampling, "MiningConfig.sampling", SAMPLING)
+        _validate.one_of(self.mode, "MiningConfig.mode", SEARCH_MODES)
 
 
 def _shingles(text: str, n: int = 4) -> set[str]:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from simcse_rag import onnx_export
+from simcse_rag import _validate, onnx_export
 from simcse_rag.index._threads import ThreadLimit
 from simcse_rag.index.deferred import DeferredEncoder
 from simcse_rag.onnx_export import OPSET
@@ -59,11 +59,7 @@ def check_query_backend(backend: object) -> str:
     Raises:
         ValueError: Unknown name (the message lists the valid ones).
     """
-    if backend not in QUERY_BACKENDS:
-        raise ValueError(
-            f"query_backend {backend!r} unknown; choose one of: {', '.join(QUERY_BACKENDS)}."
-        )
-    return backend
+    return _validate.one_of(backend, "query_backend", QUERY_BACKENDS)
 
 
 def resolve_query_backend(backend: str, encoder: Any) -> str:

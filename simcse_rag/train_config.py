@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from simcse_rag import _validate
 from simcse_rag.pooling import validate_pooling
 
 _MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
@@ -64,16 +65,20 @@ class TrainingConfig:
     seed: int = 42
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "eval_steps", "checkpoint_steps"):
-            _check_int(name, getattr(self, name), minimum=1)
+        checked = {
+            name: _validate.int_at_least(getattr(self, name), name, 1)
+            for name in ("epochs", "batch_size", "eval_steps", "checkpoint_steps")
+        }
         if self.batch_size < 2:
             raise ValueError(
                 f"batch_size must be >= 2 (in-batch negatives), got {self.batch_size}."
             )
         for name in ("max_steps", "max_length", "mini_batch_size"):
             if getattr(self, name) is not None:
-                _check_int(name, getattr(self, name), minimum=1)
-        _check_int("seed", self.seed, minimum=0)
+                checked[name] = _validate.int_at_least(getattr(self, name), name, 1)
+        checked["seed"] = _validate.non_negative_int(self.seed, "seed")
+        for name, value in checked.items():  # plain ints: a numpy integer would not go to JSON
+            object.__setattr__(self, name, value)
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}.")
         if not self.temperature > 0:
@@ -86,11 +91,7 @@ class TrainingConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}.")
         if self.pooling is not None:
             validate_pooling(self.pooling)
-        if self.mixed_precision not in _MIXED_PRECISION:
-            raise ValueError(
-                f"mixed_precision must be one of {', '.join(_MIXED_PRECISION)}; "
-                f"got {self.mixed_precision!r}."
-            )
+        _validate.one_of(self.mixed_precision, "mixed_precision", _MIXED_PRECISION)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form."""
@@ -104,8 +105,3 @@ class TrainingConfig:
         if unknown:
             raise ValueError(f"Unknown TrainingConfig fields {unknown}; known: {sorted(known)}.")
         return cls(**data)
-
-
-def _check_int(name: str, value: Any, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")

@@ -67,6 +67,45 @@ def _check_weights(weights: Sequence[float] | None, n: int) -> list[float]:
     return [float(w) for w in weights]
 
 
+def _check_rrf_k(rrf_k: object) -> float:
+    if isinstance(rrf_k, bool) or not isinstance(rrf_k, (int, float)) or not rrf_k >= 0:
+        raise ValueError(f"rrf_k must be a number >= 0 (60 in the RRF paper), got {rrf_k!r}.")
+    return rrf_k
+
+
+def _check_fusion(fusion: object, index: HybridRetriever | None) -> str:
+    if fusion not in FUSION_METHODS:
+        raise ValueError(f"fusion {fusion!r} unknown; choose one of: {', '.join(FUSION_METHODS)}.")
+    if index is not None and fusion != "rrf":
+        raise ValueError(
+            f"fusion={fusion!r} applies to retrievers=[...]; for a hybrid index set it in "
+            f"HybridConfig(fusion={fusion!r})."
+        )
+    return str(fusion)
+
+
+def _check_retrievers(
+    retrievers: Sequence[BaseRetriever] | None, weights: Sequence[float] | None
+) -> tuple[list[BaseRetriever], list[float]]:
+    """The retrievers to fuse and one weight each; both empty when a core index is wrapped."""
+    if retrievers is None:
+        if weights is not None:
+            raise ValueError(
+                "weights apply to retrievers=[...]; for a hybrid index set them in "
+                "HybridConfig(weights={'dense': ..., 'bm25': ...})."
+            )
+        return [], []
+    checked = list(retrievers)
+    if not checked:
+        raise ValueError("retrievers is empty; pass at least one LlamaIndex retriever.")
+    for i, r in enumerate(checked):
+        if not isinstance(r, BaseRetriever):
+            raise TypeError(
+                f"retrievers[{i}] is {type(r).__name__}, expected a LlamaIndex BaseRetriever."
+            )
+    return checked, _check_weights(weights, len(checked))
+
+
 def _resolve_encoder(
     embed_model: SimCSEEmbedding | None, encoder: SimCSEEncoder | None
 ) -> SimCSEEncoder | None:
@@ -168,43 +207,15 @@ class HybridRRFRetriever(BaseRetriever):
         self.similarity_top_k = _check_top_k(similarity_top_k)
         self.mode = _check_mode(mode)
         self.candidates = _check_top_k(candidates) if index is not None else candidates
-        if isinstance(rrf_k, bool) or not isinstance(rrf_k, (int, float)) or not rrf_k >= 0:
-            raise ValueError(f"rrf_k must be a number >= 0 (60 in the RRF paper), got {rrf_k!r}.")
-        self.rrf_k = rrf_k
-        if fusion not in FUSION_METHODS:
-            raise ValueError(
-                f"fusion {fusion!r} unknown; choose one of: {', '.join(FUSION_METHODS)}."
-            )
-        if index is not None and fusion != "rrf":
-            raise ValueError(
-                f"fusion={fusion!r} applies to retrievers=[...]; for a hybrid index set it in "
-                f"HybridConfig(fusion={fusion!r})."
-            )
-        self.fusion = fusion
+        self.rrf_k = _check_rrf_k(rrf_k)
+        self.fusion = _check_fusion(fusion, index)
         self._index = index
         if filters is not None and index is None:
             raise ValueError(
                 "filters apply to index=; give each of retrievers=[...] its own filters."
             )
         self.filters = filters
-        self._retrievers: list[BaseRetriever] = []
-        self._weights: list[float] = []
-        if retrievers is not None:
-            self._retrievers = list(retrievers)
-            if not self._retrievers:
-                raise ValueError("retrievers is empty; pass at least one LlamaIndex retriever.")
-            for i, r in enumerate(self._retrievers):
-                if not isinstance(r, BaseRetriever):
-                    raise TypeError(
-                        f"retrievers[{i}] is {type(r).__name__}, expected a LlamaIndex "
-                        "BaseRetriever."
-                    )
-            self._weights = _check_weights(weights, len(self._retrievers))
-        elif weights is not None:
-            raise ValueError(
-                "weights apply to retrievers=[...]; for a hybrid index set them in "
-                "HybridConfig(weights={'dense': ..., 'bm25': ...})."
-            )
+        self._retrievers, self._weights = _check_retrievers(retrievers, weights)
         super().__init__(callback_manager=callback_manager, verbose=verbose)
 
     @classmethod

@@ -23,8 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "adapt",
         help="adapt a model to a corpus (mine hard negatives, fine-tune, before/after report)",
-        description="Adapt an embedding model to a corpus: training pairs (labelled, or "
-        "pseudo-queries made from the corpus), hard negatives mined with the model + BM25 with "
+        description="Adapt an embedding model to a corpus: training pairs (labelled, questions "
+        "without labels that the base retriever labels, or pseudo-queries made from the "
+        "corpus), hard negatives mined with the model + BM25 with "
         "false-negative filtering, supervised SimCSE fine-tuning, and dense/bm25/hybrid metrics "
         "before and after on held-out queries. Writes a model folder (loadable by every "
         "command and SentenceTransformer) with report.json, report.md and mined.jsonl.",
@@ -35,6 +36,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pairs = parser.add_mutually_exclusive_group()
     pairs.add_argument("--train-data", type=Path, help="BEIR folder with labelled training qrels")
     pairs.add_argument("--pairs", type=existing_file, help="TSV: query<TAB>positive passage")
+    pairs.add_argument(
+        "--queries",
+        type=existing_file,
+        help="questions without labels (e.g. your chatbot's logs): .txt one per line, or a BEIR "
+        "queries.jsonl; the base retriever labels them and only trusted labels are kept",
+    )
     parser.add_argument("--train-split", default="train", help="qrels split of --train-data")
     parser.add_argument("--eval-data", type=Path, help="BEIR folder with evaluation qrels")
     parser.add_argument("--eval-split", default="test", help="qrels split of --eval-data")
@@ -126,6 +133,7 @@ def _eval_set(args: argparse.Namespace):  # noqa: ANN202
 def run(args: argparse.Namespace) -> int:
     """Run the adaptation and print the before/after table (all metrics in report.md)."""
     from simcse_rag.adapt import adapt
+    from simcse_rag.adapt_questions import read_questions
     from simcse_rag.adapt_report import mode_advice
     from simcse_rag.corpus import read_corpus
     from simcse_rag.pairs import pairs_from_beir, pairs_from_tsv
@@ -135,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
     corpus = read_corpus(args.corpus)
     by_id = {p.id: p for p in corpus}
     pairs, source = None, ""
+    queries = read_questions(args.queries) if args.queries is not None else None
     if args.train_data is not None:
         pairs = pairs_from_beir(args.train_data, args.train_split, by_id)
         source = f"{args.train_data} qrels/{args.train_split}"
@@ -155,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
         pairs=pairs,
         pairs_source=source,
         eval_set=eval_set,
+        queries=queries,
         overwrite=args.overwrite,
         cache_dir=args.cache_dir,
         show_progress=not args.no_progress,

@@ -13,6 +13,8 @@ import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 
+from simcse_rag import _validate
+
 # The BEIR reader moved to simcse_rag.datasets; its names stay importable from here.
 from simcse_rag.datasets import BeirData, load_beir, load_qrels
 
@@ -82,11 +84,8 @@ def evaluate_run(
     Raises:
         ValueError: A cut-off <= 0, an unknown metric, or no query with a relevant document.
     """
-    ks = list(ks)
+    ks = [_validate.positive_int(k, "cut-off k") for k in ks]
     metrics = list(metrics)
-    for k in ks:
-        if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
-            raise ValueError(f"cut-off k must be a positive integer, got {k!r}.")
     for m in metrics:
         if m not in _METRICS:
             raise ValueError(f"Unknown metric {m!r}; choose from: {', '.join(_METRICS)}.")

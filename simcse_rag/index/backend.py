@@ -32,6 +32,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from simcse_rag import _validate
+
 #: Where each dense backend's class lives, as ``"module:Class"`` (imported only when used).
 #: A registered class needs a ``load(folder)`` classmethod that reopens what ``write_to`` wrote.
 BACKEND_CLASSES: dict[str, str] = {
@@ -103,10 +105,7 @@ def backend_class(name: str) -> Any:
     Raises:
         ValueError: ``name`` is not registered (the message lists those that are).
     """
-    if name not in BACKEND_CLASSES:
-        raise ValueError(
-            f"dense backend {name!r} unknown; choose one of: {', '.join(BACKEND_CLASSES)}."
-        )
+    _validate.one_of(name, "dense backend", BACKEND_CLASSES)
     module, _, attr = BACKEND_CLASSES[name].partition(":")
     return getattr(importlib.import_module(module), attr)
 

@@ -3,128 +3,39 @@
 Scoring is Lucene's BM25 (``idf = ln(1 + (N - df + 0.5) / (df + 0.5))``, always positive, so a
 term found in half of a tiny corpus still scores; ``tf / (tf + k1 (1 - b + b dl / avgdl))``).
 
-Backends:
+Backends (the engines live in :mod:`simcse_rag.index.bm25_scoring`):
 
 * ``bm25s`` (default): bm25s precomputes every (document, term) score into a sparse CSC matrix,
-  so a query costs a sum over the postings of its terms (well under a millisecond per query on
-  tens of thousands of passages).
+  so a query costs a sum over the postings of its terms.
 * ``rank_bm25``: rank-bm25's ``BM25Okapi`` with the same Lucene idf, kept for parity checks; it
-  scores every document in Python and is two orders of magnitude slower.
+  scores every document in Python, far slower (timings in docs/benchmarks.md, "Indexes").
 
 Neither engine supports incremental updates, so ``add`` / ``delete`` mark the index dirty and the
-engine is rebuilt from the stored token lists on the next search (seconds for 100k passages).
+engine is rebuilt from the stored token lists on the next search.
 Query terms are de-duplicated (a repeated query word counts once) in both backends.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from simcse_rag import _io, _validate
 from simcse_rag.index.batch import check_add_batch, empty_results
+from simcse_rag.index.bm25_scoring import BACKENDS, Bm25sEngine, new_engine, top_k
 from simcse_rag.index.filters import AllowedCache
 from simcse_rag.index.tokenizers import TOKENIZER_VERSION, get_tokenizer
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["BACKENDS", "FORMAT_VERSION", "BM25Index", "top_k"]
+
 FORMAT_VERSION = 1
-BACKENDS: tuple[str, ...] = ("bm25s", "rank_bm25")
 _CONFIG = "bm25.json"
-
-
-def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Return the positions of the ``k`` best scores, best first; ties by lower position."""
-    n = scores.shape[0]
-    k = min(k, n)
-    if k == 0:
-        return np.zeros(0, dtype=np.int64)
-    part = np.argpartition(-scores, k - 1)[:k] if k < n else np.arange(n)
-    return part[np.lexsort((part, -scores[part]))]
-
-
-class _Bm25sEngine:
-    """bm25s scoring matrix; queries summed over postings with ``np.bincount``."""
-
-    def __init__(self, k1: float, b: float) -> None:
-        self.k1, self.b = k1, b
-        self.data = np.zeros(0, np.float32)
-        self.indices = np.zeros(0, np.int32)
-        self.indptr = np.zeros(1, np.int64)
-        self.num_docs = 0
-
-    def build(self, token_ids: list[list[int]], vocab_size: int) -> None:
-        import bm25s
-
-        if not any(token_ids):  # no terms at all: avgdl would be 0 (bm25s divides by it)
-            self.set_matrix(
-                np.zeros(0, np.float32),
-                np.zeros(0, np.int32),
-                np.zeros(vocab_size + 1, np.int64),
-                len(token_ids),
-            )
-            return
-        engine = bm25s.BM25(k1=self.k1, b=self.b, method="lucene")
-        scores = engine.build_index_from_ids(
-            unique_token_ids=list(range(vocab_size)),
-            corpus_token_ids=token_ids,
-            show_progress=False,
-        )
-        self.set_matrix(scores["data"], scores["indices"], scores["indptr"], len(token_ids))
-
-    def set_matrix(
-        self, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, num_docs: int
-    ) -> None:
-        self.data = np.ascontiguousarray(data, dtype=np.float32)
-        self.indices = np.ascontiguousarray(indices)
-        self.indptr = np.ascontiguousarray(indptr, dtype=np.int64)
-        self.num_docs = num_docs
-
-    def scores(self, term_ids: np.ndarray) -> np.ndarray:
-        if term_ids.size == 0:
-            return np.zeros(self.num_docs, dtype=np.float32)
-        starts, ends = self.indptr[term_ids], self.indptr[term_ids + 1]
-        # Hand-written instead of bm25s.get_scores_from_ids: that sums postings with np.add.at,
-        # which is several times slower than one np.bincount over the concatenated postings.
-        docs = np.concatenate([self.indices[s:e] for s, e in zip(starts, ends, strict=False)])
-        weights = np.concatenate([self.data[s:e] for s, e in zip(starts, ends, strict=False)])
-        return np.bincount(docs, weights=weights, minlength=self.num_docs).astype(np.float32)
-
-
-class _RankBm25Engine:
-    """rank-bm25's BM25Okapi with Lucene's idf (parity backend)."""
-
-    def __init__(self, k1: float, b: float) -> None:
-        self.k1, self.b = k1, b
-        self.model: Any = None
-        self.num_docs = 0
-
-    def build(self, token_ids: list[list[int]], vocab_size: int) -> None:
-        from rank_bm25 import BM25Okapi
-
-        class _LuceneOkapi(BM25Okapi):
-            # BM25Okapi's own idf is 0 for a term in half of the documents and floored by an
-            # epsilon otherwise, which zeroes scores on tiny corpora; use Lucene's idf instead.
-            def _calc_idf(self, nd: dict[Any, int]) -> None:
-                n = self.corpus_size
-                self.idf = {t: math.log(1 + (n - df + 0.5) / (df + 0.5)) for t, df in nd.items()}
-
-        self.num_docs = len(token_ids)
-        # rank-bm25 divides by the corpus size: never build it empty.
-        self.model = _LuceneOkapi(token_ids, k1=self.k1, b=self.b) if token_ids else None
-
-    def scores(self, term_ids: np.ndarray) -> np.ndarray:
-        if self.model is None or term_ids.size == 0:
-            return np.zeros(self.num_docs, dtype=np.float32)
-        # BM25Okapi multiplies by (k1 + 1); divide it out so scores equal the bm25s backend's.
-        raw = self.model.get_scores([int(t) for t in term_ids])
-        return (np.asarray(raw) / (self.k1 + 1)).astype(np.float32)
 
 
 class BM25Index:
@@ -161,10 +72,8 @@ class BM25Index:
             raise ValueError(
                 f"Unknown BM25 backend {backend!r}; choose one of: {', '.join(BACKENDS)}."
             )
-        if not (isinstance(k1, (int, float)) and k1 > 0):
-            raise ValueError(f"k1 must be a positive number, got {k1!r}.")
-        if not (isinstance(b, (int, float)) and 0 <= b <= 1):
-            raise ValueError(f"b must be in [0, 1], got {b!r}.")
+        k1 = _validate.positive_number(k1, "k1")
+        b = _validate.number_between(b, "b", 0, 1)
         self.tokenizer = tokenizer
         self.tokenizer_version = tokenizer_version
         self.backend = backend
@@ -174,14 +83,10 @@ class BM25Index:
         self._pos: dict[str, int] = {}
         self._vocab: dict[str, int] = {}
         self._docs: list[np.ndarray] = []  # token ids per document
-        self._engine = self._new_engine()
+        self._engine = new_engine(backend, self.k1, self.b)
         self._dirty = False
         self._ids_arr: np.ndarray | None = None
         self._allowed = AllowedCache()  # filter id set -> sorted rows
-
-    def _new_engine(self) -> _Bm25sEngine | _RankBm25Engine:
-        cls = _Bm25sEngine if self.backend == "bm25s" else _RankBm25Engine
-        return cls(self.k1, self.b)
 
     # ------------------------------------------------------------------ tokens
     def tokenize(self, text: str) -> list[str]:
@@ -254,7 +159,8 @@ class BM25Index:
         return len(gone)
 
     def _ids_array(self) -> np.ndarray:
-        # Cached: converting 100k ids to an object array costs milliseconds per query.
+        # Cached: rebuilding the object array of every id on each query is slow next to the
+        # scoring itself on a large index.
         if self._ids_arr is None:
             self._ids_arr = np.asarray(self._ids, dtype=object)
         return self._ids_arr
@@ -263,7 +169,7 @@ class BM25Index:
         """Build the scoring matrix now if documents changed (searches would do it lazily)."""
         if not self._dirty:
             return
-        self._engine = self._new_engine()
+        self._engine = new_engine(self.backend, self.k1, self.b)
         self._engine.build([d.tolist() for d in self._docs], len(self._vocab))
         self._dirty = False
 
@@ -336,7 +242,7 @@ class BM25Index:
         vocab = sorted(self._vocab, key=self._vocab.__getitem__)
         _io.write_json(folder / "vocab.json", vocab)
         _io.write_json(folder / "ids.json", self._ids)
-        if isinstance(self._engine, _Bm25sEngine):
+        if isinstance(self._engine, Bm25sEngine):
             for name in ("data", "indices", "indptr"):
                 np.save(
                     folder / f"scores_{name}.npy", getattr(self._engine, name), allow_pickle=False
@@ -391,8 +297,8 @@ class BM25Index:
             ) from None
         ids = _io.read_json(folder / "ids.json", what="BM25 ids file")
         vocab = _io.read_json(folder / "vocab.json", what="BM25 vocabulary file")
-        flat = _load_npy(folder / "tokens.npy")
-        offsets = _load_npy(folder / "offsets.npy")
+        flat = _io.read_npy(folder / "tokens.npy")
+        offsets = _io.read_npy(folder / "offsets.npy")
         n = config.get("count")
         if not isinstance(ids, list) or len(ids) != n or len(set(ids)) != len(ids):
             raise ValueError(f"{folder / 'ids.json'} does not hold {n} unique ids; corrupted.")
@@ -416,10 +322,10 @@ class BM25Index:
         index._vocab = {tok: i for i, tok in enumerate(vocab)}
         index._docs = [flat[offsets[p] : offsets[p + 1]] for p in range(n)]
         index._dirty = True
-        if isinstance(index._engine, _Bm25sEngine) and (folder / "scores_data.npy").is_file():
-            data = _load_npy(folder / "scores_data.npy")
-            indices = _load_npy(folder / "scores_indices.npy")
-            indptr = _load_npy(folder / "scores_indptr.npy")
+        if isinstance(index._engine, Bm25sEngine) and (folder / "scores_data.npy").is_file():
+            data = _io.read_npy(folder / "scores_data.npy")
+            indices = _io.read_npy(folder / "scores_indices.npy")
+            indptr = _io.read_npy(folder / "scores_indptr.npy")
             if (
                 indptr.shape != (len(vocab) + 1,)
                 or data.shape != indices.shape
@@ -430,12 +336,3 @@ class BM25Index:
             index._engine.set_matrix(data, indices, indptr, n)
             index._dirty = False
         return index
-
-
-def _load_npy(path: Path) -> np.ndarray:
-    try:
-        return np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise ValueError(f"Index file {path} is missing.") from None
-    except (OSError, ValueError, EOFError) as exc:
-        raise ValueError(f"Index file {path} is unreadable or corrupted: {exc}") from None

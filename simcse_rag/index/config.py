@@ -24,11 +24,6 @@ SOURCES: tuple[str, ...] = ("dense", "bm25")
 QUERY_TIME_FIELDS: tuple[str, ...] = ("fusion", "rrf_k", "weights", "batch_size", "query_backend")
 
 
-def _choice(value: object, name: str, options: tuple[str, ...]) -> None:
-    if value not in options:
-        raise ValueError(f"{name} {value!r} unknown; choose one of: {', '.join(options)}.")
-
-
 @dataclass(frozen=True)
 class HybridConfig:
     """Settings of a :class:`~simcse_rag.index.hybrid.HybridRetriever` (saved in its manifest).
@@ -59,10 +54,10 @@ class HybridConfig:
     query_backend: str = "auto"
 
     def __post_init__(self) -> None:
-        _choice(self.dense_index, "dense_index", KINDS)
-        _choice(self.tokenizer, "tokenizer", TOKENIZERS)
-        _choice(self.bm25_backend, "bm25_backend", BACKENDS)
-        _choice(self.fusion, "fusion", FUSION_METHODS)
+        _validate.one_of(self.dense_index, "dense_index", KINDS)
+        _validate.one_of(self.tokenizer, "tokenizer", TOKENIZERS)
+        _validate.one_of(self.bm25_backend, "bm25_backend", BACKENDS)
+        _validate.one_of(self.fusion, "fusion", FUSION_METHODS)
         # Checked, not replaced: the manifest keeps rrf_k as the user wrote it (60, not 60.0).
         _validate.non_negative_number(self.rrf_k, "rrf_k")
         weights = _validate.check_weights(self.weights, SOURCES)

@@ -8,8 +8,8 @@ Kinds:
 * ``hnsw``: graph search (``IndexHNSWFlat``, M=32, efSearch=128); no training, good recall.
 * ``auto``: ``flat`` while the index holds fewer than :data:`AUTO_EXACT_LIMIT` vectors, converted
   to ``hnsw`` once it grows past it. Up to that size exact search costs about as much as query
-  encoding; past it, its cost grows linearly while HNSW stays around a millisecond
-  (docs/benchmarks.md, "Indexes").
+  encoding; past it, its cost grows linearly while HNSW's stays nearly flat (timings in
+  docs/benchmarks.md, "Indexes").
 
 String ids map to FAISS int64 labels allocated from a counter (labels are never reused).
 Delete/upsert: ``flat`` and ``ivf`` remove vectors in place (``remove_ids``). FAISS's HNSW cannot
@@ -20,9 +20,7 @@ quarter of it.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import math
 import os
 from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
@@ -30,10 +28,16 @@ from typing import Any
 
 import numpy as np
 
-from simcse_rag import _io, _validate, threads
+from simcse_rag import _io, _validate
 from simcse_rag.index import faiss_filter
-from simcse_rag.index._threads import openmp_thread_limit
 from simcse_rag.index.batch import check_add_batch, empty_results
+from simcse_rag.index.faiss_structures import (
+    StructureParams,
+    faiss_module,
+    faiss_threads,
+    live_vectors,
+    new_structure,
+)
 from simcse_rag.index.filters import AllowedCache
 
 logger = logging.getLogger(__name__)
@@ -45,23 +49,6 @@ AUTO_EXACT_LIMIT = 100_000
 _CONFIG = "dense.json"
 _FAISS_FILE = "dense.faiss"
 _TOMBSTONE_RATIO = 0.25
-
-
-def _faiss() -> Any:
-    """The faiss module, its thread pool sized once per process (see simcse_rag.threads)."""
-    import faiss
-
-    threads.configure_faiss(faiss)
-    return faiss
-
-
-def _faiss_threads(n_queries: int) -> contextlib.AbstractContextManager[None]:
-    """Run batches of fewer than 16 queries with one FAISS thread, in the calling thread (see
-    ThreadLimit for why one; openmp_thread_limit for why per thread)."""
-    faiss = _faiss()
-    return openmp_thread_limit(
-        faiss.omp_get_max_threads, faiss.omp_set_num_threads, 1 if n_queries < 16 else None
-    )
 
 
 class DenseIndex:
@@ -88,21 +75,16 @@ class DenseIndex:
         ef_search: int = 128,
         ef_construction: int = 200,
     ) -> None:
-        _validate.positive_int(dim, "dim")
+        dim = _validate.positive_int(dim, "dim")
         if kind not in KINDS:
             raise ValueError(
                 f"Unknown dense index kind {kind!r}; choose one of: {', '.join(KINDS)}."
             )
-        for name, value in (("nlist", nlist), ("nprobe", nprobe)):
-            if value is not None and (not isinstance(value, int) or value <= 0):
-                raise ValueError(f"{name} must be a positive integer or None, got {value!r}.")
-        for name, value in (
-            ("hnsw_m", hnsw_m),
-            ("ef_search", ef_search),
-            ("ef_construction", ef_construction),
-        ):
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        nlist = _validate.optional_positive_int(nlist, "nlist")
+        nprobe = _validate.optional_positive_int(nprobe, "nprobe")
+        hnsw_m = _validate.positive_int(hnsw_m, "hnsw_m")
+        ef_search = _validate.positive_int(ef_search, "ef_search")
+        ef_construction = _validate.positive_int(ef_construction, "ef_construction")
         self.dim = dim
         self.kind = kind
         self.nlist = nlist
@@ -125,42 +107,18 @@ class DenseIndex:
         return self._structure
 
     def _new_faiss(self, structure: str, train: np.ndarray | None = None) -> Any:
-        faiss = _faiss()
-
-        if structure == "flat":
-            return faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
-        if structure == "hnsw":
-            hnsw = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-            hnsw.hnsw.efConstruction = self.ef_construction
-            hnsw.hnsw.efSearch = self.ef_search
-            return faiss.IndexIDMap2(hnsw)
-        # ivf: needs training vectors
-        n = 0 if train is None else train.shape[0]
-        nlist = self.nlist or max(1, min(int(4 * math.sqrt(max(n, 1))), n // 39))
-        if n < nlist:
-            raise ValueError(
-                f"An IVF index with nlist={nlist} needs at least {nlist} vectors in its first "
-                f"add() to train on, got {n}; add more vectors first, lower nlist, "
-                "or use kind='flat'."
-            )
-        quantizer = faiss.IndexFlatIP(self.dim)
-        ivf = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        ivf.train(train)
-        ivf.nprobe = min(nlist, self.nprobe or max(16, nlist // 10))
-        self._quantizer = quantizer
-        return ivf
-
-    def _live_vectors(self) -> tuple[np.ndarray, np.ndarray]:
-        """Return ``(labels, vectors)`` of every live vector (flat / hnsw only)."""
-        faiss = _faiss()
-
-        labels = faiss.vector_to_array(self._index.id_map).astype(np.int64)
-        vectors = self._index.index.reconstruct_n(0, self._index.ntotal)
-        live = np.fromiter((lab in self._id_of for lab in labels), dtype=bool, count=labels.size)
-        return labels[live], np.ascontiguousarray(vectors[live])
+        params = StructureParams(
+            self.dim,
+            self.nlist,
+            self.nprobe,
+            self.hnsw_m,
+            self.ef_search,
+            self.ef_construction,
+        )
+        return new_structure(structure, params, train)
 
     def _rebuild(self, structure: str) -> None:
-        labels, vectors = self._live_vectors()
+        labels, vectors = live_vectors(self._index, self._id_of)
         index = self._new_faiss(structure, vectors)
         if labels.size:
             index.add_with_ids(vectors, labels)
@@ -216,8 +174,7 @@ class DenseIndex:
         Returns:
             The number of vectors removed.
         """
-        faiss = _faiss()
-
+        faiss = faiss_module()
         labels = [
             self._label_of.pop(i)
             for i in dict.fromkeys(_validate.str_ids(ids))
@@ -262,7 +219,7 @@ class DenseIndex:
         if width == 0 or q.shape[0] == 0:
             return out_ids, out_scores
         fetch = min(width + self._tombstones, self._index.ntotal)
-        with _faiss_threads(q.shape[0]):
+        with faiss_threads(q.shape[0]):
             scores, labels = self._raw_search(q, fetch)
             if self._structure == "ivf":
                 scores, labels = self._fill_ivf_gaps(q, scores, labels, width)
@@ -293,9 +250,9 @@ class DenseIndex:
         out_ids, out_scores = empty_results(q.shape[0], width)
         if width == 0 or q.shape[0] == 0:
             return out_ids, out_scores
-        with _faiss_threads(q.shape[0]):
+        with faiss_threads(q.shape[0]):
             scores, found = faiss_filter.search_allowed(
-                _faiss(),
+                faiss_module(),
                 self._index,
                 self._structure,
                 q,
@@ -313,8 +270,7 @@ class DenseIndex:
 
     def _raw_search(self, q: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
         if self._structure == "hnsw":
-            faiss = _faiss()
-
+            faiss = faiss_module()
             params = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, fetch))
             return self._index.search(q, fetch, params=params)
         return self._index.search(q, fetch)
@@ -325,8 +281,7 @@ class DenseIndex:
         """Re-search, probing every list, the rows whose probed lists held fewer than ``width``."""
         short = np.where((labels[:, :width] < 0).any(axis=1))[0]
         if short.size:
-            faiss = _faiss()
-
+            faiss = faiss_module()
             params = faiss.SearchParametersIVF(nprobe=self._index.nlist)
             s2, l2 = self._index.search(q[short], labels.shape[1], params=params)
             scores, labels = scores.copy(), labels.copy()
@@ -350,8 +305,7 @@ class DenseIndex:
 
     def write_to(self, folder: Path) -> None:
         """Write into an existing empty ``folder`` (:meth:`save` makes it atomic)."""
-        faiss = _faiss()
-
+        faiss = faiss_module()
         if self._index is not None:
             faiss.write_index(self._index, str(folder / _FAISS_FILE))
         _io.write_json(
@@ -387,8 +341,7 @@ class DenseIndex:
             ValueError: Missing folder, other format version, or corrupted / inconsistent files
                 (the file and the mismatch are named).
         """
-        faiss = _faiss()
-
+        faiss = faiss_module()
         folder = Path(path)
         _io.recover_dir(folder)  # heal a save interrupted between its two renames (non-Linux)
         if not folder.is_dir():

@@ -43,8 +43,7 @@ def _check(rankings: object, k: object, weights: object, limit: object) -> None:
             f"{type(rankings).__name__}."
         )
     _validate.non_negative_number(k, "RRF k")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0):
-        raise ValueError(f"limit must be a positive integer or None, got {limit!r}.")
+    _validate.optional_positive_int(limit, "limit")
     if weights is None:
         return
     if not isinstance(weights, Mapping):

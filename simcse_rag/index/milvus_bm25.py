@@ -95,10 +95,8 @@ class MilvusBM25Index(MilvusCollection):
             analyzer_params = dict(analyzer)
         else:
             raise TypeError(f"analyzer must be a name or a dict, got {type(analyzer).__name__}.")
-        if isinstance(k1, bool) or not isinstance(k1, (int, float)) or not k1 > 0:
-            raise ValueError(f"k1 must be a number > 0, got {k1!r}.")
-        if isinstance(b, bool) or not isinstance(b, (int, float)) or not 0 <= b <= 1:
-            raise ValueError(f"b must be a number in [0, 1], got {b!r}.")
+        k1 = _validate.positive_number(k1, "k1")
+        b = _validate.number_between(b, "b", 0, 1)
         self.uri = resolve_uri(uri)
         self.collection = collection
         self.analyzer = analyzer if isinstance(analyzer, str) else analyzer_params

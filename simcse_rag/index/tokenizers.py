@@ -26,6 +26,8 @@ from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
+from simcse_rag import _validate
+
 logger = logging.getLogger(__name__)
 
 #: Tokenizer names accepted by :func:`get_tokenizer`.
@@ -64,14 +66,8 @@ class EnglishRule:
     stem: bool = True
 
     def __post_init__(self) -> None:
-        if self.numbers not in NUMBER_RULES:
-            raise ValueError(
-                f"numbers {self.numbers!r} unknown; choose one of: {', '.join(NUMBER_RULES)}."
-            )
-        if self.stopwords not in STOPWORD_LISTS:
-            raise ValueError(
-                f"stopwords {self.stopwords!r} unknown; choose one of: {', '.join(STOPWORD_LISTS)}."
-            )
+        _validate.one_of(self.numbers, "numbers", NUMBER_RULES)
+        _validate.one_of(self.stopwords, "stopwords", STOPWORD_LISTS)
         if isinstance(self.min_word_chars, bool) or not isinstance(self.min_word_chars, int):
             raise TypeError(f"min_word_chars must be an int, got {self.min_word_chars!r}.")
         if self.min_word_chars < 1:

@@ -19,6 +19,7 @@ from simcse_rag.adapt import (
     check_output_dir,
     hold_out,
 )
+from simcse_rag.data import TrainExample
 from simcse_rag.mining import MiningConfig
 from simcse_rag.pairs import TrainingPair, pairs_from_beir, pairs_from_tsv, split_queries
 from simcse_rag.pseudo_queries import make_pseudo_queries
@@ -320,7 +321,7 @@ def test_pseudo_query_negatives_are_bodies_like_their_positives(
 
     corpus = synthetic_corpus(24)
     titles = {p.metadata["title"] for p in corpus}
-    seen: list[tuple[str, str, list[str]]] = []
+    seen: list[TrainExample] = []
 
     def fake_round(encoder, examples, *args, **kwargs):  # noqa: ANN001, ANN202 - records only
         seen.extend(examples)
@@ -330,8 +331,8 @@ def test_pseudo_query_negatives_are_bodies_like_their_positives(
     pairs = _topic_pairs(corpus) if labelled else None
     config = AdaptConfig(strategy="title", max_steps=1, batch_size=4)
     adapt(corpus, tiny_encoder, tmp_path / "o", config=config, pairs=pairs)
-    negatives = [n for _, _, negs in seen for n in negs]
-    positives = [pos for _, pos, _ in seen]
+    negatives = [n for example in seen for n in example.negatives]
+    positives = [example.positive for example in seen]
     assert negatives and positives
     starts_with_title = [any(t.startswith(title) for title in titles) for t in negatives]
     # Pseudo-queries: positive and negatives are bodies. Labelled: whole passages, both sides.
@@ -365,10 +366,9 @@ def test_pseudo_query_negatives_take_their_strategys_form(strategy: str) -> None
         0,
         0,
     )
-    (_, _, pseudo_negs), (_, _, labelled_negs) = training_examples(
-        mined, [pairs[0], labelled], corpus, seed=0
-    )
-    assert labelled_negs == [p.text for p in corpus[1:]]  # labelled pairs: whole passages
+    pseudo, labelled_example = training_examples(mined, [pairs[0], labelled], corpus, seed=0)
+    pseudo_negs, labelled_negs = pseudo.negatives, labelled_example.negatives
+    assert labelled_negs == tuple(p.text for p in corpus[1:])  # labelled pairs: whole passages
     for neg, passage in zip(pseudo_negs, corpus[1:], strict=True):
         if strategy == "crop":  # a span, like the crop positives
             assert neg in passage.text and len(neg) < len(passage.text)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from simcse_rag.data import NoDuplicateBatchSampler, TrainExample, as_examples, load_examples
+from simcse_rag.data import (
+    NoDuplicateBatchSampler,
+    TrainExample,
+    as_examples,
+    example_from_mined,
+    load_examples,
+)
+from simcse_rag.mining import MinedExample, MinedNegative
 
 
 def test_txt_gives_unsupervised_examples(tmp_path):
@@ -89,6 +96,16 @@ def test_as_examples_shapes():
         as_examples(["ok", 3])
     with pytest.raises(ValueError, match=r"examples\[0\]"):
         as_examples([("", "p")])
+
+
+def test_example_from_mined_keeps_texts_and_drops_ids_and_scores():
+    mined = MinedExample(
+        "q1", "fever?", "d1", "Fever in children.", 0.9, (MinedNegative("d2", "Tax.", 0.4, 3),)
+    )
+    assert example_from_mined(mined) == TrainExample("fever?", "Fever in children.", ("Tax.",))
+    assert example_from_mined(mined, ["Ta"]).negatives == ("Ta",)
+    with pytest.raises(ValueError, match=r"negatives\[0\] must be non-empty text"):
+        example_from_mined(mined, [""])
 
 
 def _flat(batches):

@@ -47,6 +47,8 @@ def test_non_string_is_named_by_index(tiny_encoder):
         tiny_encoder.encode(["ok", 3])
     with pytest.raises(TypeError, match="list of texts"):
         tiny_encoder.encode("a bare string")
+    with pytest.raises(ValueError, match="batch_size must be a positive integer, got True"):
+        tiny_encoder.encode(["ok"], batch_size=True)
     with pytest.raises(ValueError, match="batch_size"):
         tiny_encoder.encode(["a"], batch_size=0)
 

@@ -22,7 +22,9 @@ from simcse_rag.pairs import TrainingPair
     ("kwargs", "match"),
     [
         ({"num_negatives": 0}, "num_negatives"),
+        ({"num_negatives": True}, "MiningConfig.num_negatives must be a positive integer"),
         ({"range_min": -1}, "range_min"),
+        ({"range_min": True}, "MiningConfig.range_min must be an integer >= 0, got True"),
         ({"range_min": 48, "range_max": 50, "num_negatives": 3}, "widen range_max"),
         ({"relative_margin": 1.5}, "relative_margin"),
         ({"duplicate_threshold": 0.0}, "duplicate_threshold"),
@@ -245,3 +247,9 @@ def test_relative_margin_is_taken_from_the_querys_weakest_positive() -> None:
     result = mine_hard_negatives(pairs, search=search, score=score, texts=texts, config=config)
     assert [[n.id for n in e.negatives] for e in result.examples] == [["d7", "d8"]] * 2
     assert [e.positive_score for e in result.examples] == pytest.approx([0.85, 0.60])
+
+
+def test_config_stores_numpy_integers_as_plain_ints() -> None:
+    config = MiningConfig(num_negatives=np.int64(2), range_min=np.int64(1))
+    assert type(config.num_negatives) is int and type(config.range_min) is int
+    json.dumps(config.__dict__)

@@ -71,3 +71,54 @@ def test_float_matrix() -> None:
         _validate.float_matrix([[1, math.nan]], 2)
     with pytest.raises(TypeError, match="must be numeric"):
         _validate.float_matrix([["a", "b"]], 2)
+
+
+def test_int_ranges() -> None:
+    assert _validate.int_at_least(np.int64(2), "batch_size", 2) == 2
+    with pytest.raises(ValueError, match=r"^batch_size must be an integer >= 2, got 1\.$"):
+        _validate.int_at_least(1, "batch_size", 2)
+    with pytest.raises(ValueError, match="got True"):
+        _validate.int_at_least(True, "seed", 0)
+    assert _validate.optional_positive_int(None, "nlist") is None
+    got = _validate.optional_positive_int(np.int32(4), "nlist")
+    assert got == 4 and type(got) is int
+    with pytest.raises(ValueError, match=r"^nlist must be a positive integer or None, got 0\.$"):
+        _validate.optional_positive_int(0, "nlist")
+
+
+def test_positive_ints() -> None:
+    got = _validate.positive_ints([10, np.int64(100)], "ks")
+    assert got == (10, 100) and all(type(k) is int for k in got)
+    for bad in ((), (10, 0), (True,), "10", 10):
+        with pytest.raises(ValueError, match="ks must be positive integers"):
+            _validate.positive_ints(bad, "ks")
+
+
+def test_non_empty_texts() -> None:
+    assert _validate.non_empty_texts(["a", "b"], "q", single="wrap it") == ("a", "b")
+    with pytest.raises(TypeError, match="q must be a sequence of strings; wrap it"):
+        _validate.non_empty_texts("ab", "q", single="wrap it")
+    for bad in ([" "], [3]):
+        with pytest.raises(ValueError, match=r"q\[0\] must be non-empty text"):
+            _validate.non_empty_texts(bad, "q", single="wrap it")
+
+
+def test_number_ranges() -> None:
+    assert _validate.positive_number(np.float32(1.5), "k1") == 1.5
+    for bad in (0, -1.0, True, math.nan, math.inf, "1"):
+        with pytest.raises(ValueError, match="k1 must be a positive number"):
+            _validate.positive_number(bad, "k1")
+    assert _validate.number_between(1, "b", 0, 1) == 1.0
+    for bad in (-0.1, 1.5, math.nan, False):
+        with pytest.raises(ValueError, match=r"^b must be in \[0, 1\], got"):
+            _validate.number_between(bad, "b", 0, 1)
+
+
+def test_one_of() -> None:
+    assert _validate.one_of("top", "sampling", ("top", "random")) == "top"
+    with pytest.raises(
+        ValueError, match=r"^sampling 'best' unknown; choose one of: top, random\.$"
+    ):
+        _validate.one_of("best", "sampling", ("top", "random"))
+    with pytest.raises(ValueError, match="choose one of: faiss, milvus"):
+        _validate.one_of(["faiss"], "dense backend", {"faiss": 1, "milvus": 2})

@@ -228,3 +228,75 @@ def test_cli_help_names_the_library_defaults(capsys: pytest.CaptureFixture) -> N
         (help_text,) = [o for o in options if o.startswith(f"{flag} ")]
         named = {float(n) for n in re.findall(r"\d+(?:\.\d+)?(?:e-?\d+)?", help_text)}
         assert set(constants) <= named, (flag, help_text)
+
+
+# --------------------------------------------------------------------------- --queries
+def test_cli_corpus_only_refusal_names_the_three_ways_forward(
+    corpus_file: Path, tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert main(_args(corpus_file, tmp_path / "o", tiny_model_dir)) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and not re.search(r"\d", err)
+    for way in ("--pairs", "--train-data", "--queries", "--generator-url"):
+        assert way in err
+    assert "e.g. simcse-rag adapt --corpus" in err
+
+
+def test_cli_adapt_from_a_questions_file(
+    corpus_file: Path, tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    questions = tmp_path / "questions.txt"
+    # Whole passages as questions: dense and BM25 agree on them even with the random tiny model.
+    lines = [" ".join(p.text.split()) for p in synthetic_corpus(30)]
+    questions.write_text("\n".join(lines + ["", lines[0]]) + "\n", encoding="utf-8")
+    out = tmp_path / "adapted"
+    assert main(_args(corpus_file, out, tiny_model_dir, "--queries", str(questions))) == 0
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    counts = report["training"]["question_filters"]["queries"]
+    assert counts["given"] == 31 and counts["duplicates"] == 1 and counts["blank"] == 0
+    assert counts["kept"] + counts["untrusted"] == 30
+    assert "- queries: given 31" in (out / "report.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("empty.txt", b""),
+        ("blank.txt", b"\n   \n\t\n"),
+        ("binary.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"),
+        ("latin1.txt", "caf\xe9 fi\xe8vre\n".encode("latin-1")),
+        ("blank.jsonl", b'{"_id": "q1", "text": "  "}\n'),
+    ],
+)
+def test_cli_bad_questions_file_is_one_error_line_and_keeps_the_old_model(
+    corpus_file: Path,
+    tiny_model_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    name: str,
+    content: bytes,
+) -> None:
+    questions = tmp_path / name
+    questions.write_bytes(content)
+    out = tmp_path / "adapted"
+    out.mkdir()
+    (out / "keep.txt").write_text("old model", encoding="utf-8")
+    argv = _args(corpus_file, out, tiny_model_dir, "--queries", str(questions), "--overwrite")
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --queries") and "\n" not in err, err
+    assert str(questions) in err and "Traceback" not in err
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    assert not list(tmp_path.glob(".adapted*"))
+
+
+def test_cli_queries_and_pairs_are_mutually_exclusive(
+    corpus_file: Path, tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    questions = tmp_path / "q.txt"
+    questions.write_text("fever\n", encoding="utf-8")
+    argv = _args(corpus_file, tmp_path / "o", tiny_model_dir, "--queries", str(questions))
+    with pytest.raises(SystemExit) as info:
+        main([*argv, "--pairs", str(questions)])
+    assert info.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err

@@ -90,6 +90,8 @@ def test_bad_input(index: BM25Index) -> None:
         BM25Index(backend="lucene")
     with pytest.raises(ValueError, match="b must be in"):
         BM25Index(b=2.0)
+    with pytest.raises(ValueError, match="k1 must be a positive number, got True"):
+        BM25Index(k1=True)
 
 
 def test_chinese_documents() -> None:

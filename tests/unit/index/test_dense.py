@@ -121,6 +121,17 @@ def test_ivf_needs_training_vectors() -> None:
         index.add(_ids(10), _unit(10))
 
 
+def test_settings_refuse_bools_and_keep_numpy_ints_as_ints(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="hnsw_m must be a positive integer, got True"):
+        DenseIndex(DIM, hnsw_m=True)
+    with pytest.raises(ValueError, match="nlist must be a positive integer or None, got True"):
+        DenseIndex(DIM, "ivf", nlist=True)
+    index = DenseIndex(np.int64(DIM), "flat", ef_search=np.int64(64))
+    assert type(index.dim) is int and type(index.ef_search) is int
+    index.add(_ids(3), _unit(3))
+    index.save(tmp_path / "dense")  # the JSON config holds plain ints
+
+
 def test_add_validation() -> None:
     index = DenseIndex(DIM)
     with pytest.raises(ValueError, match="2 ids but 3 vectors"):

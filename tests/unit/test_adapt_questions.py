@@ -1,0 +1,220 @@
+"""Questions without labels: labelling by the base retriever, the round-trip filter, adapt()."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from simcse_rag.adapt import REPORT_JSON, REPORT_MD, AdaptConfig, EvalSet, adapt
+from simcse_rag.adapt_questions import (
+    LabelRule,
+    label_precision,
+    label_queries,
+    question_id,
+    relative_margin,
+    round_trip_filter,
+)
+from simcse_rag.mining import MiningConfig
+from simcse_rag.pairs import TrainingPair
+from simcse_rag.schema import Hit, Passage, SourceHit
+from tests.unit.test_adapt import synthetic_corpus
+
+
+class FakeRetriever:
+    """Answers each query with hits scripted per query text: ``[(id, score, dense, bm25)]``."""
+
+    def __init__(self, script: dict[str, list[tuple[str, float, int | None, int | None]]]):
+        self.script = script
+        self.searched: list[str] = []
+        self.docs = {d: Passage(d, f"text of {d}") for hits in script.values() for d, *_ in hits}
+
+    def __contains__(self, doc_id: object) -> bool:
+        return doc_id in self.docs
+
+    def get(self, doc_id: str) -> Passage:
+        return self.docs[doc_id]
+
+    def search_batch(self, queries, *, k, mode):  # noqa: ANN001, ANN201 - test double
+        assert mode == "hybrid"
+        self.searched += list(queries)
+        out = []
+        for q in queries:
+            hits = []
+            for rank, (d, score, dense, bm25) in enumerate(self.script.get(q, [])[:k], 1):
+                sources = {}
+                if dense is not None:
+                    sources["dense"] = SourceHit(dense, 0.5)
+                if bm25 is not None:
+                    sources["bm25"] = SourceHit(bm25, 3.0)
+                hits.append(Hit(d, score, rank, sources=sources))
+            out.append(hits)
+        return out
+
+
+SCRIPT = {
+    "agree": [("d1", 0.033, 1, 1), ("d2", 0.016, 2, None)],
+    "close": [("d3", 0.032, 1, 2), ("d4", 0.031, 2, 1)],
+    "dense only": [("d5", 0.016, 1, None), ("d6", 0.015, 2, None)],
+    "nothing": [],
+}
+
+
+def test_agreement_rule_keeps_only_questions_both_legs_rank_first() -> None:
+    retriever = FakeRetriever(SCRIPT)
+    pairs, counts = label_queries(retriever, list(SCRIPT), LabelRule(max_leg_rank=1))
+    assert [(p.query, p.positive_id) for p in pairs] == [("agree", "d1")]
+    assert pairs[0].positive == "text of d1"
+    assert pairs[0].query_id == question_id("agree")
+    assert counts == {"given": 4, "blank": 0, "duplicates": 0, "untrusted": 3, "kept": 1}
+
+
+def test_wider_leg_rank_and_margin_rules() -> None:
+    retriever = FakeRetriever(SCRIPT)
+    pairs, _ = label_queries(retriever, list(SCRIPT), LabelRule(max_leg_rank=2))
+    assert [p.positive_id for p in pairs] == ["d1", "d3"]
+    # No leg check: every question with a hit is kept; a margin drops the close call.
+    pairs, counts = label_queries(retriever, list(SCRIPT), LabelRule(None, min_margin=0.2))
+    assert [p.positive_id for p in pairs] == ["d1"]
+    assert counts["untrusted"] == 3
+    pairs, _ = label_queries(retriever, list(SCRIPT), LabelRule(None))
+    assert [p.positive_id for p in pairs] == ["d1", "d3", "d5"]
+
+
+def test_blank_lines_and_repeats_are_dropped_counted_and_searched_once() -> None:
+    retriever = FakeRetriever(SCRIPT)
+    given = ["agree", "  ", "Agree ", "agree", "", "close"]
+    pairs, counts = label_queries(retriever, given, LabelRule(max_leg_rank=2))
+    assert counts == {"given": 6, "blank": 2, "duplicates": 2, "untrusted": 0, "kept": 2}
+    assert retriever.searched == ["agree", "close"]
+    assert len({p.query_id for p in pairs}) == 2
+
+
+def test_question_ids_are_stable_and_ignore_case_and_spaces() -> None:
+    assert question_id("What is  X?") == question_id("what is x?")
+    assert question_id("what is x?") != question_id("what is y?")
+
+
+def test_relative_margin() -> None:
+    hits = [Hit("a", 0.04, 1), Hit("b", 0.03, 2)]
+    assert relative_margin(hits) == pytest.approx(0.25)
+    assert relative_margin(hits[:1]) == 1.0
+    assert relative_margin([]) == 0.0
+
+
+def test_round_trip_keeps_pairs_whose_passage_ranks_within_k() -> None:
+    retriever = FakeRetriever(SCRIPT)
+    candidates = [
+        TrainingPair("g1", "close", "text of d4", "d4"),  # rank 2
+        TrainingPair("g2", "close", "text of d3", "d3"),  # rank 1
+        TrainingPair("g3", "dense only", "text of d1", "d1"),  # not retrieved
+        TrainingPair("g4", "agree", "a passage outside the corpus", ""),
+    ]
+    kept, counts = round_trip_filter(retriever, candidates, k=1)
+    assert [p.query_id for p in kept] == ["g2"]
+    assert counts == {"given": 4, "no_passage_id": 1, "missed": 2, "kept": 1}
+    assert retriever.searched == ["close", "dense only"]  # each question once
+    kept, counts = round_trip_filter(retriever, candidates, k=2)
+    assert [p.query_id for p in kept] == ["g1", "g2"]
+    with pytest.raises(ValueError, match="round-trip k"):
+        round_trip_filter(retriever, candidates, k=0)
+
+
+def test_label_precision_matches_by_id_or_text() -> None:
+    eval_set = EvalSet(
+        {"e1": "Agree", "e2": "close", "e3": "other"},
+        {"e1": {"d1": 1}, "e2": {"d9": 1}, "e3": {"d5": 1}},
+        "judged",
+    )
+    pairs = [
+        TrainingPair("x1", "agree", "t", "d1"),  # by text, right
+        TrainingPair("x2", "close", "t", "d3"),  # by text, wrong
+        TrainingPair("e3", "reworded", "t", "d5"),  # by id, right
+        TrainingPair("x4", "unjudged", "t", "d1"),
+    ]
+    assert label_precision(pairs, eval_set) == {"judged": 3, "correct": 2, "precision": 0.6667}
+    assert label_precision(pairs[3:], eval_set) is None
+
+
+def test_settings_are_validated() -> None:
+    with pytest.raises(ValueError, match="max_leg_rank"):
+        LabelRule(max_leg_rank=0)
+    with pytest.raises(ValueError, match="min_margin"):
+        LabelRule(min_margin=1.5)
+    with pytest.raises(ValueError, match="round_trip_k"):
+        AdaptConfig(round_trip_k=0)
+    with pytest.raises(TypeError, match="label_rule"):
+        AdaptConfig(label_rule={"max_leg_rank": 1})  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- adapt()
+def _config() -> AdaptConfig:
+    return AdaptConfig(
+        max_steps=2,
+        batch_size=4,
+        mining=MiningConfig(num_negatives=1, relative_margin=None),
+        # The tiny random model's dense ranking is noise: trust every top passage here.
+        label_rule=LabelRule(max_leg_rank=None),
+    )
+
+
+def _questions(corpus: list[Passage]) -> list[str]:
+    return [p.text.split("\n")[1] for p in corpus] + ["", "   "]
+
+
+def test_adapt_from_queries_end_to_end(tiny_encoder, tmp_path: Path) -> None:
+    corpus = synthetic_corpus(24)
+    original = {k: v.clone() for k, v in tiny_encoder.model.state_dict().items()}
+    try:
+        adapt(corpus, tiny_encoder, tmp_path / "o", config=_config(), queries=_questions(corpus))
+    finally:
+        tiny_encoder.model.load_state_dict(original)  # the session encoder is shared
+    report = json.loads((tmp_path / "o" / REPORT_JSON).read_text(encoding="utf-8"))
+    filters = report["training"]["question_filters"]["queries"]
+    assert filters == {"given": 26, "blank": 2, "duplicates": 0, "untrusted": 0, "kept": 24}
+    assert report["training"]["source"].startswith("questions labelled by the base retriever")
+    # No --eval-data: 30% of the kept questions are held back, labelled by the base retriever.
+    assert report["held_out"]["queries"] == 7 and report["training"]["pairs"] == 17
+    assert any("labelled by the base retriever" in w for w in report["warnings"])
+    assert report["training"]["label_precision"] is None
+    md = (tmp_path / "o" / REPORT_MD).read_text(encoding="utf-8")
+    assert "- queries: given 26, blank (dropped) 2" in md and "kept 24" in md
+
+
+def test_adapt_from_generated_pairs_with_eval_set(tiny_encoder, tmp_path: Path) -> None:
+    corpus = synthetic_corpus(24)
+    # Each passage's own text as its "generated question": it retrieves itself first.
+    generated = [TrainingPair(f"g{i}", p.text, p.text, p.id) for i, p in enumerate(corpus)]
+    eval_set = EvalSet({"e": "fever aspirin"}, {"e": {"d0": 1}}, "judged")
+    original = {k: v.clone() for k, v in tiny_encoder.model.state_dict().items()}
+    try:
+        result = adapt(
+            corpus,
+            tiny_encoder,
+            tmp_path / "o",
+            config=_config(),
+            generated=generated,
+            eval_set=eval_set,
+        )
+    finally:
+        tiny_encoder.model.load_state_dict(original)
+    training = result.report["training"]
+    assert training["question_filters"]["generated"]["given"] == 24
+    assert training["question_filters"]["generated"]["kept"] == training["pairs"] > 12
+    assert not any("labelled by the base retriever" in w for w in result.report["warnings"])
+
+
+def test_adapt_refuses_pairs_and_queries_together(tiny_encoder, tmp_path: Path) -> None:
+    corpus = synthetic_corpus(20)
+    pairs = [TrainingPair("q", "fever", corpus[0].text, "d0")]
+    with pytest.raises(ValueError, match="not both"):
+        adapt(corpus, tiny_encoder, tmp_path / "o", pairs=pairs, queries=["fever"])
+    assert not (tmp_path / "o").exists()
+
+
+def test_adapt_with_no_question_kept_is_a_clear_error(tiny_encoder, tmp_path: Path) -> None:
+    corpus = synthetic_corpus(20)
+    with pytest.raises(ValueError, match="No question was kept"):
+        adapt(corpus, tiny_encoder, tmp_path / "o", config=_config(), queries=["", "  "])
+    assert not (tmp_path / "o").exists()

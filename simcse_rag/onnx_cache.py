@@ -5,6 +5,9 @@ process that only encodes queries needs neither. An index saved with an ONNX que
 therefore keeps, in ``query_model/``::
 
     model.onnx           the exported graph (int8 for ``onnx-int8``)
+    model.optimized.onnx the same graph after ONNX Runtime's graph optimisations (fused
+                         attention, GELU, layer norm), which a session would otherwise redo
+                         on every start
     tokenizer.json ...   the model's tokenizer files (``tokenizer.save_pretrained``)
     query_model.json     fingerprint, backend, onnxruntime version, opset, input names,
                          max_length, dim, padding / truncation settings, sha256 of every file
@@ -12,12 +15,17 @@ therefore keeps, in ``query_model/``::
 A cached model is used only when its fingerprint equals the index's, it was written by the
 running onnxruntime version, and every file hashes to what ``query_model.json`` says; anything
 else (missing, stale, corrupt) makes :meth:`QueryModel.read` return ``None`` and the caller
-exports again. Queries then run through ONNX Runtime and the Rust ``tokenizers`` library only:
-no torch, no transformers.
+exports again. The optimised graph is ONNX Runtime's own format of the moment (its fused
+operators), so it is covered by the same onnxruntime-version check; a cache written before it
+existed is used without it (the graph is then optimised when the session starts). Queries
+then run through ONNX Runtime and the Rust ``tokenizers`` library only: no torch, no
+transformers.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import logging
 import os
@@ -29,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from simcse_rag import _io
+from simcse_rag import _io, onnx_export
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +45,7 @@ logger = logging.getLogger(__name__)
 QUERY_MODEL_DIR = "query_model"
 META_FILE = "query_model.json"
 MODEL_FILE = "model.onnx"
+OPTIMIZED_FILE = "model.optimized.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 FORMAT_VERSION = 1
 #: Texts on which the fast tokenizer must reproduce the encoder's own tokenizer exactly
@@ -111,6 +120,8 @@ class QueryModel:
         files: Tokenizer files (name -> bytes), ``tokenizer.json`` among them.
         settings: ``input_names``, ``max_length``, ``dim``, ``padding``, ``truncation_side``,
             ``opset`` and ``onnxruntime`` (the version that wrote it).
+        optimized: ``onnx`` after :func:`~simcse_rag.onnx_export.optimize_graph` (``None``:
+            not made yet).
     """
 
     fingerprint: str
@@ -118,6 +129,7 @@ class QueryModel:
     onnx: bytes = field(repr=False)
     files: dict[str, bytes] = field(repr=False)
     settings: dict[str, Any]
+    optimized: bytes | None = field(default=None, repr=False)
 
     # ------------------------------------------------------------------ build
     @classmethod
@@ -165,10 +177,21 @@ class QueryModel:
         if not model.reproduces(encoder):
             logger.info("the query model is not cached: its tokenizer differs from the encoder's")
             return None
-        return model
+        return model.with_optimized()
+
+    def with_optimized(self) -> QueryModel:
+        """This model with :attr:`optimized` made (itself when it already has it)."""
+        if self.optimized is not None:
+            return self
+        return dataclasses.replace(self, optimized=onnx_export.optimize_graph(self.onnx))
 
     def tokenizer(self) -> FastQueryTokenizer:
-        """The tokenizer that feeds this model."""
+        """The tokenizer that feeds this model (one instance, shared by its callers: building
+        it parses ``tokenizer.json``)."""
+        return self._tokenizer
+
+    @functools.cached_property
+    def _tokenizer(self) -> FastQueryTokenizer:
         return FastQueryTokenizer(
             self.files[TOKENIZER_FILE].decode("utf-8"),
             max_length=int(self.settings["max_length"]),
@@ -191,9 +214,15 @@ class QueryModel:
         """Write the model into ``folder`` (created if missing)."""
         folder.mkdir(exist_ok=True)
         hashes = {}
-        for name, data in {MODEL_FILE: self.onnx, **self.files}.items():
+        blobs = {MODEL_FILE: self.onnx, **self.files}
+        if self.optimized is not None:
+            blobs[OPTIMIZED_FILE] = self.optimized
+        for name, data in blobs.items():
             (folder / name).write_bytes(data)
             hashes[name] = hashlib.sha256(data).hexdigest()
+        optimization = (
+            {} if self.optimized is None else {"optimized": onnx_export.SAVED_OPTIMIZATION}
+        )
         _io.write_json(
             folder / META_FILE,
             {
@@ -201,6 +230,7 @@ class QueryModel:
                 "fingerprint": self.fingerprint,
                 "backend": self.backend,
                 **self.settings,
+                **optimization,
                 "sha256": hashes,
             },
         )
@@ -242,11 +272,15 @@ class QueryModel:
                     raise ValueError(f"{name} does not match its sha256")
             settings = {k: meta[k] for k in _SETTINGS}
             onnx = blobs.pop(MODEL_FILE)
+            optimized = blobs.pop(OPTIMIZED_FILE, None)
             blobs[TOKENIZER_FILE]  # noqa: B018 - a KeyError here means the cache is incomplete
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             logger.warning("cached query model in %s is corrupt (%s); rebuilding it", folder, exc)
             return None
-        return cls(fingerprint, meta["backend"], onnx, blobs, settings)
+        if optimized is not None and meta.get("optimized") != onnx_export.SAVED_OPTIMIZATION:
+            logger.info("optimised query graph in %s not used: made at another level", folder)
+            optimized = None
+        return cls(fingerprint, meta["backend"], onnx, blobs, settings, optimized)
 
 
 _SETTINGS = (

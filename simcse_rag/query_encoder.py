@@ -113,6 +113,9 @@ class OnnxQueryEncoder:
             ``encode`` calls from several threads run in parallel anyway.
         model: An already exported model (bytes); ``None`` exports ``encoder``.
         input_names: The model's inputs (default: those ``encoder.tokenize`` returns).
+        optimized: ``model`` as :func:`~simcse_rag.onnx_export.optimize_graph` saved it: run
+            without optimising it again (a faster start); if ONNX Runtime cannot load it,
+            ``model`` is optimised and run instead.
 
     Attributes:
         model: The ONNX model bytes (what :mod:`simcse_rag.onnx_cache` saves).
@@ -130,17 +133,10 @@ class OnnxQueryEncoder:
         threads: int = 1,
         model: bytes | None = None,
         input_names: Sequence[str] | None = None,
+        optimized: bytes | None = None,
     ) -> None:
-        import onnxruntime as ort
-
         self.encoder = encoder
         self.quantize = quantize
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        # Spinning threads steal the CPU from the rest of the process on small machines.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # Dynamic quantization takes one activation scale per *tensor*: in a batch, the longest
         # or most extreme text (and the padding) would set the scale for every other text, so a
         # query's vector would change with its neighbours. One text per call keeps each vector
@@ -150,9 +146,7 @@ class OnnxQueryEncoder:
         if model is None:
             model = onnx_export.export_onnx(encoder, self.input_names, quantize)
         self.model = model
-        self._session = ort.InferenceSession(
-            self.model, options, providers=["CPUExecutionProvider"]
-        )
+        self._session = _session(model, optimized, threads)
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
         """Unit vectors ``(len(texts), dim)`` float32 for ``texts``.
@@ -169,6 +163,21 @@ class OnnxQueryEncoder:
         if not out:
             return np.zeros((0, self.encoder.dim), dtype=np.float32)
         return np.concatenate(out).astype(np.float32, copy=False)
+
+
+def _session(model: bytes, optimized: bytes | None, threads: int) -> Any:
+    """An ONNX Runtime session over ``optimized`` as saved, else over ``model`` optimised now."""
+    import onnxruntime as ort
+
+    providers = ["CPUExecutionProvider"]
+    if optimized is not None:
+        try:
+            return ort.InferenceSession(
+                optimized, onnx_export.session_options(threads=threads, optimize=False), providers
+            )
+        except Exception as exc:  # noqa: BLE001 - any load failure means "optimise again"
+            logger.warning("saved optimised query graph unusable (%s); optimising again.", exc)
+    return ort.InferenceSession(model, onnx_export.session_options(threads=threads), providers)
 
 
 class TorchQueryEncoder:
@@ -296,6 +305,8 @@ class LazyQueryEncoder:
         with self._lock:
             if self._cached is None:
                 self._cached = self._pack(onnx)
+            elif self._cached.optimized is None:  # read from a cache written before it existed
+                self._cached = self._cached.with_optimized()
             return self._cached
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
@@ -306,12 +317,18 @@ class LazyQueryEncoder:
             return onnx.encode(list(texts), batch_size=batch_size)
         return TorchQueryEncoder(self._load_encoder()).encode(texts, batch_size=batch_size)
 
-    def use_saved(self, cached: QueryModel | None, index_folder: Path) -> None:
+    def use_saved(self, cached: QueryModel | None, index_folder: Path) -> bool:
         """Run ``cached`` (an index's saved query model) when it suits this encoder; otherwise
-        write the next export into ``index_folder`` so the next process can skip it."""
-        if cached is None or not self.use_cached(cached):
-            # Missing, stale or corrupt: the next export is written back for the next process.
-            self.on_export = lambda query_model: query_model.store(index_folder)
+        write the next export into ``index_folder`` so the next process can skip it.
+
+        Returns:
+            Whether ``cached`` will be used (queries then need neither PyTorch nor an export).
+        """
+        if cached is not None and self.use_cached(cached):
+            return True
+        # Missing, stale or corrupt: the next export is written back for the next process.
+        self.on_export = lambda query_model: query_model.store(index_folder)
+        return False
 
     def get(self) -> OnnxQueryEncoder | None:
         """The ONNX encoder, or ``None`` when queries should go through PyTorch."""
@@ -332,6 +349,7 @@ class LazyQueryEncoder:
                     quantize=quantize,
                     model=self._cached.onnx,
                     input_names=self._cached.settings["input_names"],
+                    optimized=self._cached.optimized,
                 )
             except Exception as exc:  # noqa: BLE001 - any load failure means "export again"
                 logger.warning("cached query model unusable (%s); exporting it again.", exc)

@@ -16,13 +16,15 @@ Endpoints::
 
 A mistake in a request gets a 400 (not JSON / not an object) or 422 (a bad field) response
 ``{"error": "<one-line message>"}``, never a traceback. Searches and updates run in Starlette's
-thread pool, so the event loop keeps serving while a query is encoded; the retriever's
-read/write lock keeps concurrent searches and updates consistent, and each update is saved
-(atomically) before its response is sent.
+thread pool, so the event loop keeps serving while a query is encoded; concurrent ``/search``
+requests with the same settings are searched together in one ``search_batch`` call
+(:mod:`simcse_rag.index.micro_batch`). The retriever's read/write lock keeps concurrent searches
+and updates consistent, and each update is saved (atomically) before its response is sent.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -33,6 +35,7 @@ from typing import Any
 
 from simcse_rag.index.filters import parse_filter
 from simcse_rag.index.hybrid import HybridRetriever
+from simcse_rag.index.micro_batch import shared_batcher
 from simcse_rag.schema import Passage
 
 logger = logging.getLogger(__name__)
@@ -102,12 +105,13 @@ class _Api:
         self.path = path
         self._write_lock = threading.Lock()  # an update and its save, one at a time
 
-    def search(self, body: dict[str, Any]) -> dict[str, Any]:
+    async def search(self, body: dict[str, Any]) -> dict[str, Any]:
         _only(body, _SEARCH_FIELDS | {"query"})
         query = _required(body, "query")
         if not isinstance(query, str):
             raise RequestError(f"'query' must be a string, got {_kind(query)}.")
-        hits = self.retriever.search(query, **_search_options(body))
+        # Checked on the loop (cheap); searched in the thread pool with concurrent requests.
+        hits = await shared_batcher(self.retriever).search(query, **_search_options(body))
         return {"hits": [h.to_dict() for h in hits]}
 
     def search_batch(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -158,16 +162,20 @@ class _Api:
         self.retriever.save(self.path)
 
 
-def _endpoint(work: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[..., Any]:
-    """Wrap ``work`` as a Starlette endpoint: parse the body, run ``work`` in the thread pool,
-    turn client mistakes into JSON errors."""
+def _endpoint(work: Callable[[dict[str, Any]], Any]) -> Callable[..., Any]:
+    """Wrap ``work`` as a Starlette endpoint: parse the body, run ``work`` in the thread pool
+    (or await it, when it is a coroutine function that sends its search there itself), turn
+    client mistakes into JSON errors."""
     from starlette.concurrency import run_in_threadpool
     from starlette.responses import JSONResponse
 
     async def endpoint(request: Any) -> Any:
         try:
             body = await _json_body(request) if request.method != "GET" else {}
-            result = await run_in_threadpool(work, body)
+            if inspect.iscoroutinefunction(work):
+                result = await work(body)
+            else:
+                result = await run_in_threadpool(work, body)
         except RequestError as exc:
             return JSONResponse({"error": str(exc)}, status_code=exc.status)
         except (ValueError, TypeError) as exc:  # the retriever's argument checks

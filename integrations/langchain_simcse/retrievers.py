@@ -13,13 +13,13 @@ from langchain_core.callbacks import (
 )
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-from langchain_core.runnables.config import run_in_executor
 from pydantic import ConfigDict, Field, field_validator
 
 from langchain_simcse.embeddings import SimCSEEmbeddings
 from simcse_rag.encoder import SimCSEEncoder
 from simcse_rag.index.filters import Filter, parse_filter
 from simcse_rag.index.hybrid import HybridConfig, HybridRetriever
+from simcse_rag.index.micro_batch import shared_batcher
 from simcse_rag.index.saved import load_retriever, save_retriever
 from simcse_rag.schema import Hit, Passage
 
@@ -281,18 +281,23 @@ class SimCSERetriever(BaseRetriever):
         return cls(index=index, **{**settings, **kwargs})
 
     # ------------------------------------------------------------------ retrieval
+    def _settings(self, k: int | None, mode: str | None, filter: Any) -> dict[str, Any]:
+        """One call's search arguments: per-call values over the configured ones."""
+        k = _check_k(self.search_kwargs.get("k", self.k) if k is None else k)
+        return {
+            "k": k,
+            "mode": _check_mode(self.mode if mode is None else mode),
+            "candidates": max(self.candidates, k),
+            "filter": _combine(self.search_kwargs.get("filter"), filter),
+        }
+
     def _search(
         self, query: str, k: int | None, mode: str | None, filter: Any = None
     ) -> list[Document]:
-        k = _check_k(self.search_kwargs.get("k", self.k) if k is None else k)
-        mode = _check_mode(self.mode if mode is None else mode)
-        flt = _combine(self.search_kwargs.get("filter"), filter)  # checked even for blank queries
+        settings = self._settings(k, mode, filter)  # checked even for blank queries
         if not query.strip():
             return []
-        hits = self.index.search(
-            query, k=k, mode=mode, candidates=max(self.candidates, k), filter=flt
-        )
-        return [_to_document(hit) for hit in hits]
+        return [_to_document(hit) for hit in self.index.search(query, **settings)]
 
     def _get_relevant_documents(
         self,
@@ -314,7 +319,11 @@ class SimCSERetriever(BaseRetriever):
         mode: Mode | None = None,
         filter: dict[str, Any] | None = None,  # noqa: A002 - LangChain's name for it
     ) -> list[Document]:
-        # The search (query encoding, FAISS, BM25) runs in the executor's thread pool: the event
-        # loop keeps running, and concurrent ainvoke / abatch calls search in parallel threads
-        # (the retriever's read lock lets searches overlap).
-        return await run_in_executor(None, self._search, query, k, mode, filter)
+        settings = self._settings(k, mode, filter)
+        if not query.strip():
+            return []
+        # The search runs in the loop's thread pool, so the loop keeps running; concurrent
+        # ainvoke / abatch calls with the same settings are searched together, in one
+        # search_batch call (simcse_rag.index.micro_batch).
+        hits = await shared_batcher(self.index).search(query, **settings)
+        return [_to_document(hit) for hit in hits]

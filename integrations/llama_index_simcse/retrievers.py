@@ -36,6 +36,7 @@ from llama_index_simcse.filters import to_filter
 from simcse_rag.encoder import SimCSEEncoder
 from simcse_rag.index.fusion import FUSION_METHODS, fuse
 from simcse_rag.index.hybrid import HybridConfig, HybridRetriever
+from simcse_rag.index.micro_batch import shared_batcher
 from simcse_rag.index.saved import load_retriever, save_retriever
 from simcse_rag.schema import Hit, Passage
 
@@ -359,8 +360,17 @@ class HybridRRFRetriever(BaseRetriever):
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         if not query_bundle.query_str.strip():
             return []
-        if self._index is not None:  # off the event loop, in the default thread pool
-            return await asyncio.to_thread(self._retrieve, query_bundle)
+        if self._index is not None:
+            # Off the event loop, in its thread pool; concurrent calls are searched together
+            # in one search_batch call (simcse_rag.index.micro_batch).
+            hits = await shared_batcher(self._index).search(
+                query_bundle.query_str,
+                k=self.similarity_top_k,
+                mode=self.mode,
+                candidates=max(self.candidates, self.similarity_top_k),
+                filter=self._filter,
+            )
+            return [_hit_to_node(hit) for hit in hits]
         results = await asyncio.gather(*(r.aretrieve(query_bundle) for r in self._retrievers))
         return self._fuse(list(results))
 

@@ -1,4 +1,4 @@
-"""Thread helpers for the indexes (internal): a scoped thread-count limit and a read/write lock."""
+"""Thread helpers for the indexes (internal): scoped thread-count limits and a read/write lock."""
 
 from __future__ import annotations
 
@@ -44,6 +44,29 @@ class ThreadLimit:
                 self._users -= 1
                 if self._users == 0 and self._get() != self._before:
                     self._set(self._before)
+
+
+@contextlib.contextmanager
+def openmp_thread_limit(
+    get: Callable[[], int], set_: Callable[[int], None], n: int | None
+) -> Iterator[None]:
+    """Cap an OpenMP library's thread count at ``n`` for the calling thread only.
+
+    OpenMP keeps the count per thread (libgomp's ``nthreads-var`` belongs to the calling
+    thread), so :class:`ThreadLimit`'s shared counter is wrong for it: the first of two
+    concurrent callers would lower only its own count and the second would search with the full
+    pool, and with a pool per calling thread, searches from an executor's threads oversubscribe
+    the CPU. Each caller therefore lowers and restores its own count (``None``: no change).
+    """
+    before = get() if n is not None else 0
+    if n is None or n >= before:
+        yield
+        return
+    set_(n)
+    try:
+        yield
+    finally:
+        set_(before)
 
 
 class ReadWriteLock:

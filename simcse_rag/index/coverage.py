@@ -27,7 +27,11 @@ def is_punctuation(token: str) -> bool:
     """Whether a vocabulary token is punctuation only (``"?"``, ``"，"``, ``"##."``): such
     tokens are readable but carry no meaning, so they must not make a text look readable."""
     body = token[2:] if token.startswith("##") else token
-    return bool(body) and all(unicodedata.category(c).startswith("P") for c in body)
+    # Most tokens start with a letter or digit: the C-level check skips the per-character
+    # lookup for them (the whole vocabulary is scanned when a saved index is loaded).
+    if not body or body[0].isalnum():
+        return False
+    return all(unicodedata.category(c).startswith("P") for c in body)
 
 
 def readable_share(

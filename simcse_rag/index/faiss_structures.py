@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from simcse_rag import threads
-from simcse_rag.index._threads import ThreadLimit
+from simcse_rag.index._threads import openmp_thread_limit
 
 __all__ = [
     "IVF_MIN_POINTS_PER_LIST",
@@ -30,8 +30,6 @@ __all__ = [
 #: FAISS's own minimum of training vectors per IVF list.
 IVF_MIN_POINTS_PER_LIST = 39
 
-_FAISS_LIMIT: ThreadLimit | None = None
-
 
 def faiss_module() -> Any:
     """The faiss module, its thread pool sized once per process (see simcse_rag.threads)."""
@@ -42,12 +40,12 @@ def faiss_module() -> Any:
 
 
 def faiss_threads(n_queries: int) -> contextlib.AbstractContextManager[None]:
-    """Run batches of fewer than 16 queries with one FAISS thread (see ThreadLimit for why)."""
-    global _FAISS_LIMIT
-    if _FAISS_LIMIT is None:
-        faiss = faiss_module()
-        _FAISS_LIMIT = ThreadLimit(faiss.omp_get_max_threads, faiss.omp_set_num_threads)
-    return _FAISS_LIMIT(1 if n_queries < 16 else None)
+    """Run batches of fewer than 16 queries with one FAISS thread, in the calling thread (see
+    ThreadLimit for why one; openmp_thread_limit for why per thread)."""
+    faiss = faiss_module()
+    return openmp_thread_limit(
+        faiss.omp_get_max_threads, faiss.omp_set_num_threads, 1 if n_queries < 16 else None
+    )
 
 
 @dataclass(frozen=True)

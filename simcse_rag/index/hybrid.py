@@ -404,5 +404,8 @@ class HybridRetriever:
         contents = saved.read_contents(encoder.dim)
         retriever._passages, retriever._dense = contents.passages, contents.dense
         retriever._bm25, retriever._cache = contents.bm25, contents.cache
-        retriever._queries.use_saved(saved.query_model, saved.folder)
+        if retriever._queries.use_saved(saved.query_model, saved.folder):
+            # Queries need no PyTorch: one query now pays the search path's one-time set-up
+            # (ONNX Runtime session, tokenizers, lazy imports), so the first user's query does not.
+            retriever.search("warm up", k=1)
         return retriever

@@ -13,14 +13,16 @@ T = TypeVar("T")
 
 
 def slow_down_search(monkeypatch: pytest.MonkeyPatch, index: Any, seconds: float = 0.5) -> None:
-    """Make ``index.search`` hold its thread for ``seconds``, as a large index would."""
-    search = index.search
+    """Make ``index.search`` and ``index.search_batch`` (what the async paths call) hold their
+    thread for ``seconds``, as a large index would."""
+    for name in ("search", "search_batch"):
+        method = getattr(index, name)
 
-    def slow_search(*args: Any, **kwargs: Any) -> Any:
-        time.sleep(seconds)
-        return search(*args, **kwargs)
+        def slow(*args: Any, _method: Any = method, **kwargs: Any) -> Any:
+            time.sleep(seconds)
+            return _method(*args, **kwargs)
 
-    monkeypatch.setattr(index, "search", slow_search)
+        monkeypatch.setattr(index, name, slow)
 
 
 async def ticks_while(call: Awaitable[T]) -> tuple[T, int]:
@@ -39,3 +41,18 @@ async def ticks_while(call: Awaitable[T]) -> tuple[T, int]:
     finally:
         task.cancel()
     return result, ticks
+
+
+def record_batches(monkeypatch: pytest.MonkeyPatch, index: Any, seconds: float = 0.1) -> list[int]:
+    """Record the number of queries of each ``index.search_batch`` call (each slowed by
+    ``seconds``, so that concurrent requests pile up behind it); returns the live list."""
+    sizes: list[int] = []
+    search_batch = index.search_batch
+
+    def recording(queries: Any, **kwargs: Any) -> Any:
+        sizes.append(len(queries))
+        time.sleep(seconds)
+        return search_batch(queries, **kwargs)
+
+    monkeypatch.setattr(index, "search_batch", recording)
+    return sizes

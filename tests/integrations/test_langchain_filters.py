@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 pytest.importorskip("langchain_core")
@@ -10,7 +12,11 @@ from langchain_core.documents import Document  # noqa: E402
 from pydantic import ValidationError  # noqa: E402
 
 from langchain_simcse import SimCSEEmbeddings, SimCSERetriever  # noqa: E402
-from tests.integrations.event_loop import slow_down_search, ticks_while  # noqa: E402
+from tests.integrations.event_loop import (  # noqa: E402
+    record_batches,
+    slow_down_search,
+    ticks_while,
+)
 
 
 @pytest.fixture
@@ -64,3 +70,21 @@ async def test_event_loop_keeps_running_during_a_slow_search(retriever, monkeypa
     docs, ticks = await ticks_while(retriever.ainvoke("fever", filter={"domain": "medical"}))
     assert docs and all(d.metadata["domain"] == "medical" for d in docs)
     assert ticks >= 10  # a blocked loop would tick at most once
+
+
+async def test_concurrent_ainvoke_is_batched_and_equals_invoke(retriever, monkeypatch) -> None:
+    """Concurrent calls are searched together (micro-batching), yet each gets exactly what its
+    own invoke gives: its own k and filter, never another call's."""
+    calls = [
+        ("fever", {"filter": {"lang": "zh"}, "k": 10}),
+        ("loan", {}),
+        ("fever", {"filter": {"domain": "medical"}, "k": 10}),
+        ("insulin", {"k": 2}),
+        ("loan rate", {"filter": {"lang": "zh"}, "k": 10}),
+        ("child fever", {"filter": {"domain": "finance"}, "k": 10}),
+    ] * 3
+    expected = [retriever.invoke(q, **kw) for q, kw in calls]
+    sizes = record_batches(monkeypatch, retriever.index)
+    got = await asyncio.gather(*(retriever.ainvoke(q, **kw) for q, kw in calls))
+    assert got == expected
+    assert max(sizes) > 1 and sum(sizes) == len(calls)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 pytest.importorskip("llama_index.core")
@@ -17,7 +19,11 @@ from llama_index.core.vector_stores.types import (  # noqa: E402
 
 from llama_index_simcse import HybridRRFRetriever, SimCSEEmbedding  # noqa: E402
 from llama_index_simcse.filters import to_filter  # noqa: E402
-from tests.integrations.event_loop import slow_down_search, ticks_while  # noqa: E402
+from tests.integrations.event_loop import (  # noqa: E402
+    record_batches,
+    slow_down_search,
+    ticks_while,
+)
 
 F, Op = MetadataFilter, FilterOperator
 
@@ -116,3 +122,25 @@ async def test_aretrieve_filters_and_keeps_the_loop_running(retriever, monkeypat
     nodes, ticks = await ticks_while(retriever.aretrieve("fever"))
     assert ids(nodes) == {"med-1", "med-2", "med-3", "med-4"}
     assert ticks >= 10  # a blocked loop would tick at most once
+
+
+def _dump(results) -> list[list[tuple[str, float]]]:
+    return [[(n.node.node_id, n.score) for n in nodes] for nodes in results]
+
+
+async def test_concurrent_aretrieve_is_batched_and_equals_retrieve(
+    retriever, corpus, monkeypatch
+) -> None:
+    """Retrievers with different filters over one index share its batcher, and each call still
+    gets exactly its own filter's result."""
+    medical = HybridRRFRetriever(
+        index=retriever.index,
+        similarity_top_k=10,
+        filters=MetadataFilters(filters=[F(key="domain", value="medical")]),
+    )
+    calls = [(r, q) for r in (retriever, medical) for q in ("fever", "loan", "insulin")] * 3
+    expected = [r.retrieve(q) for r, q in calls]
+    sizes = record_batches(monkeypatch, retriever.index)
+    got = await asyncio.gather(*(r.aretrieve(q) for r, q in calls))
+    assert _dump(got) == _dump(expected)
+    assert max(sizes) > 1 and sum(sizes) == len(calls)

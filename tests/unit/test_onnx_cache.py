@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +18,13 @@ import pytest
 from simcse_rag import _io, onnx_export
 from simcse_rag.encoder import SimCSEEncoder
 from simcse_rag.index.hybrid import HybridConfig, HybridRetriever
-from simcse_rag.onnx_cache import META_FILE, MODEL_FILE, QUERY_MODEL_DIR, QueryModel
+from simcse_rag.onnx_cache import (
+    META_FILE,
+    MODEL_FILE,
+    OPTIMIZED_FILE,
+    QUERY_MODEL_DIR,
+    QueryModel,
+)
 from simcse_rag.schema import Passage
 from simcse_rag.testing import build_tiny_bert
 
@@ -125,6 +135,13 @@ def _damage_model(folder: Path) -> None:
     path.write_bytes(bytes(data))
 
 
+def _damage_optimized(folder: Path) -> None:
+    path = folder / QUERY_MODEL_DIR / OPTIMIZED_FILE
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
 def _edit_meta(key: str, value: Any) -> Any:
     def edit(folder: Path) -> None:
         path = folder / QUERY_MODEL_DIR / META_FILE
@@ -148,12 +165,21 @@ def _drop_tokenizer(folder: Path) -> None:
     [
         (_remove, logging.DEBUG, "no cached query model"),
         (_damage_model, logging.WARNING, "model.onnx does not match its sha256"),
+        (_damage_optimized, logging.WARNING, "model.optimized.onnx does not match its sha256"),
         (_drop_tokenizer, logging.WARNING, "is corrupt"),
         (_edit_meta("fingerprint", "0123456789abcdef"), logging.INFO, "made for model"),
         (_edit_meta("onnxruntime", "0.0.1"), logging.INFO, "written by onnxruntime 0.0.1"),
         (_edit_meta("format_version", 99), logging.WARNING, "unsupported format version"),
     ],
-    ids=["missing", "bad-hash", "unreadable", "other-model", "other-onnxruntime", "format"],
+    ids=[
+        "missing",
+        "bad-hash",
+        "bad-hash-optimized",
+        "unreadable",
+        "other-model",
+        "other-onnxruntime",
+        "format",
+    ],
 )
 def test_bad_cache_is_never_used_and_is_rewritten(
     tiny_encoder: Any,
@@ -174,6 +200,7 @@ def test_bad_cache_is_never_used_and_is_rewritten(
     assert _hits(loaded) == _hits(fresh)  # rebuilt from the PyTorch model
     rewritten = QueryModel.read(folder, fingerprint=tiny_encoder.fingerprint())
     assert rewritten is not None and rewritten.onnx == good
+    assert rewritten.optimized is not None
 
 
 def test_read_only_folder_just_logs(
@@ -197,3 +224,111 @@ def test_read_only_folder_just_logs(
         r.levelno == logging.DEBUG and "Permission denied" in r.getMessage() for r in caplog.records
     )
     assert not (folder / QUERY_MODEL_DIR).exists()
+
+
+def _rewrite_meta(folder: Path, edit: Any) -> None:
+    path = folder / QUERY_MODEL_DIR / META_FILE
+    meta = json.loads(path.read_text())
+    edit(meta)
+    path.write_text(json.dumps(meta))
+
+
+def test_saved_optimised_graph_gives_the_same_vectors(tiny_encoder: Any, tmp_path: Path) -> None:
+    fresh = _build(tiny_encoder, tmp_path / "idx")
+    cached = QueryModel.read(tmp_path / "idx", fingerprint=tiny_encoder.fingerprint())
+    assert cached is not None and cached.optimized is not None
+    assert cached.optimized != cached.onnx
+    loaded = HybridRetriever.load(tmp_path / "idx")
+    np.testing.assert_allclose(
+        loaded.encode_queries(QUERIES), fresh.encode_queries(QUERIES), rtol=0, atol=1e-6
+    )
+    assert [[h.id for h in hits] for hits in loaded.search_batch(QUERIES, k=4)] == [
+        [h.id for h in hits] for hits in fresh.search_batch(QUERIES, k=4)
+    ]
+
+
+def test_unloadable_optimised_graph_falls_back_to_the_model(
+    tiny_encoder: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A graph whose hash matches but that ONNX Runtime refuses (e.g. written by a build with
+    other operators) is never fatal: the exported model is optimised and run instead."""
+    folder = tmp_path / "idx"
+    fresh = _build(tiny_encoder, folder)
+    garbage = b"not an onnx graph"
+    (folder / QUERY_MODEL_DIR / OPTIMIZED_FILE).write_bytes(garbage)
+
+    def fix_hash(meta: dict[str, Any]) -> None:
+        meta["sha256"][OPTIMIZED_FILE] = hashlib.sha256(garbage).hexdigest()
+
+    _rewrite_meta(folder, fix_hash)
+    with caplog.at_level(logging.WARNING, logger="simcse_rag.query_encoder"):
+        loaded = HybridRetriever.load(folder)
+    assert any("optimised query graph unusable" in r.getMessage() for r in caplog.records)
+    np.testing.assert_array_equal(loaded.encode_queries(QUERIES), fresh.encode_queries(QUERIES))
+
+
+@pytest.mark.parametrize("case", ["written-before-it-existed", "other-level"])
+def test_cache_without_a_usable_optimised_graph_runs_the_model_and_save_adds_it(
+    tiny_encoder: Any, tmp_path: Path, case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "idx"
+    fresh = _build(tiny_encoder, folder)
+    if case == "written-before-it-existed":
+        (folder / QUERY_MODEL_DIR / OPTIMIZED_FILE).unlink()
+
+        def edit(meta: dict[str, Any]) -> None:
+            del meta["sha256"][OPTIMIZED_FILE], meta["optimized"]
+
+    else:
+
+        def edit(meta: dict[str, Any]) -> None:
+            meta["optimized"] = "all"  # a level whose graph may be specific to its machine
+
+    _rewrite_meta(folder, edit)
+    cached = QueryModel.read(folder, fingerprint=tiny_encoder.fingerprint())
+    assert cached is not None and cached.optimized is None
+    monkeypatch.setattr(SimCSEEncoder, "from_pretrained", _refuse)
+    monkeypatch.setattr(onnx_export, "export_onnx", _refuse)
+    loaded = HybridRetriever.load(folder)
+    np.testing.assert_array_equal(loaded.encode_queries(QUERIES), fresh.encode_queries(QUERIES))
+    loaded.save(folder)
+    again = QueryModel.read(folder, fingerprint=tiny_encoder.fingerprint())
+    assert again is not None and again.optimized is not None
+
+
+def test_load_starts_the_query_session_so_the_first_query_does_not(
+    tiny_encoder: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import onnxruntime
+
+    fresh = _build(tiny_encoder, tmp_path / "idx")
+    loaded = HybridRetriever.load(tmp_path / "idx")
+
+    def no_new_session(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("an ONNX Runtime session was started by a query")
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", no_new_session)
+    assert _hits(loaded) == _hits(fresh)
+
+
+def test_searching_a_saved_index_imports_neither_bm25s_nor_torch(
+    tiny_encoder: Any, tmp_path: Path
+) -> None:
+    """bm25s' package import (scipy among it) cost a search-only process's first query a few
+    hundred milliseconds; only its stopword lists are needed, and they come without it."""
+    _build(tiny_encoder, tmp_path / "idx")
+    code = (
+        "import sys\n"
+        "from simcse_rag.index.hybrid import HybridRetriever\n"
+        "index = HybridRetriever.load(sys.argv[1])\n"
+        "assert index.search('the fever of a child', k=2)\n"
+        "print(sorted(m for m in ('bm25s', 'scipy', 'torch') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "idx")],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert out.stdout.strip() == "[]"

@@ -125,6 +125,7 @@ def test_an_unexpected_failure_is_a_json_500(index: Path) -> None:
 
     retriever = HybridRetriever.load(index)
     retriever.search = broken  # type: ignore[method-assign]
+    retriever.search_batch = broken  # type: ignore[method-assign]  # what /search batches into
     reply = TestClient(create_app(retriever), raise_server_exceptions=False).post(
         "/search", json={"query": "x"}
     )
@@ -182,3 +183,34 @@ def test_real_server_answers_concurrent_searches(live_server: str) -> None:
     assert [(status, body["hits"][0]["id"]) for status, body in results] == [(200, "d2")] * 8
     status, body = _call(f"{live_server}/search", {"query": 1}, "POST")
     assert status == 422 and "'query' must be a string" in body["error"]
+
+
+async def test_concurrent_search_requests_are_batched_and_each_gets_its_own(
+    index: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    import httpx
+
+    from tests.integrations.event_loop import record_batches
+
+    retriever = HybridRetriever.load(index)
+    bodies = [
+        {"query": "fever cough", "k": 2},
+        {"query": "tax", "filter": {"n": 1}},
+        {"query": "fever", "filter": {"n": {"$ne": 1}}, "mode": "bm25"},
+        {"query": "child", "k": 1},
+    ] * 4
+    expected = [
+        [
+            h.to_dict()
+            for h in retriever.search(b["query"], **{k: v for k, v in b.items() if k != "query"})
+        ]
+        for b in bodies
+    ]
+    sizes = record_batches(monkeypatch, retriever)
+    transport = httpx.ASGITransport(app=create_app(retriever))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        replies = await asyncio.gather(*(http.post("/search", json=b) for b in bodies))
+    assert [r.json()["hits"] for r in replies] == expected
+    assert max(sizes) > 1 and sum(sizes) == len(bodies)

@@ -184,3 +184,40 @@ def test_load_rejects_corruption(tmp_path: Path) -> None:
     (folder / "dense.json").write_text("{")
     with pytest.raises(ValueError, match="unreadable or corrupted"):
         DenseIndex.load(folder)
+
+
+def test_concurrent_single_queries_each_search_on_one_faiss_thread(monkeypatch) -> None:
+    """OpenMP's thread count belongs to the calling thread: two searches running at once from
+    two threads (as from an executor) must each run on one FAISS thread, and each thread's own
+    setting comes back afterwards."""
+    import threading
+
+    import faiss
+
+    index = DenseIndex(DIM, "flat")
+    index.add(_ids(50), _unit(50))
+    both_inside = threading.Barrier(2, timeout=10)
+    raw_search = index._raw_search
+    seen: dict[str, int] = {}
+    after: dict[str, int] = {}
+
+    def recording_search(q: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
+        both_inside.wait()  # both threads are inside their search now
+        seen[threading.current_thread().name] = faiss.omp_get_max_threads()
+        both_inside.wait()
+        return raw_search(q, fetch)
+
+    monkeypatch.setattr(index, "_raw_search", recording_search)
+
+    def worker() -> None:
+        faiss.omp_set_num_threads(4)
+        index.search(_unit(1, seed=1), 3)
+        after[threading.current_thread().name] = faiss.omp_get_max_threads()
+
+    workers = [threading.Thread(target=worker, name=f"w{i}") for i in range(2)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    assert seen == {"w0": 1, "w1": 1}
+    assert after == {"w0": 4, "w1": 4}

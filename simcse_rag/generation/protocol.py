@@ -134,4 +134,4 @@ def _name(obj: object) -> str:
     name = getattr(obj, "model_name", None)
     if isinstance(name, str) and name:
         return name
-    return getattr(obj, "__qualname__", None) or type(obj).__qualname__
+    return getattr(obj, "__name__", None) or type(obj).__qualname__

@@ -337,6 +337,7 @@ def adapt(
         with encoder_max_length(encoder, config.encode_max_length):
             base, timings = index_base(encoder, indexer, on_stage=stage)
             stage("labelling questions with the base retriever")
+            t0 = time.perf_counter()
             questions = pairs_from_questions(
                 base,
                 queries=queries,
@@ -345,6 +346,7 @@ def adapt(
                 round_trip_k=config.round_trip_k,
                 eval_set=eval_set,
             )
+            timings["label_questions_s"] = time.perf_counter() - t0
         pairs, pairs_source = questions.pairs, questions.source
     stage("making training pairs")
     prepared = prepare_pairs(

@@ -178,6 +178,7 @@ def test_adapt_from_queries_end_to_end(tiny_encoder, tmp_path: Path) -> None:
     assert report["held_out"]["queries"] == 7 and report["training"]["pairs"] == 17
     assert any("labelled by the base retriever" in w for w in report["warnings"])
     assert report["training"]["label_precision"] is None
+    assert report["timings"]["label_questions_s"] >= 0
     md = (tmp_path / "o" / REPORT_MD).read_text(encoding="utf-8")
     assert "- queries: given 26, blank (dropped) 2" in md and "kept 24" in md
 

@@ -32,7 +32,7 @@ STRONG_BASE_MERGE_WEIGHT = 0.5
 PSEUDO_LEARNING_RATE = 5e-5
 #: Rank within which a generated question's own passage must come back for the question to be
 #: kept (the round-trip filter; docs/benchmarks.md, "Adapting from questions without labels").
-ROUND_TRIP_K = 3
+ROUND_TRIP_K = 20
 #: Fewest passages a corpus needs beyond the negatives asked for (positive + in-batch partners).
 MIN_EXTRA_PASSAGES = 8
 

@@ -298,9 +298,12 @@ def label_precision(pairs: Sequence[TrainingPair], eval_set: EvalSet) -> dict[st
 
 
 def _given_ids(queries: Sequence[str] | Mapping[str, str]) -> dict[str, str]:
-    if not isinstance(queries, Mapping):
-        return {}
-    return {normalize_question(t): str(q) for q, t in queries.items() if isinstance(t, str)}
+    ids: dict[str, str] = {}
+    if isinstance(queries, Mapping):
+        for q, t in queries.items():  # a repeated text keeps its first id, as its pair does
+            if isinstance(t, str):
+                ids.setdefault(normalize_question(t), str(q))
+    return ids
 
 
 def _with_id(pair: TrainingPair, query_id: str | None) -> TrainingPair:

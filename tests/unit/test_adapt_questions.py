@@ -219,3 +219,18 @@ def test_adapt_with_no_question_kept_is_a_clear_error(tiny_encoder, tmp_path: Pa
     with pytest.raises(ValueError, match="No question was kept"):
         adapt(corpus, tiny_encoder, tmp_path / "o", config=_config(), queries=["", "  "])
     assert not (tmp_path / "o").exists()
+
+
+def test_pairs_from_a_mapping_keep_the_first_id_of_each_question() -> None:
+    from simcse_rag.adapt_questions import pairs_from_questions
+
+    retriever = FakeRetriever(SCRIPT)
+    made = pairs_from_questions(
+        retriever,
+        queries={"a1": "agree", "a2": "Agree", "c": "close"},
+        generated=None,
+        rule=LabelRule(max_leg_rank=2),
+        round_trip_k=1,
+    )
+    assert [(p.query_id, p.positive_id) for p in made.pairs] == [("a1", "d1"), ("c", "d3")]
+    assert made.filters["queries"]["duplicates"] == 1

@@ -234,3 +234,16 @@ def test_pairs_from_a_mapping_keep_the_first_id_of_each_question() -> None:
     )
     assert [(p.query_id, p.positive_id) for p in made.pairs] == [("a1", "d1"), ("c", "d3")]
     assert made.filters["queries"]["duplicates"] == 1
+
+
+def test_read_questions_from_text_lines_and_from_beir_jsonl(tmp_path: Path) -> None:
+    from simcse_rag.adapt_questions import read_questions
+
+    lines = tmp_path / "q.txt"
+    lines.write_text("\ufefffirst question\n\n  second one  \r\n", encoding="utf-8")
+    assert read_questions(lines) == ["first question", "  second one  "]
+    beir = tmp_path / "queries.jsonl"
+    beir.write_text('{"_id": "q7", "text": "a question"}\n', encoding="utf-8")
+    assert read_questions(beir) == {"q7": "a question"}
+    with pytest.raises(FileNotFoundError, match="not found"):
+        read_questions(tmp_path / "missing.txt")

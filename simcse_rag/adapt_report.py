@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from simcse_rag.adapt_config import STRONG_BASE_MERGE_WEIGHT, AdaptConfig
 
-if TYPE_CHECKING:  # annotations only: adapt.py imports this module
-    from simcse_rag.adapt import PreparedPairs
+if TYPE_CHECKING:  # annotations only
+    from simcse_rag.adapt_pairs import PreparedPairs
 
 logger = logging.getLogger(__name__)
 

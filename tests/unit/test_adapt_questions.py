@@ -247,3 +247,30 @@ def test_read_questions_from_text_lines_and_from_beir_jsonl(tmp_path: Path) -> N
     assert read_questions(beir) == {"q7": "a question"}
     with pytest.raises(FileNotFoundError, match="not found"):
         read_questions(tmp_path / "missing.txt")
+
+
+def test_a_handful_of_kept_questions_trains_for_at_most_max_passes(
+    tiny_encoder, tmp_path: Path
+) -> None:
+    corpus = synthetic_corpus(24)
+    eval_set = EvalSet({"e": "fever aspirin"}, {"e": {"d0": 1}}, "judged")
+    config = AdaptConfig(  # the default 100 steps of 32
+        mining=MiningConfig(num_negatives=1, relative_margin=None),
+        label_rule=LabelRule(max_leg_rank=None),
+    )
+    original = {k: v.clone() for k, v in tiny_encoder.model.state_dict().items()}
+    try:
+        result = adapt(
+            corpus,
+            tiny_encoder,
+            tmp_path / "o",
+            config=config,
+            queries=_questions(corpus)[:4],
+            eval_set=eval_set,
+        )
+    finally:
+        tiny_encoder.model.load_state_dict(original)
+    assert result.report["training"]["pairs"] == 4
+    assert result.report["rounds"][0]["train"]["steps"] == config.max_passes
+    md = (tmp_path / "o" / REPORT_MD).read_text(encoding="utf-8")
+    assert f"steps per round: {config.max_passes}" in md

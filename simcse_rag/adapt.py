@@ -224,6 +224,7 @@ def label_stage(
         rule=config.label_rule,
         round_trip_k=config.round_trip_k,
         eval_set=eval_set,
+        min_pairs=config.batch_size,
     )
     timings["label_questions_s"] = time.perf_counter() - t0
     return base, questions, timings

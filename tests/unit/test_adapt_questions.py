@@ -221,6 +221,16 @@ def test_adapt_with_no_question_kept_is_a_clear_error(tiny_encoder, tmp_path: Pa
     assert not (tmp_path / "o").exists()
 
 
+def test_fewer_kept_questions_than_one_batch_are_refused() -> None:
+    from simcse_rag.adapt_questions import pairs_from_questions
+
+    kwargs = {"generated": None, "rule": LabelRule(max_leg_rank=2), "round_trip_k": 1}
+    with pytest.raises(ValueError, match=r"Only 2 pairs were kept \(queries: given 4.*at least 3"):
+        pairs_from_questions(FakeRetriever(SCRIPT), queries=list(SCRIPT), min_pairs=3, **kwargs)
+    made = pairs_from_questions(FakeRetriever(SCRIPT), queries=list(SCRIPT), min_pairs=2, **kwargs)
+    assert len(made.pairs) == 2
+
+
 def test_pairs_from_a_mapping_keep_the_first_id_of_each_question() -> None:
     from simcse_rag.adapt_questions import pairs_from_questions
 
@@ -254,7 +264,8 @@ def test_a_handful_of_kept_questions_trains_for_at_most_max_passes(
 ) -> None:
     corpus = synthetic_corpus(24)
     eval_set = EvalSet({"e": "fever aspirin"}, {"e": {"d0": 1}}, "judged")
-    config = AdaptConfig(  # the default 100 steps of 32
+    config = AdaptConfig(  # the default 100 steps, of the 4 pairs
+        batch_size=4,
         mining=MiningConfig(num_negatives=1, relative_margin=None),
         label_rule=LabelRule(max_leg_rank=None),
     )

@@ -64,7 +64,7 @@ from simcse_rag.adapt import (  # noqa: E402
     build_retriever,
     evaluate_retriever,
 )
-from simcse_rag.adapt_questions import label_queries  # noqa: E402
+from simcse_rag.adapt_questions import LabelRule, label_queries  # noqa: E402
 from simcse_rag.adapt_retrieval import encoder_max_length  # noqa: E402
 from simcse_rag.corpus import read_corpus  # noqa: E402
 from simcse_rag.datasets import load_query_set  # noqa: E402
@@ -119,7 +119,9 @@ def load_dataset(data: Path, name: str, corpus_size: int, seed: int) -> dict:
 def adapt_config(
     args: argparse.Namespace, strategy: str | None = None, round_trip_k: int | None = None
 ) -> AdaptConfig:
+    rule = LabelRule(max_leg_rank=args.label_leg_rank or None, min_margin=args.label_margin)
     return AdaptConfig(
+        label_rule=rule if args.label_leg_rank is not None else LabelRule(),
         round_trip_k=round_trip_k or AdaptConfig.round_trip_k,
         strategy=strategy or args.strategy,
         max_steps=args.max_steps,
@@ -349,6 +351,14 @@ def main() -> None:
         default=None,
         help="share of fine-tuned weights kept (default: the library's, 0.3 corpus-only, 1 pairs)",
     )
+    parser.add_argument(
+        "--label-leg-rank",
+        type=int,
+        default=None,
+        help="ours-queries: the top passage must be in both legs' top N (0: no check; default: "
+        "the library's rule)",
+    )
+    parser.add_argument("--label-margin", type=float, default=0.0, help="with --label-leg-rank")
     parser.add_argument("--corpus-size", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--progress", action="store_true")

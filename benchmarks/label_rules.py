@@ -9,8 +9,9 @@ For the generator route, a generated pair is kept when its passage ranks within 
 the base hybrid for its question (:func:`simcse_rag.adapt_questions.round_trip_filter`). Real
 (question, relevant passage) pairs stand in for good generated pairs; the same questions paired
 with a plausible wrong passage (the best-ranked BM25 hit the qrels do not judge relevant) stand in
-for bad ones. For each ``k`` it prints the share of good pairs kept and the precision of the
-kept pool (half good, half bad before filtering).
+for bad ones, and the same questions with a random passage for unrelated ones. For each ``k`` it
+prints the share of good pairs kept, the precision of the kept pool (one plausible wrong pair per
+question beside the good ones) and the share of unrelated pairs kept.
 
 The base model is all-MiniLM-L6-v2 with the passage vectors of ``benchmarks/retrieval.py
 --cache-dir`` (``--cache-dir``, default ``/root/simcse-cache/retrieval``; they are encoded at the
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import sys
 from pathlib import Path
 from typing import Any
@@ -96,6 +98,9 @@ def round_trip_table(retriever: Any, queries: dict[str, str], qrels: dict) -> li
     bm25 = retriever.search_batch(texts, k=20, mode="bm25")
     good: list[int | None] = []  # rank of each relevant passage in the hybrid list
     bad: list[int | None] = []  # rank of each question's plausible wrong passage
+    unrelated: list[int | None] = []  # rank of a random passage the qrels do not judge
+    rng = random.Random(0)
+    ids = [p.id for p in retriever.passages]
     for q, hits, sparse in zip(qids, hybrid, bm25, strict=True):
         ranks = {h.id: h.rank for h in hits}
         relevant = {d for d, g in qrels[q].items() if g >= 1}
@@ -103,6 +108,10 @@ def round_trip_table(retriever: Any, queries: dict[str, str], qrels: dict) -> li
         wrong = next((h.id for h in sparse if h.id not in qrels[q]), None)
         if wrong is not None:
             bad.append(ranks.get(wrong))
+        other = rng.choice(ids)
+        while other in qrels[q]:
+            other = rng.choice(ids)
+        unrelated.append(ranks.get(other))
     rows = []
     for k in KS:
         kept_good = sum(r is not None and r <= k for r in good)
@@ -115,6 +124,7 @@ def round_trip_table(retriever: Any, queries: dict[str, str], qrels: dict) -> li
                 "bad_pairs": len(bad),
                 "bad_kept": kept_bad / len(bad) if bad else float("nan"),
                 "precision": kept_good / (kept_good + kept_bad) if kept_good + kept_bad else 0,
+                "unrelated_kept": sum(r is not None and r <= k for r in unrelated) / len(unrelated),
             }
         )
     return rows
@@ -137,13 +147,13 @@ def markdown(name: str, rules: list[dict], trips: list[dict]) -> str:
         f"#### {name}: round-trip filter ({trips[0]['good_pairs']} real pairs, "
         f"{trips[0]['bad_pairs']} plausible wrong pairs)",
         "",
-        "| k | real pairs kept | wrong pairs kept | precision of kept (1:1 pool) |",
-        "|---:|---:|---:|---:|",
+        "| k | real pairs kept | wrong pairs kept | precision of kept (1:1 pool) | random kept |",
+        "|---:|---:|---:|---:|---:|",
     ]
     for t in trips:
         lines.append(
             f"| {t['k']} | {100 * t['good_kept']:.1f}% | {100 * t['bad_kept']:.1f}% | "
-            f"{100 * t['precision']:.1f}% |"
+            f"{100 * t['precision']:.1f}% | {100 * t['unrelated_kept']:.1f}% |"
         )
     return "\n".join(lines)
 

@@ -52,12 +52,11 @@ from simcse_rag.adapt_generation import GenerationConfig, generate_candidates, w
 from simcse_rag.adapt_merge import base_weights, merge_with_base
 from simcse_rag.adapt_pairs import (
     CORPUS_ONLY_REFUSAL,
-    check_eval_set,
+    PreparedPairs,
     hold_out,
     pairs_to_eval_set,
+    prepare_pairs,
     sample_pairs,
-    training_pairs,
-    without_eval_queries,
 )
 from simcse_rag.adapt_questions import QuestionPairs, pairs_from_questions
 from simcse_rag.adapt_report import (
@@ -82,7 +81,6 @@ from simcse_rag.datasets import QuerySet as EvalSet
 from simcse_rag.encoder import SimCSEEncoder
 from simcse_rag.mining import MiningResult
 from simcse_rag.pairs import TrainingPair
-from simcse_rag.pseudo_queries import is_pseudo_query
 from simcse_rag.schema import Passage
 
 # The stages' modules stay importable from here, where the CLI, demo, recipes, benchmarks and
@@ -114,6 +112,7 @@ __all__ = [
     "evaluate_retriever",
     "hold_out",
     "index_base",
+    "label_stage",
     "measure_base",
     "merge_with_base",
     "mine_with_retriever",
@@ -154,85 +153,6 @@ def check_output_dir(out: str | os.PathLike[str], *, overwrite: bool) -> Path:
             "to replace it, or choose another --out."
         )
     return out
-
-
-# --------------------------------------------------------------------------- 1. pairs
-@dataclass(frozen=True)
-class PreparedPairs:
-    """What :func:`prepare_pairs` returns.
-
-    Attributes:
-        train: Training pairs, none of them an evaluation query; at most ``max_pairs``.
-        eval_set: The held-out evaluation queries.
-        source: Where the training pairs come from (for the report).
-        pseudo: Every pair is a pseudo-query (ours, or made by the caller such as the demo):
-            pseudo-query defaults apply, and negatives take their positives' form.
-        pseudo_eval: The evaluation queries are held-back pseudo-queries (no labels anywhere).
-        questions: How the pairs were made from questions without labels (``None`` otherwise).
-        silver_eval: The evaluation queries are held-back questions labelled by the base
-            retriever itself (no ``eval_set`` given with ``queries=`` / ``generated=``).
-    """
-
-    train: list[TrainingPair]
-    eval_set: EvalSet
-    source: str
-    pseudo: bool
-    pseudo_eval: bool
-    questions: QuestionPairs | None = None
-    silver_eval: bool = False
-
-
-def prepare_pairs(
-    corpus: Sequence[Passage],
-    config: AdaptConfig,
-    pairs: Sequence[TrainingPair] | None = None,
-    *,
-    pairs_source: str = "",
-    eval_set: EvalSet | None = None,
-    questions: QuestionPairs | None = None,
-) -> PreparedPairs:
-    """Training pairs and held-out evaluation queries (stage 1 of :func:`adapt`).
-
-    Args:
-        corpus: The passages (ids unique).
-        config: Settings (strategy, ``max_pairs``, ``eval_fraction``, seed).
-        pairs: Labelled pairs; ``None`` makes pseudo-queries from the corpus.
-        pairs_source: Description of ``pairs`` for the report.
-        eval_set: Held-out queries; ``None`` holds back ``config.eval_fraction`` of the pairs'
-            queries.
-        questions: What :func:`~simcse_rag.adapt_questions.pairs_from_questions` made
-            ``pairs`` from, when it did (for the report).
-
-    Raises:
-        ValueError: No pairs and ``strategy="auto"``, pairs naming passages outside the corpus,
-            an evaluation set that does not fit the corpus, or fewer than 2 pairs left.
-    """
-    train, source = training_pairs(corpus, config, pairs, pairs_source)
-    pseudo = all(map(is_pseudo_query, train))
-    pseudo_eval = pseudo and eval_set is None
-    silver_eval = questions is not None and eval_set is None
-    if eval_set is None:
-        train, eval_set = hold_out(
-            train, eval_fraction=config.eval_fraction, seed=config.seed, source=source
-        )
-    else:
-        check_eval_set(eval_set, {p.id for p in corpus})
-        train = without_eval_queries(train, eval_set)
-    train = sample_pairs(train, config.max_pairs, config.seed)
-    if len(train) < 2:
-        raise ValueError(
-            f"Only {len(train)} training pair(s) left after holding out evaluation "
-            "queries; give more pairs or a separate --eval-data."
-        )
-    return PreparedPairs(
-        train,
-        eval_set,
-        source,
-        pseudo=pseudo,
-        pseudo_eval=pseudo_eval,
-        questions=questions,
-        silver_eval=silver_eval,
-    )
 
 
 # --------------------------------------------------------------------------- 2. baseline
@@ -277,6 +197,39 @@ def index_base(
     on_stage(f"encoding {len(indexer.passages)} passages with the base model")
     retriever = indexer.index(encoder)
     return retriever, {"encode_base_s": time.perf_counter() - t0}
+
+
+def label_stage(
+    encoder: SimCSEEncoder,
+    indexer: CorpusIndexer,
+    config: AdaptConfig,
+    queries: Sequence[str] | Mapping[str, str] | None,
+    generated: Sequence[TrainingPair] | None,
+    eval_set: EvalSet | None,
+    *,
+    on_stage: Callable[[str], None],
+) -> tuple[Any, QuestionPairs, dict[str, float]]:
+    """Index the corpus with the base model and make pairs from questions without labels.
+
+    Returns:
+        The base retriever (:func:`measure_base` evaluates it, round 1 mines with it), the
+        pairs made (:func:`~simcse_rag.adapt_questions.pairs_from_questions`) and the seconds
+        of each step (``encode_base_s``, ``label_questions_s``).
+    """
+    base, timings = index_base(encoder, indexer, on_stage=on_stage)
+    on_stage("labelling questions with the base retriever")
+    t0 = time.perf_counter()
+    questions = pairs_from_questions(
+        base,
+        queries=queries,
+        generated=generated,
+        rule=config.label_rule,
+        round_trip_k=config.round_trip_k,
+        eval_set=eval_set,
+        min_pairs=config.batch_size,
+    )
+    timings["label_questions_s"] = time.perf_counter() - t0
+    return base, questions, timings
 
 
 # --------------------------------------------------------------------------- the pipeline
@@ -330,7 +283,8 @@ def adapt(
 
     Raises:
         FileExistsError: ``out`` exists and ``overwrite`` is false (checked before any work).
-        ValueError: A corpus too small to mine from, bad pairs, or nothing to evaluate.
+        ValueError: A corpus too small to mine from, bad pairs, ``pairs`` together with
+            ``queries`` / ``generated``, no question kept, or nothing to evaluate.
     """
     started = time.perf_counter()
     config = config or AdaptConfig()
@@ -352,15 +306,8 @@ def adapt(
     base, questions, timings = None, None, {}
     if unlabelled:
         with encoder_max_length(encoder, config.encode_max_length):
-            base, timings = index_base(encoder, indexer, on_stage=stage)
-            stage("labelling questions with the base retriever")
-            questions = pairs_from_questions(
-                base,
-                queries=queries,
-                generated=generated,
-                rule=config.label_rule,
-                round_trip_k=config.round_trip_k,
-                eval_set=eval_set,
+            base, questions, timings = label_stage(
+                encoder, indexer, config, queries, generated, eval_set, on_stage=stage
             )
         if made is not None:  # the report names the LLM and what generation dropped
             questions = with_generation(questions, made)

@@ -7,6 +7,7 @@ numbers behind each live in docs/benchmarks.md, "Domain adaptation".
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +34,11 @@ STRONG_BASE_MERGE_WEIGHT = 0.5
 PSEUDO_LEARNING_RATE = 5e-5
 #: Rank within which a generated question's own passage must come back for the question to be
 #: kept (the round-trip filter; docs/benchmarks.md, "Adapting from questions without labels").
-ROUND_TRIP_K = 3
+ROUND_TRIP_K = 20
+#: Most passes over the training pairs in one round: a handful of pairs trained for
+#: ``max_steps`` collapsed the model (docs/benchmarks.md, "Adapting from questions without
+#: labels"); every default measured there and under "labelled learning rate" stays under it.
+MAX_PASSES = 12
 #: Fewest passages a corpus needs beyond the negatives asked for (positive + in-batch partners).
 MIN_EXTRA_PASSAGES = 8
 
@@ -56,7 +61,10 @@ class AdaptConfig:
         eval_fraction: Share of training queries held back when no ``eval_set`` is given.
         mining: Hard-negative mining settings.
         rounds: Mine + train rounds; round ``r > 1`` re-mines with the model of round ``r - 1``.
-        max_steps: Optimizer steps per round.
+        max_steps: Optimizer steps per round (fewer with few pairs, see ``max_passes``).
+        max_passes: Most passes over the training pairs per round: with few pairs a round
+            stops after ``max_passes * pairs / batch`` steps (:data:`MAX_PASSES`); ``None``
+            always runs ``max_steps``.
         batch_size: Pairs per step (the other pairs' passages are in-batch negatives).
         learning_rate: Peak AdamW learning rate. ``None`` (default):
             :data:`LABELLED_LEARNING_RATE` (1e-4) for labelled pairs,
@@ -96,6 +104,7 @@ class AdaptConfig:
     mining: MiningConfig = field(default_factory=lambda: MiningConfig(num_negatives=1))
     rounds: int = 1
     max_steps: int = 100
+    max_passes: float | None = MAX_PASSES
     batch_size: int = 32
     learning_rate: float | None = None
     warmup_ratio: float = 0.1
@@ -118,6 +127,9 @@ class AdaptConfig:
         checked["batch_size"] = _validate.int_at_least(self.batch_size, "AdaptConfig.batch_size", 2)
         for name in ("mini_batch_size", "encode_max_length"):
             checked[name] = _validate.optional_positive_int(getattr(self, name), name)
+        passes = self.max_passes
+        if passes is not None and (isinstance(passes, bool) or not 0 < passes < float("inf")):
+            raise ValueError(f"max_passes must be a positive number or None, got {passes!r}.")
         if not 0.0 < self.eval_fraction < 1.0:
             raise ValueError(f"eval_fraction must be in (0, 1), got {self.eval_fraction!r}.")
         if self.learning_rate is not None and not 0 < self.learning_rate < float("inf"):
@@ -143,6 +155,14 @@ class AdaptConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form (saved in the report)."""
         return dataclasses.asdict(self)
+
+    def steps_for(self, examples: int) -> int:
+        """Steps of a round over ``examples`` training examples: :attr:`max_steps`, cut to
+        :attr:`max_passes` passes over them (at least one step)."""
+        if self.max_passes is None or examples <= 0:
+            return self.max_steps
+        batch = min(self.batch_size, examples)
+        return max(1, min(self.max_steps, math.ceil(self.max_passes * examples / batch)))
 
     def learning_rate_for(self, *, pseudo: bool) -> float:
         """:attr:`learning_rate`, or the default for pseudo-query / labelled pairs."""

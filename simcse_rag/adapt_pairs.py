@@ -1,16 +1,18 @@
 """Training pairs of a domain adaptation: made or checked, kept apart from evaluation, sampled.
 
-:func:`simcse_rag.adapt.prepare_pairs` composes these, the held-out split (:func:`hold_out`)
-included.
+:func:`prepare_pairs` (stage 1 of :func:`simcse_rag.adapt.adapt`) composes these, the held-out
+split (:func:`hold_out`) included.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from simcse_rag.adapt_config import AdaptConfig
+from simcse_rag.adapt_questions import QuestionPairs
 from simcse_rag.datasets import QuerySet as EvalSet
 from simcse_rag.pairs import TrainingPair, split_queries
 from simcse_rag.pseudo_queries import is_pseudo_query, make_pseudo_queries
@@ -151,3 +153,81 @@ def sample_pairs(pairs: list[TrainingPair], limit: int, seed: int) -> list[Train
     rng = np.random.default_rng(seed)
     keep = np.sort(rng.choice(len(pairs), size=limit, replace=False))
     return [pairs[i] for i in keep]
+
+
+@dataclass(frozen=True)
+class PreparedPairs:
+    """What :func:`prepare_pairs` returns.
+
+    Attributes:
+        train: Training pairs, none of them an evaluation query; at most ``max_pairs``.
+        eval_set: The held-out evaluation queries.
+        source: Where the training pairs come from (for the report).
+        pseudo: Every pair is a pseudo-query (ours, or made by the caller such as the demo):
+            pseudo-query defaults apply, and negatives take their positives' form.
+        pseudo_eval: The evaluation queries are held-back pseudo-queries (no labels anywhere).
+        questions: How the pairs were made from questions without labels (``None`` otherwise).
+        silver_eval: The evaluation queries are held-back questions labelled by the base
+            retriever itself (no ``eval_set`` given with ``queries=`` / ``generated=``).
+    """
+
+    train: list[TrainingPair]
+    eval_set: EvalSet
+    source: str
+    pseudo: bool
+    pseudo_eval: bool
+    questions: QuestionPairs | None = None
+    silver_eval: bool = False
+
+
+def prepare_pairs(
+    corpus: Sequence[Passage],
+    config: AdaptConfig,
+    pairs: Sequence[TrainingPair] | None = None,
+    *,
+    pairs_source: str = "",
+    eval_set: EvalSet | None = None,
+    questions: QuestionPairs | None = None,
+) -> PreparedPairs:
+    """Training pairs and held-out evaluation queries (stage 1 of :func:`adapt`).
+
+    Args:
+        corpus: The passages (ids unique).
+        config: Settings (strategy, ``max_pairs``, ``eval_fraction``, seed).
+        pairs: Labelled pairs; ``None`` makes pseudo-queries from the corpus.
+        pairs_source: Description of ``pairs`` for the report.
+        eval_set: Held-out queries; ``None`` holds back ``config.eval_fraction`` of the pairs'
+            queries.
+        questions: What :func:`~simcse_rag.adapt_questions.pairs_from_questions` made
+            ``pairs`` from, when it did (for the report).
+
+    Raises:
+        ValueError: No pairs and ``strategy="auto"``, pairs naming passages outside the corpus,
+            an evaluation set that does not fit the corpus, or fewer than 2 pairs left.
+    """
+    train, source = training_pairs(corpus, config, pairs, pairs_source)
+    pseudo = all(map(is_pseudo_query, train))
+    pseudo_eval = pseudo and eval_set is None
+    silver_eval = questions is not None and eval_set is None
+    if eval_set is None:
+        train, eval_set = hold_out(
+            train, eval_fraction=config.eval_fraction, seed=config.seed, source=source
+        )
+    else:
+        check_eval_set(eval_set, {p.id for p in corpus})
+        train = without_eval_queries(train, eval_set)
+    train = sample_pairs(train, config.max_pairs, config.seed)
+    if len(train) < 2:
+        raise ValueError(
+            f"Only {len(train)} training pair(s) left after holding out evaluation "
+            "queries; give more pairs or a separate --eval-data."
+        )
+    return PreparedPairs(
+        train,
+        eval_set,
+        source,
+        pseudo=pseudo,
+        pseudo_eval=pseudo_eval,
+        questions=questions,
+        silver_eval=silver_eval,
+    )

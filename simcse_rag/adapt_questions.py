@@ -222,6 +222,7 @@ def pairs_from_questions(
     rule: LabelRule,
     round_trip_k: int,
     eval_set: EvalSet | None = None,
+    min_pairs: int = 1,
 ) -> QuestionPairs:
     """Training pairs from question logs and/or generated questions (stage 1 of adaptation).
 
@@ -234,9 +235,12 @@ def pairs_from_questions(
         round_trip_k: Rank within which a generated question's passage must come back.
         eval_set: Evaluation queries; when they judge some labelled questions, the share of
             those labels they call relevant is the label-precision estimate.
+        min_pairs: Fewest kept pairs worth training on: a handful of trusted questions
+            lowered every dense metric however briefly it was trained (docs/benchmarks.md,
+            "Adapting from questions without labels").
 
     Raises:
-        ValueError: No question survives.
+        ValueError: Fewer than ``min_pairs`` pairs kept.
     """
     pairs: list[TrainingPair] = []
     filters: dict[str, dict[str, int]] = {}
@@ -256,12 +260,20 @@ def pairs_from_questions(
         kept, filters["generated"] = round_trip_filter(retriever, renamed, round_trip_k)
         pairs += kept
         sources.append(f"generated questions kept by the round-trip filter (top {round_trip_k})")
-    if not pairs:
+    if len(pairs) < max(1, min_pairs):
+        kept = "No question was kept" if not pairs else f"Only {len(pairs)} pairs were kept"
         raise ValueError(
-            f"No question was kept ({filters}); give more questions, or labelled pairs with "
-            "--pairs/--train-data."
+            f"{kept} ({_counts_text(filters)}); adapting needs at least {max(1, min_pairs)} "
+            "(one batch); give more questions, or labelled pairs with --pairs/--train-data."
         )
     return QuestionPairs(pairs, "; ".join(sources), filters, precision)
+
+
+def _counts_text(filters: Mapping[str, Mapping[str, int]]) -> str:
+    return "; ".join(
+        f"{route}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+        for route, counts in filters.items()
+    )
 
 
 def describe_rule(rule: LabelRule) -> str:
@@ -298,9 +310,12 @@ def label_precision(pairs: Sequence[TrainingPair], eval_set: EvalSet) -> dict[st
 
 
 def _given_ids(queries: Sequence[str] | Mapping[str, str]) -> dict[str, str]:
-    if not isinstance(queries, Mapping):
-        return {}
-    return {normalize_question(t): str(q) for q, t in queries.items() if isinstance(t, str)}
+    ids: dict[str, str] = {}
+    if isinstance(queries, Mapping):
+        for q, t in queries.items():  # a repeated text keeps its first id, as its pair does
+            if isinstance(t, str):
+                ids.setdefault(normalize_question(t), str(q))
+    return ids
 
 
 def _with_id(pair: TrainingPair, query_id: str | None) -> TrainingPair:

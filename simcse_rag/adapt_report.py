@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from simcse_rag.adapt_config import STRONG_BASE_MERGE_WEIGHT, AdaptConfig
 
-if TYPE_CHECKING:  # annotations only: adapt.py imports this module
-    from simcse_rag.adapt import PreparedPairs
+if TYPE_CHECKING:  # annotations only
+    from simcse_rag.adapt_pairs import PreparedPairs
 
 logger = logging.getLogger(__name__)
 
@@ -225,6 +225,13 @@ def _merge_line(weight: float | None) -> list[str]:
     return [f"- saved model: fine-tuned weights merged with the base model's at {weight:g}"]
 
 
+def _steps(report: Mapping[str, Any]) -> Any:
+    steps = [r.get("train", {}).get("steps") for r in report["rounds"]]
+    if not steps or None in steps:  # reports written before rounds recorded their steps
+        return report["config"]["max_steps"]
+    return steps[0] if len(set(steps)) == 1 else ", ".join(map(str, steps))
+
+
 def _lr_text(learning_rate: float | None) -> str:
     return "" if learning_rate is None else f"; peak learning rate: {learning_rate:g}"
 
@@ -287,7 +294,7 @@ def write_markdown(report: Mapping[str, Any], path: Path, *, chart: str | None =
         f"- corpus: {report['corpus']['passages']} passages",
         f"- training pairs: {report['training']['pairs']} from {report['training']['source']}",
         f"- evaluation: {held['queries']} queries from {held['source']} (never trained on)",
-        f"- rounds: {len(report['rounds'])}; steps per round: {report['config']['max_steps']}"
+        f"- rounds: {len(report['rounds'])}; steps per round: {_steps(report)}"
         + _lr_text(report["training"].get("learning_rate")),
         *_merge_line(report["training"].get("merge_weight")),
         f"- total time: {report['timings']['total_s']:.0f} s",

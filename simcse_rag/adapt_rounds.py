@@ -78,8 +78,8 @@ def run_rounds(
         mining = config.mining_for_round(r, pseudo=pseudo, corpus_size=len(indexer.passages))
         mined = mine_with_retriever(retriever, pairs, mining)
         mine_s = time.perf_counter() - t0
-        on_stage(f"round {r}: fine-tuning for {config.max_steps} steps")
         examples = training_examples(mined, pairs, indexer.passages, config.seed + r)
+        on_stage(f"round {r}: fine-tuning for {config.steps_for(len(examples))} steps")
         trained = train_round(
             encoder,
             examples,
@@ -155,16 +155,18 @@ def train_round(
     # Pairs of one query may get different numbers of negatives; the trainer takes any count.
     # Training truncates at train_max_length, so the encode-stage limit on encoder.max_length
     # does not reach it. Checkpoint and eval steps do nothing in memory (no output folder, no
-    # eval_fn); they are pinned to max_steps so report.json's training_config stays comparable.
+    # eval_fn); they are pinned to the round's steps so report.json's training_config stays
+    # comparable.
+    steps = config.steps_for(len(examples))
     tconfig = TrainingConfig(
-        max_steps=config.max_steps,
+        max_steps=steps,
         batch_size=min(config.batch_size, len(examples)),
         learning_rate=learning_rate,
         warmup_ratio=config.warmup_ratio,
         max_length=config.train_max_length,
         mini_batch_size=config.mini_batch_size,
-        checkpoint_steps=config.max_steps,
-        eval_steps=config.max_steps,
+        checkpoint_steps=steps,
+        eval_steps=steps,
         seed=config.seed + round_no,
     )
     result = train(encoder, examples, tconfig, output_dir=None, show_progress=show_progress)

@@ -65,8 +65,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--lr",
         type=positive_float,
         default=None,
-        help="peak learning rate (default: 1e-4 with labelled pairs, 5e-5 for corpus-only "
-        "--strategy runs)",
+        help="peak learning rate (default: 1e-4 with labelled pairs or --queries, 5e-5 for "
+        "corpus-only --strategy runs)",
     )
     parser.add_argument("--max-pairs", type=positive_int, default=None)
     parser.add_argument("--num-negatives", type=positive_int, default=None)
@@ -81,8 +81,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=_merge_weight,
         default=None,
         help="share of the fine-tuned weights kept, the rest from the base model (default: 0.3 "
-        "for corpus-only --strategy runs, 1 with labelled pairs); try 0.5 when the report warns "
-        "that a score fell below the base model's",
+        "for corpus-only --strategy runs, 1 with labelled pairs or --queries); try 0.5 when the "
+        "report warns that a score fell below the base model's",
     )
     parser.add_argument(
         "--cache-dir",

@@ -178,6 +178,7 @@ def test_adapt_from_queries_end_to_end(tiny_encoder, tmp_path: Path) -> None:
     assert report["held_out"]["queries"] == 7 and report["training"]["pairs"] == 17
     assert any("labelled by the base retriever" in w for w in report["warnings"])
     assert report["training"]["label_precision"] is None
+    assert report["timings"]["label_questions_s"] >= 0
     md = (tmp_path / "o" / REPORT_MD).read_text(encoding="utf-8")
     assert "- queries: given 26, blank (dropped) 2" in md and "kept 24" in md
 
@@ -218,3 +219,69 @@ def test_adapt_with_no_question_kept_is_a_clear_error(tiny_encoder, tmp_path: Pa
     with pytest.raises(ValueError, match="No question was kept"):
         adapt(corpus, tiny_encoder, tmp_path / "o", config=_config(), queries=["", "  "])
     assert not (tmp_path / "o").exists()
+
+
+def test_fewer_kept_questions_than_one_batch_are_refused() -> None:
+    from simcse_rag.adapt_questions import pairs_from_questions
+
+    kwargs = {"generated": None, "rule": LabelRule(max_leg_rank=2), "round_trip_k": 1}
+    with pytest.raises(ValueError, match=r"Only 2 pairs were kept \(queries: given 4.*at least 3"):
+        pairs_from_questions(FakeRetriever(SCRIPT), queries=list(SCRIPT), min_pairs=3, **kwargs)
+    made = pairs_from_questions(FakeRetriever(SCRIPT), queries=list(SCRIPT), min_pairs=2, **kwargs)
+    assert len(made.pairs) == 2
+
+
+def test_pairs_from_a_mapping_keep_the_first_id_of_each_question() -> None:
+    from simcse_rag.adapt_questions import pairs_from_questions
+
+    retriever = FakeRetriever(SCRIPT)
+    made = pairs_from_questions(
+        retriever,
+        queries={"a1": "agree", "a2": "Agree", "c": "close"},
+        generated=None,
+        rule=LabelRule(max_leg_rank=2),
+        round_trip_k=1,
+    )
+    assert [(p.query_id, p.positive_id) for p in made.pairs] == [("a1", "d1"), ("c", "d3")]
+    assert made.filters["queries"]["duplicates"] == 1
+
+
+def test_read_questions_from_text_lines_and_from_beir_jsonl(tmp_path: Path) -> None:
+    from simcse_rag.adapt_questions import read_questions
+
+    lines = tmp_path / "q.txt"
+    lines.write_text("\ufefffirst question\n\n  second one  \r\n", encoding="utf-8")
+    assert read_questions(lines) == ["first question", "  second one  "]
+    beir = tmp_path / "queries.jsonl"
+    beir.write_text('{"_id": "q7", "text": "a question"}\n', encoding="utf-8")
+    assert read_questions(beir) == {"q7": "a question"}
+    with pytest.raises(FileNotFoundError, match="not found"):
+        read_questions(tmp_path / "missing.txt")
+
+
+def test_a_handful_of_kept_questions_trains_for_at_most_max_passes(
+    tiny_encoder, tmp_path: Path
+) -> None:
+    corpus = synthetic_corpus(24)
+    eval_set = EvalSet({"e": "fever aspirin"}, {"e": {"d0": 1}}, "judged")
+    config = AdaptConfig(  # the default 100 steps, of the 4 pairs
+        batch_size=4,
+        mining=MiningConfig(num_negatives=1, relative_margin=None),
+        label_rule=LabelRule(max_leg_rank=None),
+    )
+    original = {k: v.clone() for k, v in tiny_encoder.model.state_dict().items()}
+    try:
+        result = adapt(
+            corpus,
+            tiny_encoder,
+            tmp_path / "o",
+            config=config,
+            queries=_questions(corpus)[:4],
+            eval_set=eval_set,
+        )
+    finally:
+        tiny_encoder.model.load_state_dict(original)
+    assert result.report["training"]["pairs"] == 4
+    assert result.report["rounds"][0]["train"]["steps"] == config.max_passes
+    md = (tmp_path / "o" / REPORT_MD).read_text(encoding="utf-8")
+    assert f"steps per round: {config.max_passes}" in md

@@ -75,3 +75,34 @@ def test_pseudo_query_warning_gives_the_fix_not_scores() -> None:
     (warning,) = adaptation_warnings(before, before, pseudo_eval=True)
     assert "--eval-data" in warning
     assert not re.search(r"\d", warning), warning  # measurements live in docs/benchmarks.md
+
+
+def test_markdown_says_what_became_of_the_questions_and_the_label_precision(
+    tmp_path: Path,
+) -> None:
+    report = _report(0.45, 0.55)
+    report["training"]["question_filters"] = {
+        "queries": {"given": 10, "blank": 1, "duplicates": 2, "untrusted": 3, "kept": 4},
+        "generated": {"given": 6, "no_passage_id": 0, "missed": 2, "kept": 4},
+    }
+    report["training"]["label_precision"] = {"judged": 4, "correct": 3, "precision": 0.75}
+    text = write_markdown(report, tmp_path / "r.md").read_text(encoding="utf-8")
+    assert (
+        "- queries: given 10, blank (dropped) 1, repeats (dropped) 2, label not trusted by the "
+        "rule (dropped) 3, kept 4" in text
+    )
+    assert (
+        "- generated: given 6, no corpus passage to check (dropped) 0, own passage not in "
+        "the top k (dropped) 2, kept 4" in text
+    )
+    assert "- label precision: 3 of the 4 kept questions" in text and "(75%)" in text
+
+
+def test_silver_evaluation_warns_that_labels_favour_the_base() -> None:
+    from simcse_rag.adapt_report import adaptation_warnings
+
+    before = {"dense": _metrics(0.4), "hybrid": _metrics(0.5)}
+    after = {"dense": _metrics(0.5), "hybrid": _metrics(0.6)}
+    assert adaptation_warnings(before, after, pseudo_eval=False) == []
+    (warning,) = adaptation_warnings(before, after, pseudo_eval=False, silver_eval=True)
+    assert "labelled by the base retriever" in warning and "--eval-data" in warning

@@ -16,9 +16,10 @@ Two rules, each fixed before its held-out column was seen (docs/benchmarks.md):
 * Transfer (second session, :data:`CANDIDATES`: settings with no per-corpus constant, equal
   weights, the library's depth and query backend): per held-out set, the candidate with the best
   mean on the other sets is scored on the held-out one; the fold passes if it is not worse than
-  the current default beyond noise (the 95% paired-bootstrap interval of the per-query nDCG@10
-  difference reaches 0 or above) and is >= our best single leg there. If every fold passes, the
-  candidate with the best mean over all sets (and >= our best leg on each) becomes the default.
+  the default before #21 (RRF k=60, equal weights) beyond noise (the 95% paired-bootstrap
+  interval of the per-query nDCG@10 difference reaches 0 or above) and is >= our best single leg
+  there. If every fold passes, the candidate with the best mean over all sets (and >= our best
+  leg on each) becomes the default (``benchmarks/transfer.py``).
 
 Usage::
 
@@ -44,6 +45,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 from retrieval import corpus_embeddings  # noqa: E402 - a sibling script, not a package
+from transfer import per_query_ndcg, transfer_folds, transfer_markdown  # noqa: E402
 
 DEFAULT_DATA = Path("/work/shared/data") if Path("/work/shared/data").is_dir() else REPO / "data"
 DEFAULT_CACHE = Path("/root/simcse-cache/retrieval")
@@ -165,25 +167,6 @@ def score(
     return evaluate_run(run, qrels, ks=(10,), metrics=("ndcg",))["ndcg@10"]
 
 
-def per_query(run: dict[str, list[str]], qrels: Any) -> dict[str, float]:
-    """nDCG@10 of each judged query (those :func:`evaluate_run` averages over)."""
-    from simcse_rag.evaluation.retrieval import ndcg_at_k
-
-    return {
-        q: ndcg_at_k(run.get(q, []), judged, 10)
-        for q, judged in qrels.items()
-        if any(g >= 1 for g in judged.values())
-    }
-
-
-def paired_bootstrap(a: dict[str, float], b: dict[str, float], n: int = 2000) -> tuple[float, ...]:
-    """Mean of ``a - b`` over the queries and its 95% percentile-bootstrap interval (seeded)."""
-    diff = np.array([a[q] - b[q] for q in sorted(a)])
-    rng = np.random.default_rng(0)
-    means = diff[rng.integers(0, len(diff), size=(n, len(diff)))].mean(axis=1)
-    return float(diff.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
-
-
 def leg_scores(legs: dict[str, Legs], qrels: Any) -> dict[str, float]:
     """nDCG@10 of each leg alone."""
     from simcse_rag.evaluation.retrieval import evaluate_run
@@ -223,91 +206,6 @@ def leave_one_out(table: dict[Setting, dict[str, float]], datasets: list[str]) -
             }
         )
     return folds
-
-
-def transfer_folds(
-    table: dict[Setting, dict[str, float]],
-    queries: dict[str, dict[Setting, dict[str, float]]],
-    legs: dict[str, dict[str, float]],
-    datasets: list[str],
-) -> list[dict[str, Any]]:
-    """The transfer rule (module docstring) per held-out set, over :data:`CANDIDATES`."""
-    folds = []
-    for out in datasets:
-        others = [d for d in datasets if d != out]
-        chosen = max(
-            CANDIDATES,
-            key=lambda s: (
-                np.mean([table[s][d] for d in others]),
-                min(table[s][d] for d in others),
-            ),
-        )
-        mean, lo, hi = paired_bootstrap(queries[out][chosen], queries[out][CURRENT])
-        best_leg = max(legs[out]["bm25"], legs[out][f"dense:{chosen.query_backend}"])
-        folds.append(
-            {
-                "held_out": out,
-                "chosen": chosen,
-                "chosen_score": table[chosen][out],
-                "current_score": table[CURRENT][out],
-                "diff": mean,
-                "ci": (lo, hi),
-                "best_leg": best_leg,
-                "passes": hi >= 0 and table[chosen][out] >= best_leg,
-            }
-        )
-    return folds
-
-
-def transfer_markdown(
-    table: dict[Setting, dict[str, float]],
-    folds: list[dict[str, Any]],
-    legs: dict[str, dict[str, float]],
-    datasets: list[str],
-) -> str:
-    lines = ["", "### Transfer rule (candidates with no per-corpus constant)", ""]
-    lines += [
-        "| candidate | " + " | ".join(datasets) + " | mean |",
-        "|---|" + "---:|" * (len(datasets) + 1),
-    ]
-    for s in CANDIDATES:
-        cells = [table[s][d] for d in datasets]
-        mark = " (current default)" if s == CURRENT else ""
-        lines.append(
-            f"| {s.label()}{mark} | "
-            + " | ".join(f"{c:.4f}" for c in cells)
-            + f" | {np.mean(cells):.4f} |"
-        )
-    lines += [
-        "",
-        "| held out | chosen on the others | held-out | default | Δ [95% CI] | best leg | passes |",
-        "|---|---|---:|---:|---:|---:|---|",
-    ]
-    for f in folds:
-        lo, hi = f["ci"]
-        lines.append(
-            f"| {f['held_out']} | {f['chosen'].label()} | {f['chosen_score']:.4f} | "
-            f"{f['current_score']:.4f} | {f['diff']:+.4f} [{lo:+.4f}, {hi:+.4f}] | "
-            f"{f['best_leg']:.4f} | {f['passes']} |"
-        )
-    eligible = [
-        s
-        for s in CANDIDATES
-        if all(
-            table[s][d] >= max(legs[d]["bm25"], legs[d][f"dense:{s.query_backend}"])
-            for d in datasets
-        )
-    ]
-    adopt = (
-        max(eligible, key=lambda s: np.mean([table[s][d] for d in datasets])) if eligible else None
-    )
-    verdict = (
-        f"adopt {adopt.label()}"
-        if folds and all(f["passes"] for f in folds) and adopt is not None
-        else "keep the current default"
-    )
-    lines += ["", f"- every fold passes: {all(f['passes'] for f in folds)}; decision: {verdict}"]
-    return "\n".join(lines)
 
 
 def markdown(
@@ -463,8 +361,8 @@ def main(argv: list[str] | None = None) -> int:
         for s in settings:
             table[s][name] = score(s, legs, data.qrels, factors)
         queries[name] = {
-            s: per_query(hybrid_run(s, legs, factors), data.qrels)
-            for s in dict.fromkeys([*CANDIDATES, CURRENT])
+            s: per_query_ndcg(hybrid_run(s, legs, factors), data.qrels)
+            for s in dict.fromkeys([*CANDIDATES, CURRENT, OLD_DEFAULT])
             if f"dense:{s.query_backend}" in legs
         }
         coverage[name] = {
@@ -481,8 +379,8 @@ def main(argv: list[str] | None = None) -> int:
     print(coverage_markdown(coverage))
     transfer: list[dict[str, Any]] = []
     if len(queries) > 1 and set(queries) == set(done):
-        transfer = transfer_folds(table, queries, leg_table, done)
-        print(transfer_markdown(table, transfer, leg_table, done))
+        transfer = transfer_folds(table, queries, leg_table, done, CANDIDATES, OLD_DEFAULT)
+        print(transfer_markdown(table, transfer, leg_table, done, CANDIDATES, CURRENT))
     if args.json:
         args.json.write_text(
             json.dumps(

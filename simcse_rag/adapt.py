@@ -46,6 +46,7 @@ from simcse_rag.adapt_config import (
     STRONG_BASE_MERGE_WEIGHT,
     AdaptConfig,
 )
+from simcse_rag.adapt_fusion import choose_fusion, hold_back_validation
 from simcse_rag.adapt_merge import base_weights, merge_with_base
 from simcse_rag.adapt_pairs import (
     CORPUS_ONLY_REFUSAL,
@@ -321,6 +322,7 @@ def adapt(
 
     stage("making training pairs")
     prepared = prepare_pairs(corpus, config, pairs, pairs_source=pairs_source, eval_set=eval_set)
+    prepared, validation = hold_back_validation(prepared, config.seed)  # chooses the fusion
     indexer = CorpusIndexer(corpus, cache_dir=cache_dir, show_progress=show_progress)
     with encoder_max_length(encoder, config.encode_max_length):
         retriever, before, timings = measure_base(
@@ -338,6 +340,7 @@ def adapt(
         t0 = time.perf_counter()
         after = evaluate_retriever(trained.retriever, prepared.eval_set, ks=config.ks)
         timings["evaluate_after_s"] = time.perf_counter() - t0
+        fusion = choose_fusion(trained.retriever, validation, prepared.eval_set, ks=config.ks)
     timings["total_s"] = time.perf_counter() - started
     report = build_report(
         config,
@@ -349,7 +352,8 @@ def adapt(
         passages=len(corpus),
         timings=timings,
     )
-    _write_output(out, encoder, report, trained.mined)
+    report["fusion"] = fusion.to_report()
+    _write_output(out, encoder, report, trained.mined, fusion.save)
     logger.info("adapted model and report written to %s", out)
     return AdaptResult(out, report)
 
@@ -369,10 +373,15 @@ def _checked_corpus(corpus: Sequence[Passage], config: AdaptConfig) -> list[Pass
 
 # --------------------------------------------------------------------------- saving
 def _write_output(
-    out: Path, encoder: SimCSEEncoder, report: Mapping[str, Any], mined: MiningResult
+    out: Path,
+    encoder: SimCSEEncoder,
+    report: Mapping[str, Any],
+    mined: MiningResult,
+    save_fusion: Callable[[Path], object],
 ) -> None:
     def write(tmp: Path) -> None:
         encoder.save_pretrained(tmp)
+        save_fusion(tmp)
         write_json(report, tmp / REPORT_JSON)
         chart = write_chart(report, tmp / REPORT_PNG)
         write_markdown(report, tmp / REPORT_MD, chart=REPORT_PNG if chart else None)

@@ -42,10 +42,12 @@ class HybridConfig:
         dense_index: DenseIndex kind: ``auto``, ``flat``, ``ivf`` or ``hnsw``.
         tokenizer: BM25 tokenizer: ``auto``, ``en`` or ``zh``.
         bm25_backend: ``bm25s`` or ``rank_bm25``.
-        fusion: How the two rankings are fused: ``rrf`` (Reciprocal Rank Fusion),
+        fusion: How the two rankings are fused: ``dist_peak`` (the default: ``dist_based`` with
+            each ranking's weight scaled per query by how far its top hit stands out),
+            ``rrf`` (Reciprocal Rank Fusion), ``rrf_peak`` (``rrf`` weighted likewise),
             ``relative_score`` (min-max scaled scores, weighted sum) or ``dist_based`` (scores
             scaled over mean ± 3σ, weighted sum); see :mod:`simcse_rag.index.fusion`.
-        rrf_k: RRF constant (``rrf`` only).
+        rrf_k: RRF constant (``rrf`` and ``rrf_peak`` only).
         weights: Fusion weight of each source (``dense``, ``bm25``).
         batch_size: Encoding batch size.
         query_backend: How queries are encoded: ``auto`` (ONNX Runtime int8 on CPU when

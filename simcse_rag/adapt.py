@@ -48,6 +48,7 @@ from simcse_rag.adapt_config import (
     STRONG_BASE_MERGE_WEIGHT,
     AdaptConfig,
 )
+from simcse_rag.adapt_fusion import choose_fusion, hold_back_validation
 from simcse_rag.adapt_generation import GenerationConfig, generate_candidates, with_generation
 from simcse_rag.adapt_merge import base_weights, merge_with_base
 from simcse_rag.adapt_pairs import (
@@ -295,27 +296,19 @@ def adapt(
     _check_sources(pairs, unlabelled, config)  # before all else
     stage = on_stage or (lambda message: logger.info("%s", message))
     corpus = _checked_corpus(corpus, config)
-    made = None
-    if generator is not None:
-        made = generate_candidates(
-            corpus, generator, config, generation, show_progress=show_progress, on_stage=stage
-        )
-        generated = made.pairs
     base_model = encoder.name_or_path
     indexer = CorpusIndexer(corpus, cache_dir=cache_dir, show_progress=show_progress)
     base, questions, timings = None, None, {}
     if unlabelled:
-        with encoder_max_length(encoder, config.encode_max_length):
-            base, questions, timings = label_stage(
-                encoder, indexer, config, queries, generated, eval_set, on_stage=stage
-            )
-        if made is not None:  # the report names the LLM and what generation dropped
-            questions = with_generation(questions, made)
+        base, questions, timings = _question_stage(
+            encoder, indexer, config, queries, generated, generator, generation, eval_set, stage
+        )
         pairs, pairs_source = questions.pairs, questions.source
     stage("making training pairs")
     prepared = prepare_pairs(
         corpus, config, pairs, pairs_source=pairs_source, eval_set=eval_set, questions=questions
     )
+    prepared, validation = hold_back_validation(prepared, config.seed)  # chooses the fusion
     with encoder_max_length(encoder, config.encode_max_length):
         retriever, before, more = measure_base(
             encoder, indexer, prepared.eval_set, ks=config.ks, on_stage=stage, retriever=base
@@ -333,6 +326,7 @@ def adapt(
         t0 = time.perf_counter()
         after = evaluate_retriever(trained.retriever, prepared.eval_set, ks=config.ks)
         timings["evaluate_after_s"] = time.perf_counter() - t0
+        fusion = choose_fusion(trained.retriever, validation, prepared.eval_set, ks=config.ks)
     timings["total_s"] = time.perf_counter() - started
     report = build_report(
         config,
@@ -344,9 +338,43 @@ def adapt(
         passages=len(corpus),
         timings=timings,
     )
-    _write_output(out, encoder, report, trained.mined)
+    report["fusion"] = fusion.to_report()
+    _write_output(out, encoder, report, trained.mined, fusion.save)
     logger.info("adapted model and report written to %s", out)
     return AdaptResult(out, report)
+
+
+def _question_stage(
+    encoder: SimCSEEncoder,
+    indexer: CorpusIndexer,
+    config: AdaptConfig,
+    queries: Sequence[str] | Mapping[str, str] | None,
+    generated: Sequence[TrainingPair] | None,
+    generator: object | None,
+    generation: GenerationConfig | None,
+    eval_set: EvalSet | None,
+    stage: Callable[[str], None],
+) -> tuple[Any, Any, dict[str, float]]:
+    """Questions without labels -> pairs: an LLM's questions (when ``generator``), then the base
+    retriever's labels or round-trip filter (:func:`label_stage`)."""
+    made = None
+    if generator is not None:
+        made = generate_candidates(
+            indexer.passages,
+            generator,
+            config,
+            generation,
+            show_progress=indexer.show_progress,
+            on_stage=stage,
+        )
+        generated = made.pairs
+    with encoder_max_length(encoder, config.encode_max_length):
+        base, questions, timings = label_stage(
+            encoder, indexer, config, queries, generated, eval_set, on_stage=stage
+        )
+    if made is not None:  # the report names the LLM and what generation dropped
+        questions = with_generation(questions, made)
+    return base, questions, timings
 
 
 def _check_sources(
@@ -376,10 +404,15 @@ def _checked_corpus(corpus: Sequence[Passage], config: AdaptConfig) -> list[Pass
 
 # --------------------------------------------------------------------------- saving
 def _write_output(
-    out: Path, encoder: SimCSEEncoder, report: Mapping[str, Any], mined: MiningResult
+    out: Path,
+    encoder: SimCSEEncoder,
+    report: Mapping[str, Any],
+    mined: MiningResult,
+    save_fusion: Callable[[Path], object],
 ) -> None:
     def write(tmp: Path) -> None:
         encoder.save_pretrained(tmp)
+        save_fusion(tmp)
         write_json(report, tmp / REPORT_JSON)
         chart = write_chart(report, tmp / REPORT_PNG)
         write_markdown(report, tmp / REPORT_MD, chart=REPORT_PNG if chart else None)

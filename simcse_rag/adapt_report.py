@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from simcse_rag.adapt_config import STRONG_BASE_MERGE_WEIGHT, AdaptConfig
+from simcse_rag.adapt_fusion import report_lines as fusion_report_lines
 
 if TYPE_CHECKING:  # annotations only
     from simcse_rag.adapt_pairs import PreparedPairs
@@ -307,6 +308,7 @@ def write_markdown(report: Mapping[str, Any], path: Path, *, chart: str | None =
         markdown_table(report["before"], report["after"]),
         "",
         *([advice, ""] if advice else []),
+        *fusion_report_lines(report.get("fusion")),
         *([f"![nDCG@10 before and after adaptation]({chart})", ""] if chart else []),
         "## Mining (candidates removed by each filter)",
         "",

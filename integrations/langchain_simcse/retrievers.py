@@ -95,11 +95,12 @@ def _to_document(hit: Hit) -> Document:
 
 
 class SimCSERetriever(BaseRetriever):
-    """LangChain retriever: hybrid BM25 + SimCSE dense search fused by Reciprocal Rank Fusion.
+    """LangChain retriever: hybrid BM25 + SimCSE dense search, the two rankings fused.
 
     One index holds the passages, their vectors (FAISS) and a BM25 index (Chinese text is
-    tokenized with jieba); a query runs both and fuses the rankings with weighted, 1-based RRF
-    merged by document id. Each returned ``Document`` carries its ``id`` and, in ``metadata``,
+    tokenized with jieba); a query runs both and fuses the rankings by the index's
+    ``HybridConfig.fusion`` (default ``dist_peak``; ``rrf`` for weighted, 1-based RRF), merged by
+    document id. Each returned ``Document`` carries its ``id`` and, in ``metadata``,
     the passage metadata plus ``score`` (the fused score, or the source score in a single-source
     mode), ``rank`` and ``sources`` (``{"dense": {"rank", "score"}, "bm25": {...}}``); these three
     keys override passage metadata of the same name.
@@ -125,7 +126,7 @@ class SimCSERetriever(BaseRetriever):
     """Number of documents to return (override per call with ``invoke(query, k=...)``)."""
 
     mode: Mode = "hybrid"
-    """``hybrid`` (BM25 + dense fused by RRF), ``dense`` or ``bm25``."""
+    """``hybrid`` (BM25 + dense fused), ``dense`` or ``bm25``."""
 
     candidates: int = Field(default=100, gt=0)
     """How many hits each source contributes to the fusion (at least ``k`` are used)."""

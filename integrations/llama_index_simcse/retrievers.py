@@ -4,7 +4,8 @@ Two ways to build it:
 
 (a) ``HybridRRFRetriever.from_nodes(nodes, embed_model=SimCSEEmbedding(...))`` indexes the nodes in
     simcse-rag's hybrid index (FAISS dense + BM25 with Chinese tokenization) and fuses the two
-    rankings; ``persist`` / ``from_persist_dir`` save and load it.
+    rankings by the index's ``HybridConfig.fusion`` (default ``dist_peak``); ``persist`` /
+    ``from_persist_dir`` save and load it.
 (b) ``HybridRRFRetriever(retrievers=[...], weights=[...])`` fuses any LlamaIndex retrievers. Unlike
     ``QueryFusionRetriever`` it honours the weights, uses 1-based ranks as in the RRF paper, keeps
     each retriever's own order, merges by node id, makes no LLM calls and never mutates the nodes

@@ -27,21 +27,29 @@ def add_retriever_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dense-index", default="auto", choices=("auto", "flat", "ivf", "hnsw"))
     parser.add_argument("--tokenizer", default="auto", choices=("auto", "en", "zh"))
     parser.add_argument("--batch-size", type=positive_int, default=64)
+    # Fusion options default to None: unset, the setting saved with an adapted --model
+    # (simcse_rag.json) applies, else the library's.
     parser.add_argument(
         "--fusion",
-        default=DEFAULT_FUSION,
+        default=None,
         choices=FUSION_METHODS,
-        help="how dense and BM25 rankings are fused: rrf (default; reciprocal rank), "
-        "relative_score (min-max scaled scores), dist_based (scores scaled over mean +- 3 sigma)",
+        help=f"how dense and BM25 rankings are fused (default: the one saved with an adapted "
+        f"--model, else {DEFAULT_FUSION}): rrf (reciprocal rank), relative_score (min-max scaled "
+        "scores), dist_based (scores scaled over mean +- 3 sigma), dist_peak / rrf_peak "
+        "(dist_based / rrf, each ranking weighted per query by how far its top hit stands out)",
     )
     parser.add_argument(
-        "--rrf-k", type=float, default=60, help="RRF constant, --fusion rrf only (default 60)"
+        "--rrf-k",
+        type=float,
+        default=None,
+        help="RRF constant, rrf methods only (default: saved with --model, else 60)",
     )
     parser.add_argument(
         "--dense-weight",
         type=float,
-        default=1.0,
-        help="fusion weight of the dense ranking; BM25 weight 1 (default 1)",
+        default=None,
+        help="fusion weight of the dense ranking; BM25 weight 1 (default: saved with --model, "
+        "else 1)",
     )
     parser.add_argument(
         "--query-backend",
@@ -52,19 +60,31 @@ def add_retriever_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def retriever_config(args: argparse.Namespace, **extra: object):  # noqa: ANN201 - lazy import
-    """The HybridConfig described by :func:`add_retriever_arguments`' options."""
+    """The HybridConfig described by :func:`add_retriever_arguments`' options (fusion options
+    not given: the setting saved with ``--model``, else the defaults)."""
     from simcse_rag.index.hybrid import HybridConfig
 
-    return HybridConfig(
+    return HybridConfig.for_model(
+        args.model,
         dense_index=args.dense_index,
         tokenizer=args.tokenizer,
         batch_size=args.batch_size,
-        fusion=args.fusion,
-        rrf_k=args.rrf_k,
-        weights={"dense": args.dense_weight, "bm25": 1.0},
         query_backend=args.query_backend,
+        **fusion_options(args),
         **extra,
     )
+
+
+def fusion_options(args: argparse.Namespace) -> dict[str, object]:
+    """The fusion fields of HybridConfig the user gave on the command line."""
+    given: dict[str, object] = {}
+    if args.fusion is not None:
+        given["fusion"] = args.fusion
+    if args.rrf_k is not None:
+        given["rrf_k"] = args.rrf_k
+    if args.dense_weight is not None:
+        given["weights"] = {"dense": args.dense_weight, "bm25": 1.0}
+    return given
 
 
 def load_encoder(  # noqa: ANN201 - avoid importing torch at parse time

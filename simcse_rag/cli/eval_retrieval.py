@@ -100,8 +100,10 @@ def build_index(args: argparse.Namespace, corpus: list[Passage]) -> tuple[Any, d
     from simcse_rag.cli._common import load_encoder
     from simcse_rag.index.hybrid import HybridConfig, HybridRetriever
 
-    config = HybridConfig(
-        **_given(args, _BUILD_OPTIONS), **_query_changes(args, {"dense": 1.0, "bm25": 1.0})
+    config = HybridConfig.for_model(  # fusion options not given: the model's saved setting
+        args.model,
+        **_given(args, _BUILD_OPTIONS),
+        **_query_changes(args, {"dense": 1.0, "bm25": 1.0}),
     )
     retriever = HybridRetriever(load_encoder(args), config)
     # The same folder layout as adapt's --cache-dir (<dir>/<model fingerprint>), so the two

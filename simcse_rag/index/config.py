@@ -7,6 +7,8 @@ It lives in its own module because both the retriever and its persistence
 from __future__ import annotations
 
 import dataclasses
+import logging
+import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -15,8 +17,11 @@ from simcse_rag import _validate
 from simcse_rag.index.bm25 import BACKENDS
 from simcse_rag.index.dense import KINDS
 from simcse_rag.index.fusion import DEFAULT_FUSION, FUSION_METHODS
+from simcse_rag.index.model_fusion import MODEL_SETTINGS_FILE, read_model_fusion
 from simcse_rag.index.tokenizers import TOKENIZERS
 from simcse_rag.query_encoder import check_query_backend
+
+logger = logging.getLogger(__name__)
 
 #: The two sources fused by a hybrid search (keys of :attr:`HybridConfig.weights`).
 SOURCES: tuple[str, ...] = ("dense", "bm25")
@@ -32,10 +37,12 @@ class HybridConfig:
         dense_index: DenseIndex kind: ``auto``, ``flat``, ``ivf`` or ``hnsw``.
         tokenizer: BM25 tokenizer: ``auto``, ``en`` or ``zh``.
         bm25_backend: ``bm25s`` or ``rank_bm25``.
-        fusion: How the two rankings are fused: ``rrf`` (Reciprocal Rank Fusion),
+        fusion: How the two rankings are fused: ``dist_peak`` (the default: ``dist_based`` with
+            each ranking's weight scaled per query by how far its top hit stands out),
+            ``rrf`` (Reciprocal Rank Fusion), ``rrf_peak`` (``rrf`` weighted likewise),
             ``relative_score`` (min-max scaled scores, weighted sum) or ``dist_based`` (scores
             scaled over mean ± 3σ, weighted sum); see :mod:`simcse_rag.index.fusion`.
-        rrf_k: RRF constant (``rrf`` only).
+        rrf_k: RRF constant (``rrf`` and ``rrf_peak`` only).
         weights: Fusion weight of each source (``dense``, ``bm25``).
         batch_size: Encoding batch size.
         query_backend: How queries are encoded: ``auto`` (ONNX Runtime int8 on CPU when
@@ -71,6 +78,35 @@ class HybridConfig:
         """Rebuild from :meth:`to_dict` output; a dict saved before ``fusion`` existed was
         searched with RRF and keeps it (the default changed, what a saved index does did not)."""
         return cls(**{"fusion": "rrf", **data})
+
+    @classmethod
+    def for_model(cls, model: str | os.PathLike[str] | None, **chosen: Any) -> HybridConfig:
+        """The config for a retriever over ``model``: the fields in ``chosen`` as given, the
+        fusion setting saved with the model folder (``simcse_rag.json``, written by
+        ``simcse-rag adapt``) for fusion fields not in ``chosen``, the defaults for the rest.
+
+        Args:
+            model: Model folder (a Hugging Face id or ``None`` has no saved setting).
+            **chosen: HybridConfig fields the user chose explicitly.
+
+        Raises:
+            ValueError: A malformed settings file, or a value HybridConfig refuses.
+        """
+        saved = {k: v for k, v in read_model_fusion(model).items() if k not in chosen}
+        if saved:
+            logger.info(
+                "fusion setting saved with the model (%s): %s",
+                os.path.join(str(model), MODEL_SETTINGS_FILE),
+                ", ".join(f"{k}={v}" for k, v in saved.items()),
+            )
+        try:
+            return cls(**{**saved, **chosen})
+        except (TypeError, ValueError) as exc:
+            if not saved:
+                raise
+            raise ValueError(
+                f"{exc} (from {os.path.join(str(model), MODEL_SETTINGS_FILE)}; fix or delete it)"
+            ) from None
 
     def with_query_settings(self, **changes: Any) -> HybridConfig:
         """A copy with other query-time settings (:data:`QUERY_TIME_FIELDS`) only.

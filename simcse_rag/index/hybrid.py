@@ -82,7 +82,8 @@ class HybridRetriever:
                 "create the index with the model's dimension."
             )
         self._model = encoder
-        self.config = config or HybridConfig()
+        # No config: the fusion setting adapt saved with the model, else the defaults.
+        self.config = config or HybridConfig.for_model(getattr(encoder, "name_or_path", None))
         self._fingerprint = encoder.fingerprint()
         self._passages: dict[str, Passage] = {}
         self._dense: DenseBackend = (

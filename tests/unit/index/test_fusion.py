@@ -159,3 +159,57 @@ def test_unknown_method_and_limit() -> None:
         fuse(RANKINGS, "sum")
     assert [h.id for h in fuse(RANKINGS, "relative_score", limit=2)] == ["a", "c"]
     assert len(fuse({"dense": [], "bm25": []}, "dist_based")) == 0
+
+
+def _z_top(scores: list[float]) -> float:
+    mean = sum(scores) / len(scores)
+    std = (sum((s - mean) ** 2 for s in scores) / len(scores)) ** 0.5
+    return (max(scores) - mean) / std
+
+
+def test_peak_multipliers_hand_computed() -> None:
+    # dense is flat (top barely above the rest), bm25 peaked (one clear winner)
+    rankings = {
+        "dense": [("a", 0.60), ("b", 0.59), ("c", 0.58), ("d", 0.10)],
+        "bm25": [("b", 20.0), ("a", 2.0), ("c", 1.0), ("d", 0.5)],
+    }
+    zd, zb = _z_top([0.60, 0.59, 0.58, 0.10]), _z_top([20.0, 2.0, 1.0, 0.5])
+    mean = (zd + zb) / 2
+    plain = fuse(rankings, "rrf", k=60)
+    peaked = fuse(rankings, "rrf_peak", k=60)
+    assert {h.id: h.score for h in peaked} == pytest.approx(
+        {
+            "a": zd / mean / 61 + zb / mean / 62,
+            "b": zd / mean / 62 + zb / mean / 61,
+            "c": (zd + zb) / mean / 63,
+            "d": (zd + zb) / mean / 64,
+        }
+    )
+    # plain RRF ties a and b (rank 1 + rank 2 each) and breaks the tie by id; the peaked leg wins
+    assert [h.id for h in plain][:2] == ["a", "b"]
+    assert [h.id for h in peaked][:2] == ["b", "a"]
+    dist = {h.id: h.score for h in fuse(rankings, "dist_based")}
+    dist_peak = fuse(rankings, "dist_peak")
+    assert dist_peak[0].id == "b"
+    assert dist_peak[0].score != pytest.approx(dist["b"])
+
+
+def test_peak_methods_leave_equal_peaks_and_weights_alone() -> None:
+    same = {"dense": [("a", 3.0), ("b", 2.0), ("c", 1.0)], "bm25": [("c", 30.0), ("b", 20.0)]}
+    # z of the top: dense (3 - 2) / 0.816 = 1.22 and bm25 (30 - 25) / 5 = 1; scaled to mean 1
+    zd, zb = _z_top([3.0, 2.0, 1.0]), _z_top([30.0, 20.0])
+    hits = fuse(same, "rrf_peak", k=0, weights={"dense": 2.0})
+    assert {h.id: h.score for h in hits}["a"] == pytest.approx(2.0 * zd / ((zd + zb) / 2))
+    flat = {"dense": [("a", 1.0), ("b", 0.5)], "bm25": [("b", 4.0), ("a", 2.0)]}  # z = 1 each
+    assert [(h.id, h.score) for h in fuse(flat, "rrf_peak")] == [
+        (h.id, pytest.approx(h.score)) for h in fuse(flat, "rrf")
+    ]
+
+
+def test_peak_methods_with_a_lone_or_flat_source_keep_multiplier_one() -> None:
+    lone = {"dense": [("a", 0.5)], "bm25": [("b", 3.0), ("c", 1.0)]}
+    # dense has one candidate (no peak); bm25 is the only defined peak, so its multiplier is 1
+    assert fuse(lone, "dist_peak") == fuse(lone, "dist_based")
+    flat = {"dense": [("a", 0.5), ("b", 0.5)], "bm25": [("b", 3.0), ("c", 3.0)]}
+    assert fuse(flat, "rrf_peak") == fuse(flat, "rrf")
+    assert fuse({"dense": [], "bm25": []}, "dist_peak") == []

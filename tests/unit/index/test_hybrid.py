@@ -256,7 +256,7 @@ def test_config_checks_numbers_like_the_rest_of_the_api() -> None:
 def test_with_query_settings_keeps_indexes(tiny_encoder: Any) -> None:
     counting = CountingEncoder(tiny_encoder)
     retriever = HybridRetriever.from_passages(
-        PASSAGES, counting, config=HybridConfig(query_backend="torch")
+        PASSAGES, counting, config=HybridConfig(query_backend="torch", fusion="rrf")
     )
     counting.encoded.clear()
     twin = retriever.with_query_settings(rrf_k=5, weights={"dense": 0.0, "bm25": 1.0})
@@ -299,7 +299,7 @@ def test_score_fusion_methods_in_search(tiny_encoder: Any, tmp_path: Path, fusio
 
 
 def test_config_fusion_choice() -> None:
-    assert HybridConfig().fusion == "rrf"  # docs/benchmarks.md, "Leave one dataset out"
+    assert HybridConfig().fusion == "dist_peak"  # docs/benchmarks.md, "A default that transfers"
     with pytest.raises(
         ValueError, match="fusion 'sum' unknown; choose one of: rrf, relative_score"
     ):

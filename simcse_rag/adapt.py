@@ -265,15 +265,12 @@ def adapt(
         eval_set: Held-out evaluation queries; ``None`` holds back ``config.eval_fraction`` of
             the training queries (with ``queries`` / ``generated``, their labels are the base
             retriever's own, and the report says so).
-        queries: Questions without labels (e.g. a chatbot's logs; a mapping id -> text keeps
-            the ids), labelled by the base hybrid retriever under ``config.label_rule``.
-        generated: Candidate pairs of generated questions and the passages they were made
-            from, kept by the round-trip filter (``config.round_trip_k``).
-        generator: An LLM that writes ``generated`` for a seeded sample of the corpus
-            (:mod:`simcse_rag.adapt_generation`): a LangChain model, a LlamaIndex LLM, an
-            :class:`~simcse_rag.generation.OpenAIChatClient` or a function ``prompt -> str``.
-        generation: How ``generator`` is asked (questions per passage, domain hint,
-            concurrency, reply cache); default :class:`GenerationConfig`.
+        queries: Questions without labels (a mapping id -> text keeps the ids), labelled by
+            the base hybrid retriever under ``config.label_rule``.
+        generated: Generated questions paired with their source passages, kept by the
+            round-trip filter (``config.round_trip_k``).
+        generator: An LLM that writes ``generated`` (:mod:`simcse_rag.adapt_generation`).
+        generation: How ``generator`` is asked; default :class:`GenerationConfig`.
         overwrite: Replace an existing non-empty ``out``.
         cache_dir: Keep corpus embeddings per model here (reused by later runs).
         show_progress: tqdm bars for encoding and training.
@@ -287,13 +284,9 @@ def adapt(
         ValueError: A corpus too small to mine from, bad pairs, ``pairs`` together with
             ``queries`` / ``generated``, no question kept, or nothing to evaluate.
     """
-    started = time.perf_counter()
-    config = config or AdaptConfig()
+    started, config = time.perf_counter(), config or AdaptConfig()
     out = check_output_dir(out, overwrite=overwrite)
-    if generator is not None and generated is not None:
-        raise ValueError("Give generator (an LLM) or generated (its pairs), not both.")
-    unlabelled = queries is not None or generated is not None or generator is not None
-    _check_sources(pairs, unlabelled, config)  # before all else
+    unlabelled = _check_sources(pairs, queries, generated, generator, config)  # before all else
     stage = on_stage or (lambda message: logger.info("%s", message))
     corpus = _checked_corpus(corpus, config)
     base_model = encoder.name_or_path
@@ -309,6 +302,32 @@ def adapt(
         corpus, config, pairs, pairs_source=pairs_source, eval_set=eval_set, questions=questions
     )
     prepared, validation = hold_back_validation(prepared, config.seed)  # chooses the fusion
+    before, after, trained, fusion = _train_and_measure(
+        encoder, indexer, config, prepared, validation, base, timings, stage
+    )
+    timings["total_s"] = time.perf_counter() - started
+    report = build_report(
+        config, prepared, trained.rounds, before, after, base_model=base_model,
+        passages=len(corpus), timings=timings,
+    )  # fmt: skip
+    report["fusion"] = fusion.to_report()
+    _write_output(out, encoder, report, trained.mined, fusion.save)
+    logger.info("adapted model and report written to %s", out)
+    return AdaptResult(out, report)
+
+
+def _train_and_measure(
+    encoder: SimCSEEncoder,
+    indexer: CorpusIndexer,
+    config: AdaptConfig,
+    prepared: PreparedPairs,
+    validation: EvalSet | None,
+    base: Any,
+    timings: dict[str, float],
+    stage: Callable[[str], None],
+) -> tuple[dict, dict, Any, Any]:
+    """Stages 2-3: the base measured, the rounds trained, the adapted model measured and its
+    fusion chosen on ``validation``; ``timings`` gains each step's seconds."""
     with encoder_max_length(encoder, config.encode_max_length):
         retriever, before, more = measure_base(
             encoder, indexer, prepared.eval_set, ks=config.ks, on_stage=stage, retriever=base
@@ -327,21 +346,7 @@ def adapt(
         after = evaluate_retriever(trained.retriever, prepared.eval_set, ks=config.ks)
         timings["evaluate_after_s"] = time.perf_counter() - t0
         fusion = choose_fusion(trained.retriever, validation, prepared.eval_set, ks=config.ks)
-    timings["total_s"] = time.perf_counter() - started
-    report = build_report(
-        config,
-        prepared,
-        trained.rounds,
-        before,
-        after,
-        base_model=base_model,
-        passages=len(corpus),
-        timings=timings,
-    )
-    report["fusion"] = fusion.to_report()
-    _write_output(out, encoder, report, trained.mined, fusion.save)
-    logger.info("adapted model and report written to %s", out)
-    return AdaptResult(out, report)
+    return before, after, trained, fusion
 
 
 def _question_stage(
@@ -378,8 +383,17 @@ def _question_stage(
 
 
 def _check_sources(
-    pairs: Sequence[TrainingPair] | None, unlabelled: bool, config: AdaptConfig
-) -> None:
+    pairs: Sequence[TrainingPair] | None,
+    queries: object | None,
+    generated: object | None,
+    generator: object | None,
+    config: AdaptConfig,
+) -> bool:
+    """Refuse sources that cannot go together (or none at all); True for questions without
+    labels."""
+    if generator is not None and generated is not None:
+        raise ValueError("Give generator (an LLM) or generated (its pairs), not both.")
+    unlabelled = queries is not None or generated is not None or generator is not None
     if pairs is not None and unlabelled:
         raise ValueError(
             "Give labelled pairs or questions without labels (queries / generated), not both; "
@@ -387,6 +401,7 @@ def _check_sources(
         )
     if pairs is None and not unlabelled and config.strategy == "auto":
         raise ValueError(CORPUS_ONLY_REFUSAL)  # also in prepare_pairs; here before any work
+    return unlabelled
 
 
 def _checked_corpus(corpus: Sequence[Passage], config: AdaptConfig) -> list[Passage]:

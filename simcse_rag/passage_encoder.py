@@ -39,6 +39,8 @@ PASSAGE_BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx", "onnx-int8")
 #: What ``auto`` means on CPU with onnxruntime installed; chosen by the measured speed and
 #: quality cost (docs/benchmarks.md, "Passage encoding").
 AUTO_BACKEND = "onnx-int8"
+#: :class:`~simcse_rag.index.config.HybridConfig`'s and the CLI's default passage backend.
+DEFAULT_BACKEND = "torch"
 #: Texts tokenized and encoded at a time by :func:`iter_encode`: enough for length sorting to
 #: remove most padding, small enough that tokens never dominate memory.
 CHUNK_SIZE = 4096
@@ -68,12 +70,13 @@ def resolve_passage_backend(backend: str, encoder: Any) -> str:
 
     check_passage_backend(backend)
     on_cpu = getattr(getattr(encoder, "device", None), "type", None) == "cpu"
+    exportable = on_cpu and hasattr(encoder, "onnx_slot")
     if backend == "auto":
-        return AUTO_BACKEND if on_cpu and onnxruntime_available() else "torch"
+        return AUTO_BACKEND if exportable and onnxruntime_available() else "torch"
     if backend != "torch":
-        if not on_cpu:
+        if not exportable:
             raise ValueError(
-                f"passage backend {backend!r} runs on CPU only; use backend='torch' on a GPU."
+                f"passage backend {backend!r} needs a SimCSEEncoder on CPU; use backend='torch'."
             )
         if not onnxruntime_available():
             raise ValueError(

@@ -16,6 +16,7 @@ from simcse_rag.index.bm25 import BACKENDS
 from simcse_rag.index.dense import KINDS
 from simcse_rag.index.fusion import DEFAULT_FUSION, FUSION_METHODS
 from simcse_rag.index.tokenizers import TOKENIZERS
+from simcse_rag.passage_encoder import DEFAULT_BACKEND, check_passage_backend
 from simcse_rag.query_encoder import check_query_backend
 
 #: The two sources fused by a hybrid search (keys of :attr:`HybridConfig.weights`).
@@ -45,8 +46,10 @@ class HybridConfig:
         batch_size: Encoding batch size.
         query_backend: How queries are encoded: ``auto`` (ONNX Runtime int8 on CPU when
             onnxruntime is installed, else PyTorch), ``torch``, ``onnx`` (fp32, same vectors as
-            PyTorch) or ``onnx-int8``. Passages are always encoded by PyTorch. See
-            :mod:`simcse_rag.query_encoder`.
+            PyTorch) or ``onnx-int8``. See :mod:`simcse_rag.query_encoder`.
+        passage_backend: How passages are encoded: ``auto``, ``torch``, ``onnx`` or
+            ``onnx-int8`` (see :mod:`simcse_rag.passage_encoder`). The backend that made an
+            index's vectors is recorded in its manifest and new passages use the same one.
     """
 
     dense_index: str = "auto"
@@ -57,6 +60,7 @@ class HybridConfig:
     weights: Mapping[str, float] = field(default_factory=lambda: {"dense": 1.0, "bm25": 1.0})
     batch_size: int = 64
     query_backend: str = "auto"
+    passage_backend: str = DEFAULT_BACKEND
 
     def __post_init__(self) -> None:
         _choice(self.dense_index, "dense_index", KINDS)
@@ -68,6 +72,7 @@ class HybridConfig:
         weights = _validate.check_weights(self.weights, SOURCES)
         batch_size = _validate.positive_int(self.batch_size, "batch_size")
         check_query_backend(self.query_backend)
+        check_passage_backend(self.passage_backend)
         object.__setattr__(self, "weights", weights)
         object.__setattr__(self, "batch_size", batch_size)
 

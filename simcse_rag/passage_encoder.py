@@ -40,7 +40,7 @@ PASSAGE_BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx", "onnx-int8")
 #: quality cost (docs/benchmarks.md, "Passage encoding").
 AUTO_BACKEND = "onnx-int8"
 #: :class:`~simcse_rag.index.config.HybridConfig`'s and the CLI's default passage backend.
-DEFAULT_BACKEND = "torch"
+DEFAULT_BACKEND = "auto"
 #: Texts tokenized and encoded at a time by :func:`iter_encode`: enough for length sorting to
 #: remove most padding, small enough that tokens never dominate memory.
 CHUNK_SIZE = 4096

@@ -47,8 +47,9 @@ class HybridConfig:
         query_backend: How queries are encoded: ``auto`` (ONNX Runtime int8 on CPU when
             onnxruntime is installed, else PyTorch), ``torch``, ``onnx`` (fp32, same vectors as
             PyTorch) or ``onnx-int8``. See :mod:`simcse_rag.query_encoder`.
-        passage_backend: How passages are encoded: ``auto``, ``torch``, ``onnx`` or
-            ``onnx-int8`` (see :mod:`simcse_rag.passage_encoder`). The backend that made an
+        passage_backend: How passages are encoded: ``auto`` (ONNX Runtime int8 on CPU when
+            onnxruntime is installed, else PyTorch), ``torch``, ``onnx`` or ``onnx-int8`` (see
+            :mod:`simcse_rag.passage_encoder`). The backend that made an
             index's vectors is recorded in its manifest and new passages use the same one.
     """
 

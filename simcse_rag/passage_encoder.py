@@ -186,11 +186,29 @@ class OnnxSlot:
         self._runner: OnnxPassageEncoder | None = None
         self._failed: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
+        self._signature: tuple[Any, ...] | None = None
+        self._fingerprint_value = ""
+
+    def _fingerprint(self, encoder: Any) -> str:
+        """``encoder.fingerprint()``, re-hashed only when a weight tensor was replaced or
+        changed in place (torch bumps a tensor's version counter on every in-place write, the
+        optimizer's included), because hashing every weight takes around a second on a busy
+        CPU and this runs on every ``encode`` call."""
+        tensors = [*encoder.model.parameters(), *encoder.model.buffers()]
+        signature = (
+            encoder.pooling,
+            encoder.max_length,
+            *((id(t), t._version) for t in tensors),
+        )
+        if signature != self._signature:
+            self._fingerprint_value = encoder.fingerprint()
+            self._signature = signature
+        return self._fingerprint_value
 
     def get(self, encoder: Any, backend: str) -> OnnxPassageEncoder | None:
         """The runner for ``backend`` (``onnx`` / ``onnx-int8``), or ``None`` to use PyTorch."""
-        key = (backend, encoder.fingerprint())
         with self._lock:
+            key = (backend, self._fingerprint(encoder))
             if key == self._key and self._runner is not None:
                 return self._runner
             if key in self._failed:

@@ -168,6 +168,31 @@ def test_changed_weights_get_a_fresh_export(encoder: SimCSEEncoder) -> None:
     np.testing.assert_allclose(after, encoder.encode(texts), atol=2e-5)
 
 
+def test_weights_are_hashed_again_only_after_they_change(
+    encoder: SimCSEEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    hashed: list[str] = []
+    real = encoder.fingerprint
+
+    def counting() -> str:
+        hashed.append(real())
+        return hashed[-1]
+
+    monkeypatch.setattr(encoder, "fingerprint", counting)
+    texts = _mixed_texts(3)
+    for _ in range(3):
+        encoder.encode(texts, backend="onnx")
+    assert len(hashed) == 1
+    with torch.no_grad():
+        next(encoder.model.parameters()).mul_(1.5)
+    np.testing.assert_allclose(
+        encoder.encode(texts, backend="onnx"), encoder.encode(texts), atol=2e-5
+    )
+    assert len(hashed) == 2 and hashed[0] != hashed[1]
+
+
 @pytest.mark.parametrize("damage", ["bytes", "unloadable"])
 def test_corrupt_stored_model_is_rebuilt_never_used(
     tiny_model_dir: Path,

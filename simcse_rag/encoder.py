@@ -5,15 +5,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from simcse_rag import _io, _validate, st_format, threads
+from simcse_rag import _io, _validate, passage_encoder, st_format, threads
 from simcse_rag.model_source import (  # noqa: F401 - re-exported: callers import them from here
     DEFAULT_MODEL_NAME,
     default_model_path,
@@ -126,6 +125,8 @@ class SimCSEEncoder:
         self.model.to(self.device)
         self.model.eval()
         self.name_or_path = name_or_path
+        #: The ONNX passage runner, rebuilt when the weights change.
+        self.onnx_slot = passage_encoder.OnnxSlot()
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -269,54 +270,79 @@ class SimCSEEncoder:
         batch_size: int = 64,
         normalize: bool = True,
         show_progress: bool = False,
+        backend: str = "torch",
     ) -> np.ndarray:
         """Encode texts into vectors.
 
-        Texts are tokenized once, sorted by token length so each batch carries little padding,
-        embedded without gradients and returned in input order.
+        Texts are tokenized a chunk at a time (:data:`~simcse_rag.passage_encoder.CHUNK_SIZE`),
+        sorted by token length so each batch carries little padding, embedded without gradients
+        and returned in input order.
 
         Args:
             texts: A sequence of strings (a bare string is rejected: wrap it in a list).
-            batch_size: Texts per forward pass.
-            normalize: L2-normalise the vectors (cosine similarity = dot product).
+            batch_size: Texts per forward pass (the int8 ONNX model runs one text per call).
+            normalize: L2-normalise the vectors (cosine similarity = dot product); the ONNX
+                backends always do.
             show_progress: Show a tqdm progress bar.
+            backend: ``torch``, ``onnx`` (ONNX Runtime fp32, same vectors), ``onnx-int8`` or
+                ``auto``; see :mod:`simcse_rag.passage_encoder`. A model ONNX cannot export is
+                encoded by PyTorch (one warning).
 
         Returns:
             ``(len(texts), dim)`` float32 array.
 
         Raises:
             TypeError: ``texts`` is a string or holds a non-string (its index is named).
-            ValueError: ``batch_size`` is not a positive integer.
+            ValueError: ``batch_size`` is not a positive integer, an unknown backend, or an
+                ONNX backend with ``normalize=False``.
         """
+        texts = self._check_texts(texts, batch_size)
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        start = 0
+        for chunk in self.iter_encode(
+            texts,
+            batch_size=batch_size,
+            normalize=normalize,
+            show_progress=show_progress,
+            backend=backend,
+        ):
+            out[start : start + len(chunk)] = chunk
+            start += len(chunk)
+        return out
+
+    def iter_encode(
+        self,
+        texts: Sequence[str],
+        *,
+        batch_size: int = 64,
+        normalize: bool = True,
+        show_progress: bool = False,
+        backend: str = "torch",
+        chunk_size: int = 0,
+    ) -> Iterator[np.ndarray]:
+        """Encode texts a chunk at a time: yields ``(m, dim)`` float32 arrays, in input order.
+
+        Memory holds one chunk's tokens and vectors, not the corpus's, so a caller that stores
+        each chunk (e.g. into an index) keeps its peak memory independent of the corpus size.
+        Arguments as :meth:`encode`; ``chunk_size`` texts per chunk (0: the default,
+        :data:`~simcse_rag.passage_encoder.CHUNK_SIZE`).
+        """
+        return passage_encoder.iter_encode(
+            self,
+            self._check_texts(texts, batch_size),
+            batch_size=batch_size,
+            normalize=normalize,
+            show_progress=show_progress,
+            backend=backend,
+            chunk_size=chunk_size,
+        )
+
+    def _check_texts(self, texts: Sequence[str], batch_size: int) -> list[str]:
         texts = _validate.str_list(
             texts, "texts", single="pass a list of texts (for one text use embed_query(text))"
         )
-        batch_size = _validate.positive_int(batch_size, "batch_size")
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        encoded = self.tokenize(texts, padding=False)
-        input_ids: list[list[int]] = encoded["input_ids"]
-        order = np.argsort([-len(ids) for ids in input_ids], kind="stable")
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
-        was_training = self.model.training
-        self.model.eval()
-        keys = [k for k in encoded if k != "length"]
-        try:
-            with torch.inference_mode():
-                starts = range(0, len(texts), batch_size)
-                for start in tqdm(starts, disable=not show_progress, desc="Encoding", unit="batch"):
-                    idx = order[start : start + batch_size]
-                    batch = self.tokenizer.pad(
-                        {k: [encoded[k][i] for i in idx] for k in keys}, return_tensors="pt"
-                    )
-                    batch = {k: v.to(self.device) for k, v in batch.items()}
-                    emb = self.forward(batch).float()
-                    if normalize:
-                        emb = torch.nn.functional.normalize(emb, p=2, dim=1)
-                    out[idx] = emb.cpu().numpy()
-        finally:
-            self.model.train(was_training)
-        return out
+        _validate.positive_int(batch_size, "batch_size")
+        return texts
 
     def embed_query(self, text: str, *, normalize: bool = True) -> np.ndarray:
         """Encode one text.

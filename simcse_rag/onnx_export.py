@@ -1,9 +1,12 @@
-"""ONNX export of an encoder's query path (model + pooling + L2 norm), int8 if asked.
+"""ONNX export of an encoder (model + pooling + L2 norm), int8 if asked.
 
 The graph wraps :meth:`SimCSEEncoder.forward` and L2 normalisation, so every pooling mode
-exports as it runs in PyTorch. It is traced on a padded batch, so attention masks stay live in
-the graph and padded batches give the same vectors as single texts. Running it is
-:class:`~simcse_rag.query_encoder.OnnxQueryEncoder`'s job.
+exports as it runs in PyTorch. It is traced on a padded batch with dynamic batch and sequence
+axes, so attention masks stay live in the graph, padded batches give the same vectors as single
+texts, and one export serves queries and passages. Each export is kept in
+:mod:`simcse_rag.onnx_store` (keyed by the model fingerprint), so no process exports twice.
+Running it is :class:`~simcse_rag.query_encoder.OnnxQueryEncoder`'s and
+:class:`~simcse_rag.passage_encoder.OnnxPassageEncoder`'s job.
 
 :func:`optimize_graph` applies ONNX Runtime's graph optimisations ahead of time, so a process
 that loads the saved result skips them (they are most of a session's start-up time).
@@ -21,6 +24,8 @@ from typing import Any
 
 #: ONNX opset of the exported graph.
 OPSET = 17
+#: How the int8 model is made (part of the store key: changing it invalidates stored models).
+INT8_RECIPE = "int8-dynamic-per-channel-v1"
 #: The graph optimisation level :func:`optimize_graph` saves at. "extended" fuses attention,
 #: GELU and layer norm; the "all" level adds layout changes that ONNX Runtime marks as specific
 #: to the machine that made them, so a saved graph of that level could break on another CPU.
@@ -81,12 +86,48 @@ def input_names(encoder: Any) -> list[str]:
     return names
 
 
-def export_onnx(encoder: Any, names: list[str], quantize: bool) -> bytes:
-    """Export ``encoder`` to an ONNX model (bytes), int8-quantized if asked.
+def store_key(encoder: Any, names: list[str], quantize: bool, fingerprint: str) -> str:
+    """The :mod:`simcse_rag.onnx_store` key of ``encoder``'s export."""
+    from simcse_rag import onnx_store
+
+    return onnx_store.model_key(fingerprint, names=names, recipe=_recipe(quantize), opset=OPSET)
+
+
+def _recipe(quantize: bool) -> str:
+    return INT8_RECIPE if quantize else "fp32"
+
+
+def export_onnx(
+    encoder: Any, names: list[str], quantize: bool, *, fingerprint: str | None = None
+) -> bytes:
+    """``encoder`` as an ONNX model (bytes), int8-quantized if asked: the stored export when
+    there is one for this fingerprint, else a fresh export (then stored).
+
+    Args:
+        encoder: A :class:`~simcse_rag.encoder.SimCSEEncoder` (anything with ``model``,
+            ``tokenize`` and ``forward``; without ``fingerprint()`` nothing is stored).
+        names: Graph inputs (:func:`input_names`).
+        quantize: int8 weights (dynamic, per channel).
+        fingerprint: ``encoder.fingerprint()`` when the caller has it already.
 
     Raises:
         RuntimeError: The exporter failed (the message says why; callers fall back to torch).
     """
+    from simcse_rag import onnx_store
+
+    if fingerprint is None and callable(getattr(encoder, "fingerprint", None)):
+        fingerprint = encoder.fingerprint()
+    if not fingerprint:
+        return _export(encoder, names, quantize)
+    key = store_key(encoder, names, quantize, fingerprint)
+    data = onnx_store.get(key)
+    if data is None:
+        data = _export(encoder, names, quantize)
+        onnx_store.put(key, data, fingerprint=fingerprint, recipe=_recipe(quantize))
+    return data
+
+
+def _export(encoder: Any, names: list[str], quantize: bool) -> bytes:
     import torch
 
     class Pooled(torch.nn.Module):

@@ -6,6 +6,7 @@ from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simcse_rag.encoder import SimCSEEncoder
+from simcse_rag.passage_encoder import check_passage_backend
 
 
 class SimCSEEmbeddings(BaseModel, Embeddings):
@@ -41,6 +42,10 @@ class SimCSEEmbeddings(BaseModel, Embeddings):
     normalize: bool = True
     """L2-normalise the vectors."""
 
+    passage_backend: str = "torch"
+    """How documents are encoded: ``torch``, ``onnx`` (same vectors), ``onnx-int8`` (fastest) or
+    ``auto`` (see :mod:`simcse_rag.passage_encoder`); queries always use PyTorch."""
+
     device: str | None = None
     """``"cpu"``, ``"cuda"``...; default CUDA when available, else CPU."""
 
@@ -52,6 +57,7 @@ class SimCSEEmbeddings(BaseModel, Embeddings):
 
     @model_validator(mode="after")
     def _load_encoder(self) -> SimCSEEmbeddings:
+        check_passage_backend(self.passage_backend)
         if self.encoder is None:
             self.encoder = SimCSEEncoder.from_pretrained(
                 self.model_name_or_path,
@@ -90,6 +96,7 @@ class SimCSEEmbeddings(BaseModel, Embeddings):
             batch_size=self.batch_size,
             normalize=self.normalize,
             show_progress=self.show_progress,
+            backend=self.passage_backend,
         )
         return vectors.tolist()
 

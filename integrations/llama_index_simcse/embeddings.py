@@ -9,6 +9,7 @@ from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from pydantic import Field, PrivateAttr
 
 from simcse_rag.encoder import SimCSEEncoder
+from simcse_rag.passage_encoder import check_passage_backend
 
 
 class SimCSEEmbedding(BaseEmbedding):
@@ -33,6 +34,11 @@ class SimCSEEmbedding(BaseEmbedding):
         "all-MiniLM-L6-v2.",
     )
     normalize: bool = Field(default=True, description="L2-normalise the vectors.")
+    passage_backend: str = Field(
+        default="torch",
+        description="How documents (text embeddings) are encoded: torch, onnx (same vectors), "
+        "onnx-int8 (fastest) or auto; queries always use PyTorch. See simcse_rag.passage_encoder.",
+    )
     device: str | None = Field(
         default=None, description="'cpu', 'cuda'...; default CUDA when available, else CPU."
     )
@@ -74,6 +80,7 @@ class SimCSEEmbedding(BaseEmbedding):
                 "SimCSEEmbedding got both encoder= and loading options "
                 "(model_name_or_path / device / pooling / max_length); pass only one of them."
             )
+        check_passage_backend(kwargs.get("passage_backend", "torch"))
         if encoder is None:
             encoder = SimCSEEncoder.from_pretrained(
                 model_name_or_path, **{k: kwargs.get(k) for k in loading}
@@ -99,9 +106,9 @@ class SimCSEEmbedding(BaseEmbedding):
         """Embedding dimension."""
         return self._encoder.dim
 
-    def _encode(self, texts: list[str]) -> list[Embedding]:
+    def _encode(self, texts: list[str], backend: str = "torch") -> list[Embedding]:
         return self._encoder.encode(
-            texts, batch_size=self.embed_batch_size, normalize=self.normalize
+            texts, batch_size=self.embed_batch_size, normalize=self.normalize, backend=backend
         ).tolist()
 
     def _get_query_embedding(self, query: str) -> Embedding:
@@ -111,7 +118,7 @@ class SimCSEEmbedding(BaseEmbedding):
         return self._encode([text])[0]
 
     def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
-        return self._encode(texts)
+        return self._encode(texts, self.passage_backend)
 
     async def _aget_query_embedding(self, query: str) -> Embedding:
         return await asyncio.to_thread(self._get_query_embedding, query)

@@ -57,6 +57,26 @@ def add_retriever_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("auto", "torch", "onnx", "onnx-int8"),
         help="query encoder: auto = ONNX Runtime int8 on CPU (fastest; onnx = fp32, exact)",
     )
+    add_passage_backend_argument(parser)
+
+
+def add_passage_backend_argument(parser: argparse.ArgumentParser, *, keep: bool = False) -> None:
+    """Add ``--passage-backend``; with ``keep`` (an existing index) its default keeps the
+    index's backend and another one re-encodes the index."""
+    from simcse_rag.passage_encoder import DEFAULT_BACKEND, PASSAGE_BACKENDS
+
+    parser.add_argument(
+        "--passage-backend",
+        default="keep" if keep else DEFAULT_BACKEND,
+        choices=(("keep",) if keep else ()) + PASSAGE_BACKENDS,
+        help="passage encoder: torch (PyTorch fp32), onnx (ONNX Runtime fp32, same vectors), "
+        "onnx-int8 (fastest, small quality cost) or auto (onnx-int8 on CPU); "
+        + (
+            "keep (default) uses the index's, another re-encodes the whole index"
+            if keep
+            else f"default {DEFAULT_BACKEND}; an index keeps the one it was built with"
+        ),
+    )
 
 
 def retriever_config(args: argparse.Namespace, **extra: object):  # noqa: ANN201 - lazy import
@@ -71,6 +91,7 @@ def retriever_config(args: argparse.Namespace, **extra: object):  # noqa: ANN201
         batch_size=args.batch_size,
         query_backend=args.query_backend,
         **fusion_options(args),
+        passage_backend=args.passage_backend,
         **extra,
     )
 

@@ -32,7 +32,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 #: HybridConfig options fixed when an index is built, by flag.
-_BUILD_OPTIONS = {"dense_index": "--dense-index", "tokenizer": "--tokenizer"}
+_BUILD_OPTIONS = {
+    "dense_index": "--dense-index",
+    "tokenizer": "--tokenizer",
+    "passage_backend": "--passage-backend",
+}
 #: HybridConfig options applied at query time, by flag.
 _QUERY_OPTIONS = {
     "rrf_k": "--rrf-k",
@@ -110,7 +114,7 @@ def build_index(args: argparse.Namespace, corpus: list[Passage]) -> tuple[Any, d
     # commands share vectors; the fingerprint covers the token limit, so they never mix up.
     cache = args.cache_dir / retriever.fingerprint if args.cache_dir is not None else None
     reused = retriever.load_cache(cache) if cache is not None else 0
-    _, missing = retriever.cache.lookup([p.text for p in corpus])
+    _, missing = retriever.cache.lookup([p.text for p in corpus], retriever.passage_backend)
     start = time.perf_counter()
     retriever.add(corpus, show_progress=not args.no_progress)
     build_s = time.perf_counter() - start

@@ -10,6 +10,7 @@ from pathlib import Path
 from simcse_rag.cli._common import (
     CORPUS_HELP,
     add_model_argument,
+    add_passage_backend_argument,
     add_retriever_arguments,
     existing_file,
     load_encoder,
@@ -66,6 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add.add_argument("index", type=Path, help="index folder")
     add.add_argument("--corpus", required=True, type=existing_file, help=CORPUS_HELP)
     add_model_argument(add)
+    add_passage_backend_argument(add, keep=True)
     add.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add.set_defaults(func=run_add)
 
@@ -119,7 +121,7 @@ def run_build(args: argparse.Namespace) -> int:
     previous = _milvus_settings(args.out) if existing else None
     retriever = HybridRetriever(encoder, config, dense_index=dense)
     reused = retriever.load_cache(args.out) if existing else 0
-    _, missing = retriever.cache.lookup([p.text for p in passages])
+    _, missing = retriever.cache.lookup([p.text for p in passages], retriever.passage_backend)
     try:
         retriever.add(passages, show_progress=not args.no_progress)
         if dense is not None:
@@ -179,7 +181,10 @@ def _load(args: argparse.Namespace):  # noqa: ANN202
 
     HybridRetriever.read_manifest(args.index)
     encoder = load_encoder(args) if args.model else None
-    return HybridRetriever.load(args.index, encoder)
+    backend = getattr(args, "passage_backend", "keep")
+    return HybridRetriever.load(
+        args.index, encoder, passage_backend=None if backend == "keep" else backend
+    )
 
 
 def run_add(args: argparse.Namespace) -> int:

@@ -1,8 +1,13 @@
-"""EmbeddingCache: passage vectors keyed by (model fingerprint, sha256 of the text).
+"""EmbeddingCache: passage vectors keyed by (model fingerprint, passage backend, text hash).
 
 Re-indexing a text the same model has already embedded reuses the stored vector instead of
-running the encoder again. The cache is saved with the index as ``embeddings.npy`` (float32
-matrix) plus ``embeddings.json`` (format version, fingerprint, one key per row): no pickle.
+running the encoder again. The passage backend (``torch``, ``onnx``, ``onnx-int8``; see
+:mod:`simcse_rag.passage_encoder`) is part of each entry's key, so an int8 vector is never
+served for an fp32 request or the other way round; ``torch`` keys are the plain text hash, so
+caches written before backends existed stay valid (they hold PyTorch vectors).
+
+The cache is saved with the index as ``embeddings.npy`` (float32 matrix) plus
+``embeddings.json`` (format version, fingerprint, one key per row): no pickle.
 """
 
 from __future__ import annotations
@@ -23,9 +28,13 @@ _MATRIX = "embeddings.npy"
 _KEYS = "embeddings.json"
 
 
-def text_key(text: str) -> str:
-    """Return the cache key of a text: the hex sha256 of its UTF-8 bytes."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+def text_key(text: str, backend: str = "torch") -> str:
+    """Return the cache key of a text encoded by ``backend``: the hex sha256 of its UTF-8
+    bytes, prefixed by the backend name unless it is ``torch``."""
+    data = text.encode("utf-8")
+    if backend != "torch":
+        data = backend.encode("utf-8") + b"\x00" + data
+    return hashlib.sha256(data).hexdigest()
 
 
 class EmbeddingCache:
@@ -47,27 +56,27 @@ class EmbeddingCache:
     def __contains__(self, text: object) -> bool:
         return isinstance(text, str) and text_key(text) in self._vectors
 
-    def lookup(self, texts: Sequence[str]) -> tuple[np.ndarray, list[int]]:
-        """Return ``(vectors, missing)``: rows for cached texts (zeros elsewhere) and the
-        positions of the texts that still need encoding."""
+    def lookup(self, texts: Sequence[str], backend: str = "torch") -> tuple[np.ndarray, list[int]]:
+        """Return ``(vectors, missing)``: rows for texts cached for ``backend`` (zeros
+        elsewhere) and the positions of the texts that still need encoding."""
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         missing: list[int] = []
         for i, text in enumerate(texts):
-            vec = self._vectors.get(text_key(text))
+            vec = self._vectors.get(text_key(text, backend))
             if vec is None:
                 missing.append(i)
             else:
                 out[i] = vec
         return out, missing
 
-    def put(self, texts: Sequence[str], vectors: np.ndarray) -> None:
-        """Store one vector per text."""
+    def put(self, texts: Sequence[str], vectors: np.ndarray, backend: str = "torch") -> None:
+        """Store one vector per text, made by ``backend``."""
         for text, vec in zip(texts, np.asarray(vectors, dtype=np.float32), strict=False):
-            self._vectors[text_key(text)] = vec
+            self._vectors[text_key(text, backend)] = vec
 
-    def retain(self, texts: Iterable[str]) -> None:
-        """Drop every entry whose text is not in ``texts``."""
-        keep = {text_key(t) for t in texts}
+    def retain(self, texts: Iterable[str], backend: str = "torch") -> None:
+        """Drop every entry that is not a ``backend`` vector of one of ``texts``."""
+        keep = {text_key(t, backend) for t in texts}
         self._vectors = {k: v for k, v in self._vectors.items() if k in keep}
 
     def merge(self, other: EmbeddingCache) -> int:

@@ -19,6 +19,7 @@ from simcse_rag.index.dense import KINDS
 from simcse_rag.index.fusion import DEFAULT_FUSION, FUSION_METHODS
 from simcse_rag.index.model_fusion import MODEL_SETTINGS_FILE, read_model_fusion
 from simcse_rag.index.tokenizers import TOKENIZERS
+from simcse_rag.passage_encoder import DEFAULT_BACKEND, check_passage_backend
 from simcse_rag.query_encoder import check_query_backend
 
 logger = logging.getLogger(__name__)
@@ -47,8 +48,11 @@ class HybridConfig:
         batch_size: Encoding batch size.
         query_backend: How queries are encoded: ``auto`` (ONNX Runtime int8 on CPU when
             onnxruntime is installed, else PyTorch), ``torch``, ``onnx`` (fp32, same vectors as
-            PyTorch) or ``onnx-int8``. Passages are always encoded by PyTorch. See
-            :mod:`simcse_rag.query_encoder`.
+            PyTorch) or ``onnx-int8``. See :mod:`simcse_rag.query_encoder`.
+        passage_backend: How passages are encoded: ``auto`` (ONNX Runtime int8 on CPU when
+            onnxruntime is installed, else PyTorch), ``torch``, ``onnx`` or ``onnx-int8`` (see
+            :mod:`simcse_rag.passage_encoder`). The backend that made an
+            index's vectors is recorded in its manifest and new passages use the same one.
     """
 
     dense_index: str = "auto"
@@ -59,6 +63,7 @@ class HybridConfig:
     weights: Mapping[str, float] = field(default_factory=lambda: {"dense": 1.0, "bm25": 1.0})
     batch_size: int = 64
     query_backend: str = "auto"
+    passage_backend: str = DEFAULT_BACKEND
 
     def __post_init__(self) -> None:
         _validate.one_of(self.dense_index, "dense_index", KINDS)
@@ -70,6 +75,7 @@ class HybridConfig:
         weights = _validate.check_weights(self.weights, SOURCES)
         batch_size = _validate.positive_int(self.batch_size, "batch_size")
         check_query_backend(self.query_backend)
+        check_passage_backend(self.passage_backend)
         object.__setattr__(self, "weights", weights)
         object.__setattr__(self, "batch_size", batch_size)
 

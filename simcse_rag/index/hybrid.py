@@ -14,6 +14,7 @@ layout and its checks :mod:`simcse_rag.index.persist`, dense backends
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import logging
 import os
@@ -24,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from simcse_rag import _validate
-from simcse_rag.index import hybrid_search, persist
+from simcse_rag.index import hybrid_search, passage_vectors, persist
 from simcse_rag.index._threads import ReadWriteLock
 from simcse_rag.index.backend import DenseBackend
 from simcse_rag.index.bm25 import BM25Index
@@ -35,6 +36,7 @@ from simcse_rag.index.deferred import DeferredEncoder
 from simcse_rag.index.dense import DenseIndex
 from simcse_rag.index.filters import Filter, FilterIdCache, parse_filter
 from simcse_rag.index.persist import FORMAT_VERSION, MANIFEST
+from simcse_rag.passage_encoder import resolve_passage_backend
 from simcse_rag.query_encoder import LazyQueryEncoder
 from simcse_rag.schema import SEARCH_MODES, Hit, Passage, check_passages
 
@@ -93,6 +95,8 @@ class HybridRetriever:
         )
         self._bm25 = BM25Index(self.config.tokenizer, self.config.bm25_backend)
         self._cache = EmbeddingCache(self._fingerprint, encoder.dim)
+        # Resolved on first use (or taken from a saved index's manifest): see passage_backend.
+        self._passage_backend: str | None = None
         self._queries = LazyQueryEncoder.for_encoder(
             encoder, self.config.query_backend, fingerprint=self._fingerprint
         )
@@ -181,18 +185,30 @@ class HybridRetriever:
             raise KeyError(f"No passage with id {doc_id!r}.") from None
 
     # ------------------------------------------------------------------ updates
-    def embed_passages(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
-        """Vectors for ``texts``, encoding only those not in the cache (each distinct text once)."""
-        vectors, missing = self._cache.lookup(texts)
-        if missing:
-            todo = list(dict.fromkeys(texts[i] for i in missing))
-            logger.info("encoding %d new texts (%d cached)", len(todo), len(texts) - len(missing))
-            encoded = self.encoder.encode(
-                todo, batch_size=self.config.batch_size, show_progress=show_progress
+    @property
+    def passage_backend(self) -> str:
+        """The backend of this index's passage vectors: ``config.passage_backend`` resolved, or
+        the one a loaded index's manifest records (see :mod:`simcse_rag.index.passage_vectors`)."""
+        if self._passage_backend is None:
+            self._passage_backend = resolve_passage_backend(
+                self.config.passage_backend, self.encoder
             )
-            self._cache.put(todo, encoded)
-            vectors, _ = self._cache.lookup(texts)
-        return vectors
+        return self._passage_backend
+
+    def embed_passages(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
+        """Vectors for ``texts``, encoding only those not in the cache (each distinct text once,
+        a chunk at a time; see :func:`simcse_rag.index.passage_vectors.embed`)."""
+        self._passage_backend = passage_vectors.usable_backend(
+            self.encoder, self.passage_backend, len(self._dense)
+        )
+        return passage_vectors.embed(
+            self.encoder,
+            self._cache,
+            texts,
+            backend=self._passage_backend,
+            batch_size=self.config.batch_size,
+            show_progress=show_progress,
+        )
 
     def add(self, passages: Iterable[Passage], *, show_progress: bool = False) -> None:
         """Add passages; an id already present is replaced (upsert).
@@ -365,14 +381,20 @@ class HybridRetriever:
         # Exporting the query model takes seconds: done before taking the lock, not under it.
         query_model = self._queries.query_model()
         with self._lock.write():
-            self._cache.retain(p.text for p in self._passages.values())
+            self._cache.retain(
+                (p.text for p in self._passages.values()), self._passage_backend or "torch"
+            )
             persist.write_index(target, self._contents(), self.manifest(), query_model)
         return target
 
     def manifest(self) -> dict[str, Any]:
         """What :meth:`save` writes to ``manifest.json``: format, model, counts, config."""
         return persist.build_manifest(
-            self._contents(), encoder=self._model, fingerprint=self._fingerprint, config=self.config
+            self._contents(),
+            encoder=self._model,
+            fingerprint=self._fingerprint,
+            config=self.config,
+            passage_backend=self._passage_backend or "torch",
         )
 
     @staticmethod
@@ -385,7 +407,13 @@ class HybridRetriever:
         return persist.read_manifest(path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], encoder: Any | None = None) -> HybridRetriever:
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        encoder: Any | None = None,
+        *,
+        passage_backend: str | None = None,
+    ) -> HybridRetriever:
         """Load a retriever saved by :meth:`save`.
 
         Args:
@@ -393,10 +421,13 @@ class HybridRetriever:
             encoder: The encoder to use; ``None`` loads the model named in the manifest (or,
                 when the index holds a current ONNX query model, defers loading it until
                 something needs PyTorch).
+            passage_backend: ``None`` keeps the index's (its manifest's; ``torch`` for an old
+                manifest); another re-encodes every passage (FAISS dense index only).
 
         Raises:
-            ValueError: Missing / corrupted files, inconsistent counts, or an encoder whose
-                fingerprint differs from the one the index was built with.
+            ValueError: Missing / corrupted files, inconsistent counts, an encoder whose
+                fingerprint differs from the one the index was built with, or a passage
+                backend change the dense index cannot take.
         """
         saved = persist.SavedIndex.open(path)
         encoder = saved.encoder(encoder)
@@ -405,8 +436,29 @@ class HybridRetriever:
         contents = saved.read_contents(encoder.dim)
         retriever._passages, retriever._dense = contents.passages, contents.dense
         retriever._bm25, retriever._cache = contents.bm25, contents.cache
+        retriever._passage_backend = saved.passage_backend
+        if passage_backend is not None:
+            retriever._switch_passage_backend(passage_backend)
         if retriever._queries.use_saved(saved.query_model, saved.folder):
             # Queries need no PyTorch: one query now pays the search path's one-time set-up
             # (ONNX Runtime session, tokenizers, lazy imports), so the first user's query does not.
             retriever.search("warm up", k=1)
         return retriever
+
+    def _switch_passage_backend(self, backend: str) -> None:
+        """Re-encode every passage with ``backend`` when it differs from the index's."""
+        self.config = dataclasses.replace(self.config, passage_backend=backend)
+        wanted = resolve_passage_backend(backend, self.encoder)
+        if wanted != self._passage_backend:
+            dense, used = passage_vectors.reencode(
+                self.encoder,
+                self._cache,
+                self._passages,
+                self._dense,
+                old=self.passage_backend,
+                new=wanted,
+                config=self.config,
+            )
+            with self._lock.write():
+                self._dense, self._passage_backend = dense, used
+                self._filter_ids.clear()

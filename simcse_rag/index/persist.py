@@ -2,7 +2,8 @@
 
 Saved layout::
 
-    manifest.json      format version, model name and fingerprint, dim, counts, config
+    manifest.json      format version, model name, fingerprint, dim and passage backend,
+                       counts, config
     passages.jsonl     one {"id", "text", "metadata"} per line
     dense/             the dense backend's files (FAISS file + JSON, or Milvus settings)
     bm25/              BM25Index (JSON + .npy)
@@ -57,9 +58,15 @@ class IndexContents:
 
 
 def build_manifest(
-    contents: IndexContents, *, encoder: Any, fingerprint: str, config: HybridConfig
+    contents: IndexContents,
+    *,
+    encoder: Any,
+    fingerprint: str,
+    config: HybridConfig,
+    passage_backend: str = "torch",
 ) -> dict[str, Any]:
-    """The ``manifest.json`` of an index: format, model, counts, config."""
+    """The ``manifest.json`` of an index: format, model (with the backend that made the passage
+    vectors), counts, config."""
     return {
         "format_version": FORMAT_VERSION,
         "kind": "simcse_rag.HybridRetriever",
@@ -67,6 +74,7 @@ def build_manifest(
             "name_or_path": str(getattr(encoder, "name_or_path", "")),
             "fingerprint": fingerprint,
             "dim": int(encoder.dim),
+            "passage_backend": passage_backend,
         },
         "counts": {
             "passages": len(contents.passages),
@@ -137,6 +145,7 @@ class SavedIndex:
         counts: The manifest's ``counts`` entry.
         config: The retriever's settings.
         query_model: The cached ONNX query model, when current and of the configured backend.
+        passage_backend: See the property.
     """
 
     folder: Path
@@ -144,6 +153,12 @@ class SavedIndex:
     counts: Mapping[str, Any]
     config: HybridConfig
     query_model: QueryModel | None
+
+    @property
+    def passage_backend(self) -> str:
+        """The backend that made the saved passage vectors (``torch`` for an index saved
+        before backends existed)."""
+        return str(self.model.get("passage_backend") or "torch")
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> SavedIndex:

@@ -107,3 +107,15 @@ def test_missing_model_folder_names_the_path(tmp_path) -> None:
 def test_bad_batch_size_is_rejected(encoder) -> None:
     with pytest.raises(ValidationError, match="batch_size"):
         SimCSEEmbeddings(encoder=encoder, batch_size=0)
+
+
+def test_documents_through_the_int8_passage_backend(encoder) -> None:
+    texts = ["a child with a fever", "dividend tax rate", "儿童发烧怎么办"]
+    embeddings = SimCSEEmbeddings(encoder=encoder, passage_backend="onnx-int8")
+    np.testing.assert_allclose(
+        np.array(embeddings.embed_documents(texts)),
+        encoder.encode(texts, backend="onnx-int8"),
+        atol=1e-6,
+    )
+    with pytest.raises(ValueError, match="onnx-int4"):
+        SimCSEEmbeddings(encoder=encoder, passage_backend="onnx-int4")

@@ -77,3 +77,15 @@ def test_works_as_settings_embed_model_for_vector_store_index(embed_model) -> No
             assert hits[0].score == pytest.approx(1.0, abs=1e-5)
     finally:
         Settings._embed_model = previous
+
+
+def test_texts_through_the_int8_passage_backend(encoder) -> None:
+    model = SimCSEEmbedding(encoder=encoder, passage_backend="onnx-int8")
+    np.testing.assert_allclose(
+        np.array(model.get_text_embedding_batch(TEXTS)),
+        encoder.encode(TEXTS, backend="onnx-int8"),
+        atol=1e-6,
+    )
+    np.testing.assert_allclose(model.get_query_embedding(TEXTS[0]), encoder.encode(TEXTS[:1])[0])
+    with pytest.raises(ValueError, match="onnx-int4"):
+        SimCSEEmbedding(encoder=encoder, passage_backend="onnx-int4")

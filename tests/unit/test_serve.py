@@ -57,7 +57,7 @@ def test_health_and_info(client: TestClient) -> None:
     assert client.get("/health").json() == {"status": "ok", "passages": 3}
     info = client.get("/info").json()
     assert info["counts"]["passages"] == 3 and info["config"]["query_backend"] == "auto"
-    assert set(info["model"]) == {"name_or_path", "fingerprint", "dim"}
+    assert set(info["model"]) == {"name_or_path", "fingerprint", "dim", "passage_backend"}
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,109 @@
+"""Making an index's passage vectors: one passage backend per index, each text encoded once.
+
+A :class:`~simcse_rag.index.hybrid.HybridRetriever` encodes passages with one backend
+(``torch``, ``onnx`` or ``onnx-int8``, :mod:`simcse_rag.passage_encoder`) for its whole life, and
+its manifest records which, because vectors of two backends in one index would be compared as
+if they were alike. The embedding cache is keyed by backend too
+(:mod:`simcse_rag.index.cache`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from simcse_rag.index.cache import EmbeddingCache
+from simcse_rag.passage_encoder import CHUNK_SIZE
+
+logger = logging.getLogger(__name__)
+
+
+def embed(
+    encoder: Any,
+    cache: EmbeddingCache,
+    texts: Sequence[str],
+    *,
+    backend: str,
+    batch_size: int,
+    show_progress: bool = False,
+) -> np.ndarray:
+    """Vectors for ``texts`` made by ``backend``, encoding only those not in ``cache``.
+
+    The texts to encode go to ``encoder.encode`` a chunk at a time
+    (:data:`~simcse_rag.passage_encoder.CHUNK_SIZE`) and each chunk straight into the cache, so
+    neither the corpus's token lists nor a second copy of its vectors are held. ``backend`` is
+    passed only when it is not ``torch``, so any object with ``encode(texts, batch_size=,
+    show_progress=)`` still works as an encoder.
+    """
+    vectors, missing = cache.lookup(texts, backend)
+    if not missing:
+        return vectors
+    todo = list(dict.fromkeys(texts[i] for i in missing))
+    logger.info("encoding %d new texts (%d cached)", len(todo), len(texts) - len(missing))
+    options: dict[str, Any] = {} if backend == "torch" else {"backend": backend}
+    with tqdm(total=len(todo), disable=not show_progress, desc="Encoding", unit="text") as bar:
+        for start in range(0, len(todo), CHUNK_SIZE):
+            chunk = todo[start : start + CHUNK_SIZE]
+            cache.put(chunk, encoder.encode(chunk, batch_size=batch_size, **options), backend)
+            bar.update(len(chunk))
+    vectors, _ = cache.lookup(texts, backend)
+    return vectors
+
+
+def usable_backend(encoder: Any, backend: str, indexed: int) -> str:
+    """``backend`` once the model is known to export; when it does not (the encoder has
+    warned), ``torch`` for an empty index and an error for one holding ``indexed`` vectors.
+
+    Raises:
+        ValueError: The index holds ONNX vectors but the model cannot be exported here.
+    """
+    if backend == "torch" or encoder.onnx_slot.get(encoder, backend) is not None:
+        return backend
+    if indexed == 0:
+        return "torch"
+    raise ValueError(
+        f"this index holds {backend} passage vectors but the model cannot be exported to ONNX "
+        "here; rebuild the index with passage_backend='torch'."
+    )
+
+
+def reencode(
+    encoder: Any,
+    cache: EmbeddingCache,
+    passages: dict[str, Any],
+    dense: Any,
+    *,
+    old: str,
+    new: str,
+    config: Any,
+) -> tuple[Any, str]:
+    """A FAISS index of every passage re-encoded with ``new`` (an index loaded with another
+    passage backend than it was built with), and the backend actually used.
+
+    Raises:
+        ValueError: ``dense`` is not a FAISS :class:`~simcse_rag.index.dense.DenseIndex`.
+    """
+    from simcse_rag.index.dense import DenseIndex
+
+    if not isinstance(dense, DenseIndex):
+        raise ValueError(
+            f"the index holds {old} passage vectors in a {type(dense).__name__}, which cannot "
+            f"be re-encoded in place; rebuild it with passage backend {new!r}, or keep {old!r}."
+        )
+    new = usable_backend(encoder, new, 0)
+    logger.warning(
+        "index vectors were made by %s, %s was asked: re-encoding %d passages",
+        old,
+        new,
+        len(passages),
+    )
+    ids = list(passages)
+    texts = [passages[i].text for i in ids]
+    vectors = embed(encoder, cache, texts, backend=new, batch_size=config.batch_size)
+    rebuilt = DenseIndex(encoder.dim, config.dense_index)
+    rebuilt.add(ids, vectors)
+    return rebuilt, new

@@ -63,6 +63,7 @@ class FusionChoice:
         rrf_k: RRF constant.
         weights: Weight of each source.
         validation_queries: Held-back queries it was chosen on (0: not chosen, the default).
+        validation_pairs: Their (query, passage) pairs, none of them trained on.
         scores: nDCG@10 on the validation queries of every setting tried, by label.
         default: Label of the library default.
         evaluation: Hybrid metrics on the evaluation queries with the chosen and the default
@@ -73,6 +74,7 @@ class FusionChoice:
     rrf_k: float
     weights: Mapping[str, float]
     validation_queries: int = 0
+    validation_pairs: int = 0
     scores: Mapping[str, float] = field(default_factory=dict)
     default: str = ""
     evaluation: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
@@ -89,6 +91,7 @@ class FusionChoice:
             "rrf_k": self.rrf_k,
             "weights": dict(self.weights),
             "validation_queries": self.validation_queries,
+            "validation_pairs": self.validation_pairs,
             "validation_ndcg@10": dict(self.scores),
             "default": self.default,
             "evaluation": {k: dict(v) for k, v in self.evaluation.items()},
@@ -246,6 +249,7 @@ def choose_fusion(
         rrf_k=best.rrf_k,
         weights=dict(best.weights),
         validation_queries=len(validation.qrels) if validation is not None else 0,
+        validation_pairs=sum(map(len, validation.qrels.values())) if validation is not None else 0,
         scores=scores,
         default=default_label,
         evaluation=evaluation,

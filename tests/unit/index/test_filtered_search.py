@@ -8,6 +8,7 @@ changes metadata), after save / load, and while another thread writes. Milvus Li
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -57,17 +58,21 @@ FILTERS = st.one_of(
 )
 
 
+# PyTorch for queries and passages: the concurrent writer below encodes on every add, and one
+# batched PyTorch call keeps these filter tests fast (passage backends have their own tests).
+CONFIG = HybridConfig(query_backend="torch", passage_backend="torch")
+
+
 @pytest.fixture(scope="module")
 def warm(tiny_encoder):
     """A retriever whose embedding cache holds every text the tests index."""
-    retriever = HybridRetriever(tiny_encoder, HybridConfig(query_backend="torch"))
+    retriever = HybridRetriever(tiny_encoder, CONFIG)
     retriever.add(BASE)
     return retriever
 
 
 def build(tiny_encoder, warm, kind: str) -> HybridRetriever:
-    config = HybridConfig(query_backend="torch")
-    retriever = HybridRetriever(tiny_encoder, config, dense_index=KINDS[kind](tiny_encoder.dim))
+    retriever = HybridRetriever(tiny_encoder, CONFIG, dense_index=KINDS[kind](tiny_encoder.dim))
     retriever.cache.merge(warm.cache)  # no re-encoding per example
     retriever.add(BASE)
     return retriever
@@ -152,6 +157,9 @@ def test_filtered_search_while_another_thread_writes(tiny_encoder, warm, kind):
             flip += 1
             retriever.add([passage(i, (i + flip) % 5, 2000) for i in range(0, N, 3)])
             retriever.delete([f"p{flip % N}"])
+            # Let the searching thread take the GIL between writes: a writer spinning without a
+            # pause starved it (the test's time swung by minutes with the scheduler).
+            time.sleep(0.001)
 
     thread = threading.Thread(target=writer)
     thread.start()

@@ -59,7 +59,7 @@ from simcse_rag.adapt_pairs import (
     prepare_pairs,
     sample_pairs,
 )
-from simcse_rag.adapt_questions import QuestionPairs, pairs_from_questions
+from simcse_rag.adapt_questions import QuestionPairs
 from simcse_rag.adapt_report import (
     MODES,
     adaptation_warnings,
@@ -73,6 +73,9 @@ from simcse_rag.adapt_retrieval import (
     build_retriever,
     encoder_max_length,
     evaluate_retriever,
+    index_base,
+    label_stage,
+    measure_base,
     mine_with_retriever,
 )
 from simcse_rag.adapt_rounds import run_rounds
@@ -154,83 +157,6 @@ def check_output_dir(out: str | os.PathLike[str], *, overwrite: bool) -> Path:
             "to replace it, or choose another --out."
         )
     return out
-
-
-# --------------------------------------------------------------------------- 2. baseline
-def measure_base(
-    encoder: SimCSEEncoder,
-    indexer: CorpusIndexer,
-    eval_set: EvalSet,
-    *,
-    ks: Sequence[int],
-    on_stage: Callable[[str], None],
-    retriever: Any | None = None,
-) -> tuple[Any, dict[str, dict[str, float]], dict[str, float]]:
-    """Index the corpus with the base model and evaluate it (stage 2 of :func:`adapt`).
-
-    Args:
-        encoder: The base model.
-        indexer: Indexes the corpus.
-        eval_set: The held-out queries.
-        ks: Metric cut-offs.
-        on_stage: Called with a short message as each step starts.
-        retriever: The corpus already indexed with the base model (the question routes index
-            it before stage 1); ``None`` indexes it here.
-
-    Returns:
-        The retriever (round 1 mines with it), mode -> metrics "before", and the seconds of
-        each step (``encode_base_s`` when it indexed, ``evaluate_before_s``).
-    """
-    timings = {}
-    if retriever is None:
-        retriever, timings = index_base(encoder, indexer, on_stage=on_stage)
-    t0 = time.perf_counter()
-    before = evaluate_retriever(retriever, eval_set, ks=ks)
-    timings["evaluate_before_s"] = time.perf_counter() - t0
-    return retriever, before, timings
-
-
-def index_base(
-    encoder: SimCSEEncoder, indexer: CorpusIndexer, *, on_stage: Callable[[str], None]
-) -> tuple[Any, dict[str, float]]:
-    """The corpus indexed with the base model, and ``{"encode_base_s": seconds}``."""
-    t0 = time.perf_counter()
-    on_stage(f"encoding {len(indexer.passages)} passages with the base model")
-    retriever = indexer.index(encoder)
-    return retriever, {"encode_base_s": time.perf_counter() - t0}
-
-
-def label_stage(
-    encoder: SimCSEEncoder,
-    indexer: CorpusIndexer,
-    config: AdaptConfig,
-    queries: Sequence[str] | Mapping[str, str] | None,
-    generated: Sequence[TrainingPair] | None,
-    eval_set: EvalSet | None,
-    *,
-    on_stage: Callable[[str], None],
-) -> tuple[Any, QuestionPairs, dict[str, float]]:
-    """Index the corpus with the base model and make pairs from questions without labels.
-
-    Returns:
-        The base retriever (:func:`measure_base` evaluates it, round 1 mines with it), the
-        pairs made (:func:`~simcse_rag.adapt_questions.pairs_from_questions`) and the seconds
-        of each step (``encode_base_s``, ``label_questions_s``).
-    """
-    base, timings = index_base(encoder, indexer, on_stage=on_stage)
-    on_stage("labelling questions with the base retriever")
-    t0 = time.perf_counter()
-    questions = pairs_from_questions(
-        base,
-        queries=queries,
-        generated=generated,
-        rule=config.label_rule,
-        round_trip_k=config.round_trip_k,
-        eval_set=eval_set,
-        min_pairs=config.batch_size,
-    )
-    timings["label_questions_s"] = time.perf_counter() - t0
-    return base, questions, timings
 
 
 # --------------------------------------------------------------------------- the pipeline

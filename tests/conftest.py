@@ -19,6 +19,17 @@ import pytest  # noqa: E402
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_onnx_store(tmp_path_factory: pytest.TempPathFactory):
+    """ONNX exports of the suite's throwaway models go to a temporary store, not the user's
+    ``~/.cache/simcse-rag/onnx`` (each run's random tiny model would add files there)."""
+    from simcse_rag import onnx_store
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(onnx_store.ENV_VAR, str(tmp_path_factory.mktemp("onnx-store")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Folder holding a tiny random BERT in Hugging Face layout."""

@@ -299,12 +299,15 @@ class SimCSEEncoder:
         texts = self._check_texts(texts, batch_size)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         start = 0
-        for chunk in self.iter_encode(
+        # passage_encoder directly: iter_encode would check the texts a second time.
+        for chunk in passage_encoder.iter_encode(
+            self,
             texts,
             batch_size=batch_size,
             normalize=normalize,
             show_progress=show_progress,
             backend=backend,
+            chunk_size=0,
         ):
             out[start : start + len(chunk)] = chunk
             start += len(chunk)

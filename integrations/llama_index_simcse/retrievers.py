@@ -348,15 +348,18 @@ class HybridRRFRetriever(BaseRetriever):
         if not query_bundle.query_str.strip():
             return []
         if self._index is not None:
-            hits = self._index.search(
-                query_bundle.query_str,
-                k=self.similarity_top_k,
-                mode=self.mode,
-                candidates=max(self.candidates, self.similarity_top_k),
-                filter=self._filter,
-            )
+            hits = self._index.search(query_bundle.query_str, **self._search_options())
             return [_hit_to_node(hit) for hit in hits]
         return self._fuse([r.retrieve(query_bundle) for r in self._retrievers])
+
+    def _search_options(self) -> dict[str, Any]:
+        """Keyword arguments of one index search (sync and async paths alike)."""
+        return {
+            "k": self.similarity_top_k,
+            "mode": self.mode,
+            "candidates": max(self.candidates, self.similarity_top_k),
+            "filter": self._filter,
+        }
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         if not query_bundle.query_str.strip():
@@ -365,11 +368,7 @@ class HybridRRFRetriever(BaseRetriever):
             # Off the event loop, in its thread pool; concurrent calls are searched together
             # in one search_batch call (simcse_rag.index.micro_batch).
             hits = await shared_batcher(self._index).search(
-                query_bundle.query_str,
-                k=self.similarity_top_k,
-                mode=self.mode,
-                candidates=max(self.candidates, self.similarity_top_k),
-                filter=self._filter,
+                query_bundle.query_str, **self._search_options()
             )
             return [_hit_to_node(hit) for hit in hits]
         results = await asyncio.gather(*(r.aretrieve(query_bundle) for r in self._retrievers))

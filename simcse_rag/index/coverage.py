@@ -22,7 +22,7 @@ from simcse_rag.index.deferred import DeferredEncoder
 
 logger = logging.getLogger(__name__)
 #: Texts tokenized at a time when measuring a corpus's readable share.
-_TOKENIZE_ROWS = 4096
+_TOKENIZE_ROWS = 512
 
 
 def is_punctuation(token: str) -> bool:

@@ -15,7 +15,8 @@ engine is rebuilt from the stored token lists on the next search.
 With ``query_tf=True`` a query term counts once per occurrence in the query, as in Lucene (each
 occurrence is a clause of its own), bm25s and rank-bm25: a word the user repeats, as in
 "Dementia. Is dementia inherited?", weighs twice. ``query_tf=False`` (the default, and what
-indexes saved before this option did) counts each distinct term once.
+indexes saved before this option did) counts each distinct term once; the default stays until a
+leave-one-dataset-out check passes (docs/benchmarks.md, "LiveQA margin").
 """
 
 from __future__ import annotations

@@ -25,13 +25,8 @@ PASSAGES = [
 ]
 MORE = [Passage("d5", "Asthma inhalers for children at night"), Passage("d6", "revenue 2018")]
 
-
-@pytest.fixture(autouse=True)
-def onnx_store_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "onnx-store"
-    monkeypatch.setenv(onnx_store.ENV_VAR, str(folder))
-    onnx_store.clear_memory()
-    return folder
+#: Each test starts with an empty ONNX store (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("onnx_store_dir")
 
 
 @pytest.fixture()

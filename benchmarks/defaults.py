@@ -46,7 +46,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 from retrieval import corpus_embeddings  # noqa: E402 - a sibling script, not a package
 from transfer import (  # noqa: E402
-    chosen_on_others,
+    held_out_fold,
     per_query_ndcg,
     setting_row,
     transfer_folds,
@@ -192,18 +192,9 @@ def leave_one_out(table: dict[Setting, dict[str, float]], datasets: list[str]) -
     """Per held-out set: the setting chosen on the others, its held-out score, the default's."""
     folds = []
     for out in datasets:
-        chosen = chosen_on_others(table, table, [d for d in datasets if d != out])
         oracle = max(table, key=lambda s: table[s][out])
-        folds.append(
-            {
-                "held_out": out,
-                "chosen": chosen,
-                "chosen_score": table[chosen][out],
-                "current_score": table[CURRENT][out],
-                "oracle": oracle,
-                "oracle_score": table[oracle][out],
-            }
-        )
+        fold = held_out_fold(table, table, datasets, out, CURRENT)
+        folds.append({**fold, "oracle": oracle, "oracle_score": table[oracle][out]})
     return folds
 
 

@@ -33,12 +33,26 @@ def paired_bootstrap(a: dict[str, float], b: dict[str, float], n: int = 2000) ->
     return float(diff.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
-def chosen_on_others(table: dict[Any, dict[str, float]], candidates: Any, others: list[str]) -> Any:
-    """The candidate with the best mean nDCG@10 over the sets ``others`` (ties: best worst case)."""
-    return max(
+def held_out_fold(
+    table: dict[Any, dict[str, float]],
+    candidates: Any,
+    datasets: list[str],
+    out: str,
+    baseline: Any,
+) -> dict[str, Any]:
+    """One fold with ``out`` held out: the candidate with the best mean nDCG@10 on the other sets
+    (ties: the better worst case), its score on ``out`` and ``baseline``'s."""
+    others = [d for d in datasets if d != out]
+    chosen = max(
         candidates,
         key=lambda s: (np.mean([table[s][d] for d in others]), min(table[s][d] for d in others)),
     )
+    return {
+        "held_out": out,
+        "chosen": chosen,
+        "chosen_score": table[chosen][out],
+        "current_score": table[baseline][out],
+    }
 
 
 def setting_row(label: str, cells: list[float], *, worst: bool = False) -> str:
@@ -59,15 +73,13 @@ def transfer_folds(
     its held-out score, its paired-bootstrap difference to ``baseline`` and the verdict."""
     folds = []
     for out in datasets:
-        chosen = chosen_on_others(table, candidates, [d for d in datasets if d != out])
+        fold = held_out_fold(table, candidates, datasets, out, baseline)
+        chosen = fold["chosen"]
         mean, lo, hi = paired_bootstrap(queries[out][chosen], queries[out][baseline])
         best_leg = max(legs[out]["bm25"], legs[out][f"dense:{chosen.query_backend}"])
         folds.append(
             {
-                "held_out": out,
-                "chosen": chosen,
-                "chosen_score": table[chosen][out],
-                "current_score": table[baseline][out],
+                **fold,
                 "diff": mean,
                 "ci": (lo, hi),
                 "best_leg": best_leg,

@@ -372,13 +372,14 @@ class HybridRetriever:
         # Exporting the query model takes seconds: done before taking the lock, not under it.
         query_model = self._queries.query_model()
         with self._lock.write():
-            return persist.write_index(path, self._contents(), self.manifest(), query_model)
+            return persist.write_index(path, self._contents(), query_model, **self._model_info())
 
     def manifest(self) -> dict[str, Any]:
         """What :meth:`save` writes to ``manifest.json``: format, model, counts, config."""
-        return persist.build_manifest(
-            self._contents(), encoder=self._model, fingerprint=self._fingerprint, config=self.config
-        )
+        return persist.build_manifest(self._contents(), **self._model_info())
+
+    def _model_info(self) -> dict[str, Any]:
+        return {"encoder": self._model, "fingerprint": self._fingerprint, "config": self.config}
 
     @staticmethod
     def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -93,18 +93,22 @@ def build_manifest(
 def write_index(
     path: str | os.PathLike[str],
     contents: IndexContents,
-    manifest: Mapping[str, Any],
     query_model: QueryModel | None,
+    *,
+    encoder: Any,
+    fingerprint: str,
+    config: HybridConfig,
 ) -> Path:
     """Write an index to ``path`` atomically (an existing one is replaced only once the new
-    one is fully written); the manifest goes last. The embedding cache first drops every vector
-    the index no longer holds.
+    one is fully written). The embedding cache first drops every vector the index no longer
+    holds; the manifest (:func:`build_manifest`) goes last.
 
     Returns:
         The folder.
     """
     target = Path(path)
     contents.cache.retain((p.text for p in contents.passages.values()), contents.passage_backend)
+    manifest = build_manifest(contents, encoder=encoder, fingerprint=fingerprint, config=config)
 
     def write(folder: Path) -> None:
         with open(folder / PASSAGES_FILE, "w", encoding="utf-8") as fh:
@@ -119,7 +123,7 @@ def write_index(
         contents.cache.write(folder)
         if query_model is not None:
             query_model.write(folder / QUERY_MODEL_DIR)
-        _io.write_json(folder / MANIFEST, dict(manifest))
+        _io.write_json(folder / MANIFEST, manifest)
 
     _io.atomic_write_dir(target, write)
     return target

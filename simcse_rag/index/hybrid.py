@@ -27,7 +27,7 @@ import numpy as np
 from simcse_rag import _validate
 from simcse_rag.index import hybrid_search, passage_vectors, persist
 from simcse_rag.index._threads import ReadWriteLock
-from simcse_rag.index.backend import DenseBackend
+from simcse_rag.index.backend import DenseBackend, check_backend
 from simcse_rag.index.bm25 import BM25Index
 from simcse_rag.index.cache import EmbeddingCache
 from simcse_rag.index.config import HybridConfig
@@ -73,16 +73,8 @@ class HybridRetriever:
     ) -> None:
         if config is not None and not isinstance(config, HybridConfig):
             raise TypeError(f"config must be a HybridConfig, got {type(config).__name__}.")
-        if dense_index is not None and not isinstance(dense_index, DenseBackend):
-            raise TypeError(
-                f"dense_index must implement DenseBackend (e.g. DenseIndex, MilvusDenseIndex), "
-                f"got {type(dense_index).__name__}."
-            )
-        if dense_index is not None and dense_index.dim != encoder.dim:
-            raise ValueError(
-                f"dense_index dim {dense_index.dim} != model dim {encoder.dim}; "
-                "create the index with the model's dimension."
-            )
+        if dense_index is not None:
+            check_backend(dense_index, encoder.dim)
         self._model = encoder
         # No config: the fusion setting adapt saved with the model, else the defaults.
         self.config = config or HybridConfig.for_model(getattr(encoder, "name_or_path", None))
@@ -254,10 +246,8 @@ class HybridRetriever:
         Returns:
             Number of vectors taken (0 when there is none or the model differs).
         """
-        folder = Path(path)
-        if not (folder / "embeddings.json").is_file():
-            return 0
-        return self._cache.merge(EmbeddingCache.read(folder))
+        saved = persist.read_cache(path)
+        return 0 if saved is None else self._cache.merge(saved)
 
     # ------------------------------------------------------------------ search
     def with_query_settings(self, **changes: Any) -> HybridRetriever:
@@ -368,7 +358,9 @@ class HybridRetriever:
 
     # ------------------------------------------------------------------ persistence
     def _contents(self) -> persist.IndexContents:
-        return persist.IndexContents(self._passages, self._dense, self._bm25, self._cache)
+        return persist.IndexContents(
+            self._passages, self._dense, self._bm25, self._cache, self._passage_backend or "torch"
+        )
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Save everything to ``path`` atomically (an existing index there is replaced only
@@ -377,25 +369,17 @@ class HybridRetriever:
         Returns:
             The folder.
         """
-        target = Path(path)
         # Exporting the query model takes seconds: done before taking the lock, not under it.
         query_model = self._queries.query_model()
         with self._lock.write():
-            self._cache.retain(
-                (p.text for p in self._passages.values()), self._passage_backend or "torch"
-            )
-            persist.write_index(target, self._contents(), self.manifest(), query_model)
-        return target
+            return persist.write_index(path, self._contents(), query_model, **self._model_info())
 
     def manifest(self) -> dict[str, Any]:
         """What :meth:`save` writes to ``manifest.json``: format, model, counts, config."""
-        return persist.build_manifest(
-            self._contents(),
-            encoder=self._model,
-            fingerprint=self._fingerprint,
-            config=self.config,
-            passage_backend=self._passage_backend or "torch",
-        )
+        return persist.build_manifest(self._contents(), **self._model_info())
+
+    def _model_info(self) -> dict[str, Any]:
+        return {"encoder": self._model, "fingerprint": self._fingerprint, "config": self.config}
 
     @staticmethod
     def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -430,35 +414,37 @@ class HybridRetriever:
                 backend change the dense index cannot take.
         """
         saved = persist.SavedIndex.open(path)
-        encoder = saved.encoder(encoder)
-        retriever = cls(encoder, saved.config)
-        saved.check_fingerprint(retriever.fingerprint, encoder)
-        contents = saved.read_contents(encoder.dim)
+        retriever = cls(saved.encoder(encoder), saved.config)
+        contents = saved.read_for(retriever._model, retriever.fingerprint)
         retriever._passages, retriever._dense = contents.passages, contents.dense
         retriever._bm25, retriever._cache = contents.bm25, contents.cache
-        retriever._passage_backend = saved.passage_backend
+        retriever._passage_backend = contents.passage_backend
         if passage_backend is not None:
-            retriever._switch_passage_backend(passage_backend)
+            retriever.switch_passage_backend(passage_backend)
         if retriever._queries.use_saved(saved.query_model, saved.folder):
             # Queries need no PyTorch: one query now pays the search path's one-time set-up
             # (ONNX Runtime session, tokenizers, lazy imports), so the first user's query does not.
             retriever.search("warm up", k=1)
         return retriever
 
-    def _switch_passage_backend(self, backend: str) -> None:
-        """Re-encode every passage with ``backend`` when it differs from the index's."""
+    def switch_passage_backend(self, backend: str) -> bool:
+        """Make ``backend`` this index's passage backend (``config.passage_backend`` too),
+        re-encoding every passage when it resolves to another backend than the vectors held
+        (:meth:`load` with ``passage_backend=`` calls it).
+
+        Returns:
+            Whether the passages were re-encoded.
+
+        Raises:
+            ValueError: An unknown or unusable backend, or a dense index other than FAISS
+                (:func:`simcse_rag.index.passage_vectors.reencode`).
+        """
         self.config = dataclasses.replace(self.config, passage_backend=backend)
-        wanted = resolve_passage_backend(backend, self.encoder)
-        if wanted != self._passage_backend:
-            dense, used = passage_vectors.reencode(
-                self.encoder,
-                self._cache,
-                self._passages,
-                self._dense,
-                old=self.passage_backend,
-                new=wanted,
-                config=self.config,
-            )
+        switched = passage_vectors.reencode(
+            self.encoder, self._contents(), current=self.passage_backend, config=self.config
+        )
+        if switched is not None:
             with self._lock.write():
-                self._dense, self._passage_backend = dense, used
+                self._dense, self._passage_backend = switched
                 self._filter_ids.clear()
+        return switched is not None

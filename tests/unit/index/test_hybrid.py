@@ -174,6 +174,7 @@ def test_save_load_round_trip(tiny_encoder: Any, tmp_path: Path, dense_index: st
     assert manifest["format_version"] == 1
     assert manifest["model"]["fingerprint"] == tiny_encoder.fingerprint()
     assert manifest["counts"]["passages"] == 4
+    assert manifest["counts"]["embeddings"] == 4  # the deleted passage's vector is not saved
     assert not list(folder.rglob("*.pkl"))
     loaded = HybridRetriever.load(folder, tiny_encoder)
     assert loaded.config == config and len(loaded) == 4

@@ -188,12 +188,19 @@ class HybridRetriever:
         return self._passage_backend
 
     def embed_passages(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
-        """Vectors for ``texts``, encoding only those not in the cache (each distinct text once,
-        a chunk at a time; see :func:`simcse_rag.index.passage_vectors.embed`)."""
+        """Vectors ``(len(texts), dim)`` for ``texts`` (a few: mining, scoring), encoding only
+        those not in the cache (each distinct text once, a chunk at a time; see
+        :func:`simcse_rag.index.passage_vectors.encode_missing`)."""
+        self._cache_vectors(texts, show_progress)
+        vectors, _ = self._cache.lookup(texts, self.passage_backend)
+        return vectors
+
+    def _cache_vectors(self, texts: Sequence[str], show_progress: bool) -> None:
+        """Encode into the embedding cache the texts it lacks (this index's passage backend)."""
         self._passage_backend = passage_vectors.usable_backend(
             self.encoder, self.passage_backend, len(self._dense)
         )
-        return passage_vectors.embed(
+        passage_vectors.encode_missing(
             self.encoder,
             self._cache,
             texts,
@@ -205,6 +212,12 @@ class HybridRetriever:
     def add(self, passages: Iterable[Passage], *, show_progress: bool = False) -> None:
         """Add passages; an id already present is replaced (upsert).
 
+        Streaming: texts are encoded a chunk at a time into the embedding cache (outside the
+        lock, so searches go on meanwhile), then the dense index takes the cached vectors a
+        chunk at a time (:func:`~simcse_rag.index.passage_vectors.insert`); no matrix of the
+        whole batch's vectors is ever built, so memory grows by the index and its cache only.
+        Searches see the batch all at once: the insertion runs under the write lock.
+
         Raises:
             TypeError: An item is not a :class:`Passage`.
             ValueError: Duplicate ids within ``passages``.
@@ -214,10 +227,10 @@ class HybridRetriever:
             return
         ids = [p.id for p in items]
         texts = [p.text for p in items]
-        vectors = self.embed_passages(texts, show_progress=show_progress)  # outside the lock
+        self._cache_vectors(texts, show_progress)  # outside the lock
         self._coverage.check(texts, "passages")
         with self._lock.write():
-            self._dense.add(ids, vectors)
+            passage_vectors.insert(self._dense, self._cache, ids, texts, self.passage_backend)
             self._bm25.add(ids, texts)
             self._bm25.build()  # rebuild now, not in the next search
             self._filter_ids.clear()

@@ -222,7 +222,7 @@ def test_failed_save_keeps_existing_index(
     def boom(_folder: Path) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(retriever._cache, "write", boom)
+    monkeypatch.setattr(retriever.cache, "write", boom)
     with pytest.raises(RuntimeError, match="disk full"):
         retriever.save(folder)
     assert (folder / "manifest.json").read_text() == before

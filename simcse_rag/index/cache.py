@@ -26,6 +26,8 @@ logger = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 _MATRIX = "embeddings.npy"
 _KEYS = "embeddings.json"
+#: Rows per block when writing the matrix.
+_WRITE_ROWS = 1024
 
 
 def text_key(text: str, backend: str = "torch") -> str:
@@ -69,6 +71,10 @@ class EmbeddingCache:
                 out[i] = vec
         return out, missing
 
+    def missing(self, texts: Sequence[str], backend: str = "torch") -> list[int]:
+        """Positions of the texts with no ``backend`` vector cached (no matrix is built)."""
+        return [i for i, text in enumerate(texts) if text_key(text, backend) not in self._vectors]
+
     def put(self, texts: Sequence[str], vectors: np.ndarray, backend: str = "torch") -> None:
         """Store one vector per text, made by ``backend``."""
         for text, vec in zip(texts, np.asarray(vectors, dtype=np.float32), strict=False):
@@ -88,14 +94,15 @@ class EmbeddingCache:
         return len(other)
 
     def write(self, folder: Path) -> None:
-        """Write ``embeddings.npy`` and ``embeddings.json`` into ``folder``."""
+        """Write ``embeddings.npy`` and ``embeddings.json`` into ``folder``; the matrix is
+        written a block of rows at a time, so saving never holds a second copy of it."""
         keys = list(self._vectors)
-        matrix = (
-            np.stack([self._vectors[k] for k in keys])
-            if keys
-            else np.zeros((0, self.dim), dtype=np.float32)
-        )
-        np.save(folder / _MATRIX, matrix.astype(np.float32), allow_pickle=False)
+        header = {"descr": "<f4", "fortran_order": False, "shape": (len(keys), self.dim)}
+        with open(folder / _MATRIX, "wb") as fh:
+            np.lib.format.write_array_header_1_0(fh, header)
+            for start in range(0, len(keys), _WRITE_ROWS):
+                rows = [self._vectors[k] for k in keys[start : start + _WRITE_ROWS]]
+                np.stack(rows).astype("<f4", copy=False).tofile(fh)
         _io.write_json(
             folder / _KEYS,
             {
@@ -130,5 +137,5 @@ class EmbeddingCache:
                 f"({len(keys) if isinstance(keys, list) else '?'}, {dim}); corrupted."
             )
         cache = cls(str(meta.get("fingerprint")), int(dim))
-        cache._vectors = dict(zip(keys, matrix.astype(np.float32), strict=False))
+        cache._vectors = dict(zip(keys, matrix.astype(np.float32, copy=False), strict=False))
         return cache

@@ -21,6 +21,8 @@ import numpy as np
 from simcse_rag.index.deferred import DeferredEncoder
 
 logger = logging.getLogger(__name__)
+#: Texts tokenized at a time when measuring a corpus's readable share.
+_TOKENIZE_ROWS = 512
 
 
 def is_punctuation(token: str) -> bool:
@@ -132,9 +134,12 @@ class CoverageMeter:
         vocabulary built on Latin text, so they skip the tokenizer (English latency unchanged)."""
         out = np.ones(len(texts), dtype=np.float32)
         todo = [i for i, t in enumerate(texts) if not _is_ascii(t)]
-        if todo:
-            batch = self._tokenize([texts[i] for i in todo])
-            out[todo] = readable_share(
+        # A slice at a time: the tokenizer pads its batch, so a corpus at once would hold a
+        # (texts x longest) matrix of ids several times over.
+        for start in range(0, len(todo), _TOKENIZE_ROWS):
+            rows = todo[start : start + _TOKENIZE_ROWS]
+            batch = self._tokenize([texts[i] for i in rows])
+            out[rows] = readable_share(
                 np.asarray(batch["input_ids"]),
                 np.asarray(batch["attention_mask"]),
                 self.unk_id,

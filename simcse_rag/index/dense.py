@@ -136,6 +136,12 @@ class DenseIndex:
         """Ids currently indexed (insertion order of their latest version)."""
         return list(self._label_of)
 
+    @property
+    def trains_on_first_add(self) -> bool:
+        """Whether the next :meth:`add` trains the structure (an IVF index not yet trained):
+        callers that insert in chunks give that call every vector instead."""
+        return self._index is None and self._structure == "ivf"
+
     def add(self, ids: Sequence[str], vectors: np.ndarray) -> None:
         """Add vectors; an id already present is replaced (upsert).
 

@@ -5,24 +5,31 @@ A :class:`~simcse_rag.index.hybrid.HybridRetriever` encodes passages with one ba
 its manifest records which, because vectors of two backends in one index would be compared as
 if they were alike. The embedding cache is keyed by backend too
 (:mod:`simcse_rag.index.cache`).
+
+Memory: vectors flow encoder -> embedding cache -> dense index a chunk
+(:data:`~simcse_rag.passage_encoder.CHUNK_SIZE` texts) at a time (:func:`encode_missing`, then
+:func:`insert`), so building an index holds the index, its cache and one chunk, never a matrix
+of the whole corpus (measured in docs/benchmarks.md, "Passage encoding").
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from simcse_rag.index.cache import EmbeddingCache
-from simcse_rag.passage_encoder import CHUNK_SIZE
+from simcse_rag.passage_encoder import CHUNK_SIZE, resolve_passage_backend
+
+if TYPE_CHECKING:
+    from simcse_rag.index.persist import IndexContents
 
 logger = logging.getLogger(__name__)
 
 
-def embed(
+def encode_missing(
     encoder: Any,
     cache: EmbeddingCache,
     texts: Sequence[str],
@@ -30,18 +37,17 @@ def embed(
     backend: str,
     batch_size: int,
     show_progress: bool = False,
-) -> np.ndarray:
-    """Vectors for ``texts`` made by ``backend``, encoding only those not in ``cache``.
+) -> None:
+    """Put into ``cache`` a ``backend`` vector for every text of ``texts`` it lacks.
 
-    The texts to encode go to ``encoder.encode`` a chunk at a time
-    (:data:`~simcse_rag.passage_encoder.CHUNK_SIZE`) and each chunk straight into the cache, so
-    neither the corpus's token lists nor a second copy of its vectors are held. ``backend`` is
-    passed only when it is not ``torch``, so any object with ``encode(texts, batch_size=,
-    show_progress=)`` still works as an encoder.
+    Each distinct missing text is encoded once, :data:`CHUNK_SIZE` at a time, and each chunk's
+    vectors go straight into the cache, so neither the corpus's token lists nor a matrix of its
+    vectors are held. ``backend`` is passed only when it is not ``torch``, so any object with
+    ``encode(texts, batch_size=, show_progress=)`` still works as an encoder.
     """
-    vectors, missing = cache.lookup(texts, backend)
+    missing = cache.missing(texts, backend)
     if not missing:
-        return vectors
+        return
     todo = list(dict.fromkeys(texts[i] for i in missing))
     logger.info("encoding %d new texts (%d cached)", len(todo), len(texts) - len(missing))
     options: dict[str, Any] = {} if backend == "torch" else {"backend": backend}
@@ -50,8 +56,33 @@ def embed(
             chunk = todo[start : start + CHUNK_SIZE]
             cache.put(chunk, encoder.encode(chunk, batch_size=batch_size, **options), backend)
             bar.update(len(chunk))
-    vectors, _ = cache.lookup(texts, backend)
-    return vectors
+
+
+def insert(
+    dense: Any, cache: EmbeddingCache, ids: Sequence[str], texts: Sequence[str], backend: str
+) -> None:
+    """Add the cached ``backend`` vectors of ``texts`` to ``dense`` under ``ids``, one
+    ``dense.add`` per :data:`CHUNK_SIZE` passages, so memory holds one chunk's matrix beside
+    the index, never the corpus's.
+
+    An IVF index that is still untrained (``dense.trains_on_first_add``) gets every vector in
+    one call instead: it learns its lists from its first ``add``, and FAISS's k-means needs
+    the whole training matrix anyway.
+
+    Raises:
+        KeyError: A text has no ``backend`` vector in ``cache`` (call :func:`encode_missing`
+            first).
+    """
+    step = len(ids) if getattr(dense, "trains_on_first_add", False) else CHUNK_SIZE
+    for start in range(0, len(ids), max(step, 1)):
+        chunk = texts[start : start + step]
+        vectors, missing = cache.lookup(chunk, backend)
+        if missing:
+            raise KeyError(
+                f"no {backend} vector cached for text {chunk[missing[0]]!r}; "
+                "call encode_missing first."
+            )
+        dense.add(ids[start : start + step], vectors)
 
 
 def usable_backend(encoder: Any, backend: str, indexed: int) -> str:
@@ -72,38 +103,38 @@ def usable_backend(encoder: Any, backend: str, indexed: int) -> str:
 
 
 def reencode(
-    encoder: Any,
-    cache: EmbeddingCache,
-    passages: dict[str, Any],
-    dense: Any,
-    *,
-    old: str,
-    new: str,
-    config: Any,
-) -> tuple[Any, str]:
-    """A FAISS index of every passage re-encoded with ``new`` (an index loaded with another
-    passage backend than it was built with), and the backend actually used.
+    encoder: Any, contents: IndexContents, *, current: str, config: Any
+) -> tuple[Any, str] | None:
+    """A FAISS index of every passage of ``contents`` re-encoded with ``config.passage_backend``
+    and the backend actually used, or ``None`` when that resolves to ``current`` (the backend of
+    the vectors held), which needs no re-encoding.
 
     Raises:
-        ValueError: ``dense`` is not a FAISS :class:`~simcse_rag.index.dense.DenseIndex`.
+        ValueError: An unknown or unusable backend, or ``dense`` is not a FAISS
+            :class:`~simcse_rag.index.dense.DenseIndex`.
     """
     from simcse_rag.index.dense import DenseIndex
 
+    new = resolve_passage_backend(config.passage_backend, encoder)
+    if new == current:
+        return None
+    passages, dense = contents.passages, contents.dense
     if not isinstance(dense, DenseIndex):
         raise ValueError(
-            f"the index holds {old} passage vectors in a {type(dense).__name__}, which cannot "
-            f"be re-encoded in place; rebuild it with passage backend {new!r}, or keep {old!r}."
+            f"the index holds {current} passage vectors in a {type(dense).__name__}, which cannot "
+            f"be re-encoded in place; rebuild it with passage backend {new!r}, or keep {current!r}."
         )
     new = usable_backend(encoder, new, 0)
     logger.warning(
         "index vectors were made by %s, %s was asked: re-encoding %d passages",
-        old,
+        current,
         new,
         len(passages),
     )
     ids = list(passages)
     texts = [passages[i].text for i in ids]
-    vectors = embed(encoder, cache, texts, backend=new, batch_size=config.batch_size)
+    cache = contents.cache
+    encode_missing(encoder, cache, texts, backend=new, batch_size=config.batch_size)
     rebuilt = DenseIndex(encoder.dim, config.dense_index)
-    rebuilt.add(ids, vectors)
+    insert(rebuilt, cache, ids, texts, new)
     return rebuilt, new

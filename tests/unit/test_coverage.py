@@ -41,3 +41,24 @@ def test_encoder_share_english_full_unknown_script_zero(tiny_encoder: Any) -> No
     assert share[0] == 1.0  # English text is read fully: its dense weight stays unchanged
     assert share[1] == 0.0  # Hangul is outside the tiny vocabulary: nothing read
     assert share[2] == pytest.approx(0.5)
+
+
+def test_share_of_a_corpus_tokenizes_a_slice_at_a_time() -> None:
+    from simcse_rag.index.coverage import CoverageMeter
+
+    batches: list[int] = []
+
+    def tokenize(texts: list[str]) -> dict[str, np.ndarray]:
+        # Padded like a Hugging Face tokenizer: one unknown token per "?" in the text.
+        batches.append(len(texts))
+        width = 2 + max(len(t) for t in texts)
+        ids = np.full((len(texts), width), PAD)
+        for row, text in enumerate(texts):
+            ids[row, : len(text) + 2] = [CLS, *(UNK if c == "?" else 7 for c in text), SEP]
+        return {"input_ids": ids, "attention_mask": (ids != PAD).astype(np.int64)}
+
+    texts = ["é?" if i % 3 else "éé" for i in range(10_000)] + ["ascii"]
+    share = CoverageMeter(tokenize, UNK, {CLS, SEP}).share(texts)
+    assert max(batches) <= 1024 and sum(batches) == 10_000  # ASCII texts skip the tokenizer
+    expected = [0.5 if i % 3 else 1.0 for i in range(10_000)] + [1.0]
+    assert share.tolist() == pytest.approx(expected)

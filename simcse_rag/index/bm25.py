@@ -12,11 +12,11 @@ Backends (the engines live in :mod:`simcse_rag.index.bm25_scoring`):
 
 Neither engine supports incremental updates, so ``add`` / ``delete`` mark the index dirty and the
 engine is rebuilt from the stored token lists on the next search.
-With ``query_tf=True`` a query term counts once per occurrence in the query, as in Lucene (each
-occurrence is a clause of its own), bm25s and rank-bm25: a word the user repeats, as in
-"Dementia. Is dementia inherited?", weighs twice. ``query_tf=False`` (the default, and what
-indexes saved before this option did) counts each distinct term once; the default stays until a
-leave-one-dataset-out check passes (docs/benchmarks.md, "LiveQA margin").
+A query term counts once per occurrence in the query (``query_tf=True``, the default), as in
+Lucene (each occurrence is a clause of its own), bm25s and rank-bm25: a word the user repeats, as
+in "Dementia. Is dementia inherited?", weighs twice. ``query_tf=False`` counts each distinct term
+once, as indexes saved before this option did (they load that way); why the default changed is
+in docs/benchmarks.md, "BM25 counts repeated query terms".
 """
 
 from __future__ import annotations
@@ -53,9 +53,9 @@ class BM25Index:
         tokenizer_version: Tokenizer rule version (:data:`~simcse_rag.index.tokenizers.
             TOKENIZER_VERSION` for new indexes; a loaded index keeps the one it was built with,
             so its stored terms and new queries are tokenized alike).
-        query_tf: Count a query term once per occurrence (``True``) or each distinct term
-            once (``False``, as indexes saved before this option; a loaded index keeps what it
-            was saved with).
+        query_tf: Count a query term once per occurrence (``True``, the default, as Lucene and
+            bm25s) or each distinct term once (``False``, as indexes saved before this option;
+            a loaded index keeps what it was saved with).
 
     Example:
         >>> index = BM25Index(tokenizer="en")
@@ -73,7 +73,7 @@ class BM25Index:
         b: float = 0.75,
         *,
         tokenizer_version: int = TOKENIZER_VERSION,
-        query_tf: bool = False,
+        query_tf: bool = True,
     ) -> None:
         self._tokenize = get_tokenizer(tokenizer, tokenizer_version)
         if backend not in BACKENDS:

@@ -213,6 +213,16 @@ def test_a_repeated_query_term_counts_once_per_occurrence(backend: str) -> None:
     np.testing.assert_allclose(distinct.scores("dementia dementia"), once, rtol=1e-6)
 
 
+def test_new_indexes_count_repeated_query_terms_by_default() -> None:
+    """The default is Lucene's scoring: a repeated query word weighs once per occurrence."""
+    idx = BM25Index("en")
+    assert idx.query_tf is True
+    idx.add(["other", "dementia"], ["anyone can get it", "dementia of the elderly"])
+    np.testing.assert_allclose(
+        idx.scores("dementia dementia"), 2 * idx.scores("dementia"), rtol=1e-6
+    )
+
+
 def test_query_tf_is_saved_and_old_indexes_keep_distinct_terms(tmp_path: Path) -> None:
     """Indexes save ``query_tf``; an index saved before it existed counted each distinct
     query term once and still does after loading."""

@@ -45,7 +45,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 from retrieval import corpus_embeddings  # noqa: E402 - a sibling script, not a package
-from transfer import per_query_ndcg, transfer_folds, transfer_markdown  # noqa: E402
+from transfer import (  # noqa: E402
+    held_out_fold,
+    per_query_ndcg,
+    setting_row,
+    transfer_folds,
+    transfer_markdown,
+)
 
 DEFAULT_DATA = Path("/work/shared/data") if Path("/work/shared/data").is_dir() else REPO / "data"
 DEFAULT_CACHE = Path("/root/simcse-cache/retrieval")
@@ -186,25 +192,9 @@ def leave_one_out(table: dict[Setting, dict[str, float]], datasets: list[str]) -
     """Per held-out set: the setting chosen on the others, its held-out score, the default's."""
     folds = []
     for out in datasets:
-        others = [d for d in datasets if d != out]
-        chosen = max(
-            table,
-            key=lambda s: (
-                np.mean([table[s][d] for d in others]),
-                min(table[s][d] for d in others),
-            ),
-        )
         oracle = max(table, key=lambda s: table[s][out])
-        folds.append(
-            {
-                "held_out": out,
-                "chosen": chosen,
-                "chosen_score": table[chosen][out],
-                "current_score": table[CURRENT][out],
-                "oracle": oracle,
-                "oracle_score": table[oracle][out],
-            }
-        )
+        fold = held_out_fold(table, table, datasets, out, CURRENT)
+        folds.append({**fold, "oracle": oracle, "oracle_score": table[oracle][out]})
     return folds
 
 
@@ -243,14 +233,9 @@ def markdown(
     ]
     ranked = sorted(table, key=lambda s: -min(table[s].values()))
     for s in dict.fromkeys([*ranked[:15], CURRENT, OLD_DEFAULT]):
-        cells = [table[s][d] for d in datasets]
         mark = " (current default)" if s == CURRENT else ""
         mark += " (default before #21)" if s == OLD_DEFAULT else ""
-        lines.append(
-            f"| {s.label()}{mark} | "
-            + " | ".join(f"{c:.4f}" for c in cells)
-            + f" | {np.mean(cells):.4f} | {min(cells):.4f} |"
-        )
+        lines.append(setting_row(s.label() + mark, [table[s][d] for d in datasets], worst=True))
     return "\n".join(lines)
 
 

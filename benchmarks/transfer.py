@@ -33,6 +33,34 @@ def paired_bootstrap(a: dict[str, float], b: dict[str, float], n: int = 2000) ->
     return float(diff.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
+def held_out_fold(
+    table: dict[Any, dict[str, float]],
+    candidates: Any,
+    datasets: list[str],
+    out: str,
+    baseline: Any,
+) -> dict[str, Any]:
+    """One fold with ``out`` held out: the candidate with the best mean nDCG@10 on the other sets
+    (ties: the better worst case), its score on ``out`` and ``baseline``'s."""
+    others = [d for d in datasets if d != out]
+    chosen = max(
+        candidates,
+        key=lambda s: (np.mean([table[s][d] for d in others]), min(table[s][d] for d in others)),
+    )
+    return {
+        "held_out": out,
+        "chosen": chosen,
+        "chosen_score": table[chosen][out],
+        "current_score": table[baseline][out],
+    }
+
+
+def setting_row(label: str, cells: list[float], *, worst: bool = False) -> str:
+    """A Markdown table row: ``label``, one score per set, their mean (and minimum if ``worst``)."""
+    tail = f" | {np.mean(cells):.4f} |" + (f" {min(cells):.4f} |" if worst else "")
+    return f"| {label} | " + " | ".join(f"{c:.4f}" for c in cells) + tail
+
+
 def transfer_folds(
     table: dict[Any, dict[str, float]],
     queries: dict[str, dict[Any, dict[str, float]]],
@@ -45,22 +73,13 @@ def transfer_folds(
     its held-out score, its paired-bootstrap difference to ``baseline`` and the verdict."""
     folds = []
     for out in datasets:
-        others = [d for d in datasets if d != out]
-        chosen = max(
-            candidates,
-            key=lambda s: (
-                np.mean([table[s][d] for d in others]),
-                min(table[s][d] for d in others),
-            ),
-        )
+        fold = held_out_fold(table, candidates, datasets, out, baseline)
+        chosen = fold["chosen"]
         mean, lo, hi = paired_bootstrap(queries[out][chosen], queries[out][baseline])
         best_leg = max(legs[out]["bm25"], legs[out][f"dense:{chosen.query_backend}"])
         folds.append(
             {
-                "held_out": out,
-                "chosen": chosen,
-                "chosen_score": table[chosen][out],
-                "current_score": table[baseline][out],
+                **fold,
                 "diff": mean,
                 "ci": (lo, hi),
                 "best_leg": best_leg,
@@ -85,13 +104,8 @@ def transfer_markdown(
         "|---|" + "---:|" * (len(datasets) + 1),
     ]
     for s in candidates:
-        cells = [table[s][d] for d in datasets]
         mark = " (current default)" if s == current else ""
-        lines.append(
-            f"| {s.label()}{mark} | "
-            + " | ".join(f"{c:.4f}" for c in cells)
-            + f" | {np.mean(cells):.4f} |"
-        )
+        lines.append(setting_row(s.label() + mark, [table[s][d] for d in datasets]))
     lines += [
         "",
         "| held out | chosen on the others | held-out | default before #21 | Δ [95% CI] "

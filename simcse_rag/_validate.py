@@ -128,6 +128,25 @@ def check_weights(value: Any, names: Iterable[str], what: str = "weights") -> di
     return {k: non_negative_number(w, f"{what}[{k!r}]") for k, w in value.items()}
 
 
+def weight_list(value: Any, n: int, item: str) -> list[float]:
+    """One finite number >= 0 per ``item`` (``n`` of them) as ``float``; ``None`` weighs each 1.
+
+    Args:
+        value: The weights the caller passed, or ``None``.
+        n: How many items there are.
+        item: What each weight is for, e.g. ``"retriever"``.
+
+    Raises:
+        ValueError: Not ``n`` weights, or a bad number (its position is named).
+    """
+    if value is None:
+        return [1.0] * n
+    weights = list(value)
+    if len(weights) != n:
+        raise ValueError(f"Got {len(weights)} weights for {n} {item}s; pass one per {item}.")
+    return [non_negative_number(w, f"weights[{i}]") for i, w in enumerate(weights)]
+
+
 def one_of(value: Any, name: str, options: Iterable[str]) -> str:
     """``value`` if it is one of ``options`` (a setting that names a method, rule or backend).
 

@@ -141,6 +141,20 @@ class AdaptResult:
     report: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class _Questions:
+    """The questions without labels :func:`adapt` was given (``unlabelled``: any at all)."""
+
+    queries: Sequence[str] | Mapping[str, str] | None
+    generated: Sequence[TrainingPair] | None
+    generator: object | None
+    generation: GenerationConfig | None
+
+    @property
+    def unlabelled(self) -> bool:
+        return any(v is not None for v in (self.queries, self.generated, self.generator))
+
+
 def check_output_dir(out: str | os.PathLike[str], *, overwrite: bool) -> Path:
     """Refuse to replace an existing non-empty folder unless ``overwrite``.
 
@@ -212,16 +226,15 @@ def adapt(
     """
     started, config = time.perf_counter(), config or AdaptConfig()
     out = check_output_dir(out, overwrite=overwrite)
-    unlabelled = _check_sources(pairs, queries, generated, generator, config)  # before all else
+    asked = _Questions(queries, generated, generator, generation)
+    _check_sources(pairs, asked, config)  # before all else
     stage = on_stage or (lambda message: logger.info("%s", message))
     corpus = _checked_corpus(corpus, config)
     base_model = encoder.name_or_path
     indexer = CorpusIndexer(corpus, cache_dir=cache_dir, show_progress=show_progress)
     base, questions, timings = None, None, {}
-    if unlabelled:
-        base, questions, timings = _question_stage(
-            encoder, indexer, config, queries, generated, generator, generation, eval_set, stage
-        )
+    if asked.unlabelled:
+        base, questions, timings = _question_stage(encoder, indexer, config, asked, eval_set, stage)
         pairs, pairs_source = questions.pairs, questions.source
     stage("making training pairs")
     prepared = prepare_pairs(
@@ -279,29 +292,26 @@ def _question_stage(
     encoder: SimCSEEncoder,
     indexer: CorpusIndexer,
     config: AdaptConfig,
-    queries: Sequence[str] | Mapping[str, str] | None,
-    generated: Sequence[TrainingPair] | None,
-    generator: object | None,
-    generation: GenerationConfig | None,
+    asked: _Questions,
     eval_set: EvalSet | None,
     stage: Callable[[str], None],
 ) -> tuple[Any, Any, dict[str, float]]:
-    """Questions without labels -> pairs: an LLM's questions (when ``generator``), then the base
-    retriever's labels or round-trip filter (:func:`label_stage`)."""
-    made = None
-    if generator is not None:
+    """Questions without labels -> pairs: an LLM's questions (when ``asked.generator``), then the
+    base retriever's labels or round-trip filter (:func:`label_stage`)."""
+    made, generated = None, asked.generated
+    if asked.generator is not None:
         made = generate_candidates(
             indexer.passages,
-            generator,
+            asked.generator,
             config,
-            generation,
+            asked.generation,
             show_progress=indexer.show_progress,
             on_stage=stage,
         )
         generated = made.pairs
     with encoder_max_length(encoder, config.encode_max_length):
         base, questions, timings = label_stage(
-            encoder, indexer, config, queries, generated, eval_set, on_stage=stage
+            encoder, indexer, config, asked.queries, generated, eval_set, on_stage=stage
         )
     if made is not None:  # the report names the LLM and what generation dropped
         questions = with_generation(questions, made)
@@ -309,25 +319,18 @@ def _question_stage(
 
 
 def _check_sources(
-    pairs: Sequence[TrainingPair] | None,
-    queries: object | None,
-    generated: object | None,
-    generator: object | None,
-    config: AdaptConfig,
-) -> bool:
-    """Refuse sources that cannot go together (or none at all); True for questions without
-    labels."""
-    if generator is not None and generated is not None:
+    pairs: Sequence[TrainingPair] | None, asked: _Questions, config: AdaptConfig
+) -> None:
+    """Refuse sources that cannot go together (or none at all)."""
+    if asked.generator is not None and asked.generated is not None:
         raise ValueError("Give generator (an LLM) or generated (its pairs), not both.")
-    unlabelled = queries is not None or generated is not None or generator is not None
-    if pairs is not None and unlabelled:
+    if pairs is not None and asked.unlabelled:
         raise ValueError(
             "Give labelled pairs or questions without labels (queries / generated), not both; "
             "drop --pairs/--train-data or --queries."
         )
-    if pairs is None and not unlabelled and config.strategy == "auto":
+    if pairs is None and not asked.unlabelled and config.strategy == "auto":
         raise ValueError(CORPUS_ONLY_REFUSAL)  # also in prepare_pairs; here before any work
-    return unlabelled
 
 
 def _checked_corpus(corpus: Sequence[Passage], config: AdaptConfig) -> list[Passage]:

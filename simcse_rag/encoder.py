@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from simcse_rag import _io, _validate, passage_encoder, st_format, threads
+from simcse_rag.devices import resolve_device, resolve_dtype
 from simcse_rag.model_source import (  # noqa: F401 - re-exported: callers import them from here
     DEFAULT_MODEL_NAME,
     default_model_path,
@@ -28,39 +29,6 @@ threads.configure_torch(torch)
 #: Our own config file, written next to the Hugging Face files.
 CONFIG_NAME = "simcse_rag.json"
 FORMAT_VERSION = 1
-
-_DTYPES: dict[str, torch.dtype] = {
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-}
-
-
-def _resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"Unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:N'.") from exc
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"Device {device!r} requested but CUDA is not available; use 'cpu'.")
-    return resolved
-
-
-def _resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    if dtype is None:
-        return torch.float32
-    if isinstance(dtype, str):
-        if dtype not in _DTYPES:
-            raise ValueError(f"Unknown dtype {dtype!r}; choose one of: {', '.join(_DTYPES)}.")
-        dtype = _DTYPES[dtype]
-    if dtype == torch.float16 and device.type != "cuda":
-        raise ValueError("dtype float16 needs a CUDA device; use float32 (or bfloat16) on CPU.")
-    return dtype
 
 
 def _folder_settings(folder: Path) -> dict[str, Any]:
@@ -121,7 +89,7 @@ class SimCSEEncoder:
         self.tokenizer = tokenizer
         self.pooling = validate_pooling(pooling)
         self.max_length = _validate.positive_int(max_length, "max_length")
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device)
         self.model.to(self.device)
         self.model.eval()
         self.name_or_path = name_or_path
@@ -174,8 +142,8 @@ class SimCSEEncoder:
                 "pass pooling='mean' or 'cls_before_pooler' explicitly."
             )
         pooling = pooling or settings.get("pooling", "cls")
-        torch_device = _resolve_device(device)
-        torch_dtype = _resolve_dtype(dtype, torch_device)
+        torch_device = resolve_device(device)
+        torch_dtype = resolve_dtype(dtype, torch_device)
         try:
             with quiet_transformers():
                 config = AutoConfig.from_pretrained(resolved, trust_remote_code=trust_remote_code)

@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from simcse_rag import _validate, onnx_export
-from simcse_rag.index._threads import ThreadLimit
 from simcse_rag.index.deferred import DeferredEncoder
 from simcse_rag.onnx_export import OPSET
+from simcse_rag.threads import ThreadLimit
 
 if TYPE_CHECKING:
     from simcse_rag.onnx_cache import QueryModel

@@ -19,9 +19,11 @@ Nothing here changes a setting the user made explicitly.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -101,3 +103,42 @@ def _first(library: str) -> bool:
             return False
         _configured.add(library)
         return True
+
+
+class ThreadLimit:
+    """Scoped, re-entrant-safe cap on a library's global thread count.
+
+    One short query is too small to split across threads: the OpenMP fork/join costs more than it
+    saves, and on a busy CPU the extra workers made a query many times slower (numbers in
+    docs/benchmarks.md, "Threads"). The setting is process-global, so concurrent users share one
+    counter: the first entrant lowers it, the last one out restores it.
+
+    Args:
+        get: Returns the library's current thread count.
+        set_: Sets it.
+    """
+
+    def __init__(self, get: Callable[[], int], set_: Callable[[int], None]) -> None:
+        self._get, self._set = get, set_
+        self._lock = threading.Lock()
+        self._users = 0
+        self._before = 0
+
+    @contextlib.contextmanager
+    def __call__(self, n: int | None) -> Iterator[None]:
+        if n is None:
+            yield
+            return
+        with self._lock:
+            if self._users == 0:
+                self._before = self._get()
+                if n < self._before:
+                    self._set(n)
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users -= 1
+                if self._users == 0 and self._get() != self._before:
+                    self._set(self._before)

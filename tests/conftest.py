@@ -30,6 +30,18 @@ def _private_onnx_store(tmp_path_factory: pytest.TempPathFactory):
         yield
 
 
+@pytest.fixture()
+def onnx_store_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty ONNX export store (disk and memory) for one test, as a fresh process would
+    start with; tests of the passage backends use it (``pytest.mark.usefixtures``)."""
+    from simcse_rag import onnx_store
+
+    folder = tmp_path / "onnx-store"
+    monkeypatch.setenv(onnx_store.ENV_VAR, str(folder))
+    onnx_store.clear_memory()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Folder holding a tiny random BERT in Hugging Face layout."""

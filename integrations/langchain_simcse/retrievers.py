@@ -16,24 +16,19 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field, field_validator
 
 from langchain_simcse.embeddings import SimCSEEmbeddings
+from simcse_rag import validate
 from simcse_rag.encoder import SimCSEEncoder
 from simcse_rag.index.filters import Filter, parse_filter
 from simcse_rag.index.hybrid import HybridConfig, HybridRetriever
 from simcse_rag.index.micro_batch import shared_batcher
 from simcse_rag.index.saved import load_retriever, save_retriever
-from simcse_rag.schema import Hit, Passage
+from simcse_rag.schema import SEARCH_MODES, Hit, Passage
 
 Mode = Literal["hybrid", "dense", "bm25"]
 
 
-def _check_k(k: object, name: str = "k") -> int:
-    if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {k!r}.")
-    return k
-
-
 def _check_mode(mode: object) -> str:
-    if mode not in ("hybrid", "dense", "bm25"):
+    if mode not in SEARCH_MODES:
         raise ValueError(f"mode must be 'hybrid', 'dense' or 'bm25', got {mode!r}.")
     return str(mode)
 
@@ -149,7 +144,7 @@ class SimCSERetriever(BaseRetriever):
         if value.get("filter") is not None:
             parse_filter(value["filter"])  # a bad filter fails here, not on the first query
         if "k" in value:
-            _check_k(value["k"], "search_kwargs['k']")
+            validate.positive_int(value["k"], "search_kwargs['k']")
         return value
 
     # ------------------------------------------------------------------ construction
@@ -284,7 +279,7 @@ class SimCSERetriever(BaseRetriever):
     # ------------------------------------------------------------------ retrieval
     def _settings(self, k: int | None, mode: str | None, filter: Any) -> dict[str, Any]:
         """One call's search arguments: per-call values over the configured ones."""
-        k = _check_k(self.search_kwargs.get("k", self.k) if k is None else k)
+        k = validate.positive_int(self.search_kwargs.get("k", self.k) if k is None else k, "k")
         return {
             "k": k,
             "mode": _check_mode(self.mode if mode is None else mode),

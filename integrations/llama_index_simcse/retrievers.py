@@ -15,7 +15,6 @@ Two ways to build it:
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,38 +33,22 @@ from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_
 
 from llama_index_simcse.embeddings import SimCSEEmbedding
 from llama_index_simcse.filters import to_filter
+from simcse_rag import validate
 from simcse_rag.encoder import SimCSEEncoder
 from simcse_rag.index.fusion import FUSION_METHODS, fuse
 from simcse_rag.index.hybrid import HybridConfig, HybridRetriever
 from simcse_rag.index.micro_batch import shared_batcher
 from simcse_rag.index.saved import load_retriever, save_retriever
-from simcse_rag.schema import Hit, Passage
+from simcse_rag.schema import SEARCH_MODES, Hit, Passage
 
-MODES = ("hybrid", "dense", "bm25")
-
-
-def _check_top_k(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"similarity_top_k must be a positive integer, got {value!r}.")
-    return value
+#: Search modes (alias of :data:`simcse_rag.schema.SEARCH_MODES`).
+MODES = SEARCH_MODES
 
 
 def _check_mode(mode: object) -> str:
     if mode not in MODES:
         raise ValueError(f"mode must be 'hybrid', 'dense' or 'bm25', got {mode!r}.")
     return str(mode)
-
-
-def _check_weights(weights: Sequence[float] | None, n: int) -> list[float]:
-    if weights is None:
-        return [1.0] * n
-    weights = list(weights)
-    if len(weights) != n:
-        raise ValueError(f"Got {len(weights)} weights for {n} retrievers; pass one per retriever.")
-    for i, w in enumerate(weights):
-        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
-            raise ValueError(f"weights[{i}] must be a finite number >= 0, got {w!r}.")
-    return [float(w) for w in weights]
 
 
 def _check_rrf_k(rrf_k: object) -> float:
@@ -75,8 +58,7 @@ def _check_rrf_k(rrf_k: object) -> float:
 
 
 def _check_fusion(fusion: object, index: HybridRetriever | None) -> str:
-    if fusion not in FUSION_METHODS:
-        raise ValueError(f"fusion {fusion!r} unknown; choose one of: {', '.join(FUSION_METHODS)}.")
+    validate.one_of(fusion, "fusion", FUSION_METHODS)
     if index is not None and fusion != "rrf":
         raise ValueError(
             f"fusion={fusion!r} applies to retrievers=[...]; for a hybrid index set it in "
@@ -104,7 +86,7 @@ def _check_retrievers(
             raise TypeError(
                 f"retrievers[{i}] is {type(r).__name__}, expected a LlamaIndex BaseRetriever."
             )
-    return checked, _check_weights(weights, len(checked))
+    return checked, validate.weight_list(weights, len(checked), "retriever")
 
 
 def _resolve_encoder(
@@ -205,9 +187,11 @@ class HybridRRFRetriever(BaseRetriever):
                 "Pass exactly one of retrievers=[...] (fuse LlamaIndex retrievers) or index= (a "
                 "simcse_rag HybridRetriever, e.g. via HybridRRFRetriever.from_nodes)."
             )
-        self.similarity_top_k = _check_top_k(similarity_top_k)
+        self.similarity_top_k = validate.positive_int(similarity_top_k, "similarity_top_k")
         self.mode = _check_mode(mode)
-        self.candidates = _check_top_k(candidates) if index is not None else candidates
+        self.candidates = (
+            validate.positive_int(candidates, "candidates") if index is not None else candidates
+        )
         self.rrf_k = _check_rrf_k(rrf_k)
         self.fusion = _check_fusion(fusion, index)
         self._index = index

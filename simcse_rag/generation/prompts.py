@@ -21,6 +21,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from simcse_rag import _validate
 from simcse_rag.index.tokenizers import CJK
 from simcse_rag.pseudo_queries import MIN_QUERY_CHARS, query_length
 
@@ -102,8 +103,7 @@ def build_prompt(passage: str, n: int, domain: str | None = None) -> str:
         n: Questions asked for.
         domain: Optional hint such as ``"corporate finance"``, named in the instruction.
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"questions per passage must be a positive integer, got {n!r}.")
+    n = _validate.positive_int(n, "questions per passage")
     text = " ".join(passage.split())[:MAX_PASSAGE_CHARS]
     hint = " ".join((domain or "").split())
     if passage_language(text) == "zh":

@@ -1,49 +1,10 @@
-"""Thread helpers for the indexes (internal): scoped thread-count limits and a read/write lock."""
+"""Thread helpers for the indexes (internal): a per-thread OpenMP limit and a read/write lock."""
 
 from __future__ import annotations
 
 import contextlib
 import threading
 from collections.abc import Callable, Iterator
-
-
-class ThreadLimit:
-    """Scoped, re-entrant-safe cap on a library's global thread count.
-
-    One short query is too small to split across threads: the OpenMP fork/join costs more than it
-    saves, and on a busy CPU the extra workers made a query many times slower (numbers in
-    docs/benchmarks.md, "Threads"). The setting is process-global, so concurrent users share one
-    counter: the first entrant lowers it, the last one out restores it.
-
-    Args:
-        get: Returns the library's current thread count.
-        set_: Sets it.
-    """
-
-    def __init__(self, get: Callable[[], int], set_: Callable[[int], None]) -> None:
-        self._get, self._set = get, set_
-        self._lock = threading.Lock()
-        self._users = 0
-        self._before = 0
-
-    @contextlib.contextmanager
-    def __call__(self, n: int | None) -> Iterator[None]:
-        if n is None:
-            yield
-            return
-        with self._lock:
-            if self._users == 0:
-                self._before = self._get()
-                if n < self._before:
-                    self._set(n)
-            self._users += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._users -= 1
-                if self._users == 0 and self._get() != self._before:
-                    self._set(self._before)
 
 
 @contextlib.contextmanager
@@ -53,10 +14,11 @@ def openmp_thread_limit(
     """Cap an OpenMP library's thread count at ``n`` for the calling thread only.
 
     OpenMP keeps the count per thread (libgomp's ``nthreads-var`` belongs to the calling
-    thread), so :class:`ThreadLimit`'s shared counter is wrong for it: the first of two
-    concurrent callers would lower only its own count and the second would search with the full
-    pool, and with a pool per calling thread, searches from an executor's threads oversubscribe
-    the CPU. Each caller therefore lowers and restores its own count (``None``: no change).
+    thread), so the shared counter of :class:`simcse_rag.threads.ThreadLimit` is wrong for it:
+    the first of two concurrent callers would lower only its own count and the second would
+    search with the full pool, and with a pool per calling thread, searches from an executor's
+    threads oversubscribe the CPU. Each caller therefore lowers and restores its own count
+    (``None``: no change).
     """
     before = get() if n is not None else 0
     if n is None or n >= before:

@@ -113,3 +113,24 @@ def backend_class(name: str) -> Any:
 def load_backend(folder: str | os.PathLike[str]) -> DenseBackend:
     """Reopen the dense index saved in ``folder`` with the backend that wrote it."""
     return backend_class(saved_backend(folder)).load(Path(folder))
+
+
+def check_backend(index: object, dim: int) -> DenseBackend:
+    """``index`` if it is a :class:`DenseBackend` of dimension ``dim`` (an index handed to a
+    retriever whose model makes ``dim``-dimensional vectors).
+
+    Raises:
+        TypeError: ``index`` does not implement :class:`DenseBackend`.
+        ValueError: Its dimension is not ``dim``.
+    """
+    if not isinstance(index, DenseBackend):
+        raise TypeError(
+            f"dense_index must implement DenseBackend (e.g. DenseIndex, MilvusDenseIndex), "
+            f"got {type(index).__name__}."
+        )
+    if index.dim != dim:
+        raise ValueError(
+            f"dense_index dim {index.dim} != model dim {dim}; "
+            "create the index with the model's dimension."
+        )
+    return index

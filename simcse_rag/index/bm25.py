@@ -12,7 +12,11 @@ Backends (the engines live in :mod:`simcse_rag.index.bm25_scoring`):
 
 Neither engine supports incremental updates, so ``add`` / ``delete`` mark the index dirty and the
 engine is rebuilt from the stored token lists on the next search.
-Query terms are de-duplicated (a repeated query word counts once) in both backends.
+A query term counts once per occurrence in the query (``query_tf=True``, the default), as in
+Lucene (each occurrence is a clause of its own), bm25s and rank-bm25: a word the user repeats, as
+in "Dementia. Is dementia inherited?", weighs twice. ``query_tf=False`` counts each distinct term
+once, as indexes saved before this option did (they load that way); why the default changed is
+in docs/benchmarks.md, "BM25 counts repeated query terms".
 """
 
 from __future__ import annotations
@@ -49,6 +53,9 @@ class BM25Index:
         tokenizer_version: Tokenizer rule version (:data:`~simcse_rag.index.tokenizers.
             TOKENIZER_VERSION` for new indexes; a loaded index keeps the one it was built with,
             so its stored terms and new queries are tokenized alike).
+        query_tf: Count a query term once per occurrence (``True``, the default, as Lucene and
+            bm25s) or each distinct term once (``False``, as indexes saved before this option;
+            a loaded index keeps what it was saved with).
 
     Example:
         >>> index = BM25Index(tokenizer="en")
@@ -66,6 +73,7 @@ class BM25Index:
         b: float = 0.75,
         *,
         tokenizer_version: int = TOKENIZER_VERSION,
+        query_tf: bool = True,
     ) -> None:
         self._tokenize = get_tokenizer(tokenizer, tokenizer_version)
         if backend not in BACKENDS:
@@ -76,6 +84,9 @@ class BM25Index:
         b = _validate.number_between(b, "b", 0, 1)
         self.tokenizer = tokenizer
         self.tokenizer_version = tokenizer_version
+        if not isinstance(query_tf, bool):
+            raise TypeError(f"query_tf must be True or False, got {query_tf!r}.")
+        self.query_tf = query_tf
         self.backend = backend
         self.k1 = float(k1)
         self.b = float(b)
@@ -177,7 +188,8 @@ class BM25Index:
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every document for ``query`` (in :attr:`ids` order)."""
         self.build()
-        return self._engine.scores(np.unique(self._term_ids(query, grow=False)))
+        term_ids = self._term_ids(query, grow=False)
+        return self._engine.scores(term_ids if self.query_tf else np.unique(term_ids))
 
     def search(
         self, queries: Sequence[str], k: int, *, allowed: Collection[str] | None = None
@@ -254,6 +266,7 @@ class BM25Index:
                 "kind": "bm25",
                 "tokenizer": self.tokenizer,
                 "tokenizer_version": self.tokenizer_version,
+                "query_tf": self.query_tf,
                 "backend": self.backend,
                 "k1": self.k1,
                 "b": self.b,
@@ -283,13 +296,15 @@ class BM25Index:
                 f"expected {FORMAT_VERSION}. Rebuild the index."
             )
         try:
-            # Indexes saved before tokenizer versions existed were built with rule 1.
+            # Indexes saved before tokenizer versions existed were built with rule 1, and those
+            # saved before query_tf existed counted each distinct query term once.
             index = cls(
                 config["tokenizer"],
                 config["backend"],
                 config["k1"],
                 config["b"],
                 tokenizer_version=config.get("tokenizer_version", 1),
+                query_tf=config.get("query_tf", False),
             )
         except KeyError as exc:
             raise ValueError(

@@ -1,7 +1,7 @@
 """BM25 scoring engines behind :class:`~simcse_rag.index.bm25.BM25Index`.
 
-Both score with Lucene's BM25 and return one float32 score per document for a query's
-(de-duplicated) term ids:
+Both score with Lucene's BM25 and return one float32 score per document for a query's term ids
+(a repeated id adds its term's score once per occurrence):
 
 * :class:`Bm25sEngine`: bm25s precomputes every (document, term) score into a sparse CSC matrix,
   so a query costs a sum over the postings of its terms.
@@ -52,7 +52,8 @@ class BM25Engine(ABC):
 
     @abstractmethod
     def scores(self, term_ids: np.ndarray) -> np.ndarray:
-        """BM25 score of every document for the unique ``term_ids`` of a query."""
+        """BM25 score of every document for the ``term_ids`` of a query (a repeated id counts
+        once per occurrence)."""
 
 
 class Bm25sEngine(BM25Engine):
@@ -94,7 +95,8 @@ class Bm25sEngine(BM25Engine):
         self.num_docs = num_docs
 
     def scores(self, term_ids: np.ndarray) -> np.ndarray:
-        """BM25 score of every document for the unique ``term_ids`` of a query."""
+        """BM25 score of every document for the ``term_ids`` of a query (a repeated id counts
+        once per occurrence)."""
         if term_ids.size == 0:
             return np.zeros(self.num_docs, dtype=np.float32)
         starts, ends = self.indptr[term_ids], self.indptr[term_ids + 1]
@@ -128,7 +130,8 @@ class RankBm25Engine(BM25Engine):
         self.model = _LuceneOkapi(token_ids, k1=self.k1, b=self.b) if token_ids else None
 
     def scores(self, term_ids: np.ndarray) -> np.ndarray:
-        """BM25 score of every document for the unique ``term_ids`` of a query."""
+        """BM25 score of every document for the ``term_ids`` of a query (a repeated id counts
+        once per occurrence)."""
         if self.model is None or term_ids.size == 0:
             return np.zeros(self.num_docs, dtype=np.float32)
         # BM25Okapi multiplies by (k1 + 1); divide it out so scores equal the bm25s backend's.

@@ -5,7 +5,8 @@ two rankings are fused with :func:`~simcse_rag.index.fusion.fuse` (``HybridConfi
 Every hit carries its fused score and its rank and score in each source. Passage vectors are
 cached by (model fingerprint, text hash), so re-indexing unchanged texts never re-runs the encoder.
 
-This module only composes: settings are :mod:`simcse_rag.index.config`, the search path
+This module only composes: settings are :mod:`simcse_rag.index.config`, the passages and their
+indexes (add / delete / re-encode) :mod:`simcse_rag.index.indexed_corpus`, the search path
 :mod:`simcse_rag.index.hybrid_search`, query encoding :mod:`simcse_rag.query_encoder`, the saved
 layout and its checks :mod:`simcse_rag.index.persist`, dense backends
 :mod:`simcse_rag.index.backend`.
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -25,18 +25,14 @@ from typing import Any
 import numpy as np
 
 from simcse_rag import _validate
-from simcse_rag.index import hybrid_search, passage_vectors, persist
-from simcse_rag.index._threads import ReadWriteLock
-from simcse_rag.index.backend import DenseBackend
+from simcse_rag.index import hybrid_search, persist
+from simcse_rag.index.backend import DenseBackend, check_backend
 from simcse_rag.index.bm25 import BM25Index
 from simcse_rag.index.cache import EmbeddingCache
 from simcse_rag.index.config import HybridConfig
-from simcse_rag.index.coverage import CoverageMeter, DenseCoverage
-from simcse_rag.index.deferred import DeferredEncoder
-from simcse_rag.index.dense import DenseIndex
-from simcse_rag.index.filters import Filter, FilterIdCache, parse_filter
+from simcse_rag.index.filters import Filter, parse_filter
+from simcse_rag.index.indexed_corpus import IndexedCorpus
 from simcse_rag.index.persist import FORMAT_VERSION, MANIFEST
-from simcse_rag.passage_encoder import resolve_passage_backend
 from simcse_rag.query_encoder import LazyQueryEncoder
 from simcse_rag.schema import SEARCH_MODES, Hit, Passage, check_passages
 
@@ -73,40 +69,14 @@ class HybridRetriever:
     ) -> None:
         if config is not None and not isinstance(config, HybridConfig):
             raise TypeError(f"config must be a HybridConfig, got {type(config).__name__}.")
-        if dense_index is not None and not isinstance(dense_index, DenseBackend):
-            raise TypeError(
-                f"dense_index must implement DenseBackend (e.g. DenseIndex, MilvusDenseIndex), "
-                f"got {type(dense_index).__name__}."
-            )
-        if dense_index is not None and dense_index.dim != encoder.dim:
-            raise ValueError(
-                f"dense_index dim {dense_index.dim} != model dim {encoder.dim}; "
-                "create the index with the model's dimension."
-            )
-        self._model = encoder
+        if dense_index is not None:
+            check_backend(dense_index, encoder.dim)
         # No config: the fusion setting adapt saved with the model, else the defaults.
         self.config = config or HybridConfig.for_model(getattr(encoder, "name_or_path", None))
-        self._fingerprint = encoder.fingerprint()
-        self._passages: dict[str, Passage] = {}
-        self._dense: DenseBackend = (
-            dense_index
-            if dense_index is not None
-            else DenseIndex(encoder.dim, self.config.dense_index)
-        )
-        self._bm25 = BM25Index(self.config.tokenizer, self.config.bm25_backend)
-        self._cache = EmbeddingCache(self._fingerprint, encoder.dim)
-        # Resolved on first use (or taken from a saved index's manifest): see passage_backend.
-        self._passage_backend: str | None = None
+        # Passages, indexes, cache and their lock; twins from with_query_settings share it.
+        self._corpus = IndexedCorpus(encoder, self.config, dense_index)
         self._queries = LazyQueryEncoder.for_encoder(
-            encoder, self.config.query_backend, fingerprint=self._fingerprint
-        )
-        # Searches share the indexes; add / delete / save take them exclusively, so a search
-        # sees the whole state before or after an update, never a mix.
-        self._lock = ReadWriteLock()
-        # Id sets of recent filters; every write (add / delete) clears it.
-        self._filter_ids = FilterIdCache()
-        self._coverage = DenseCoverage(
-            functools.partial(CoverageMeter.for_model, encoder), encoder.name_or_path
+            encoder, self.config.query_backend, fingerprint=self._corpus.fingerprint
         )
 
     @classmethod
@@ -138,40 +108,39 @@ class HybridRetriever:
     def encoder(self) -> Any:
         """The encoder (a saved index searched through its cached ONNX query model loads the
         PyTorch model here, on first use)."""
-        if isinstance(self._model, DeferredEncoder):
-            return self._model.load()
-        return self._model
+        return self._corpus.encoder
 
     @property
     def fingerprint(self) -> str:
         """Fingerprint of the encoder the passage vectors were made with."""
-        return self._fingerprint
+        return self._corpus.fingerprint
 
     @property
     def passages(self) -> list[Passage]:
         """All passages, in insertion order."""
-        return list(self._passages.values())
+        return list(self._corpus.passages.values())
 
     @property
     def cache(self) -> EmbeddingCache:
         """The embedding cache."""
-        return self._cache
+        return self._corpus.cache
 
     @property
     def dense_index(self) -> DenseBackend:
-        """The dense index (FAISS :class:`DenseIndex` unless another backend was given)."""
-        return self._dense
+        """The dense index (FAISS :class:`~simcse_rag.index.dense.DenseIndex` unless another
+        backend was given)."""
+        return self._corpus.dense
 
     @property
     def bm25_index(self) -> BM25Index:
         """The BM25 index."""
-        return self._bm25
+        return self._corpus.bm25
 
     def __len__(self) -> int:
-        return len(self._passages)
+        return len(self._corpus.passages)
 
     def __contains__(self, doc_id: object) -> bool:
-        return doc_id in self._passages
+        return doc_id in self._corpus.passages
 
     def get(self, doc_id: str) -> Passage:
         """Return the passage with id ``doc_id``.
@@ -180,7 +149,7 @@ class HybridRetriever:
             KeyError: Unknown id.
         """
         try:
-            return self._passages[doc_id]
+            return self._corpus.passages[doc_id]
         except KeyError:
             raise KeyError(f"No passage with id {doc_id!r}.") from None
 
@@ -189,33 +158,13 @@ class HybridRetriever:
     def passage_backend(self) -> str:
         """The backend of this index's passage vectors: ``config.passage_backend`` resolved, or
         the one a loaded index's manifest records (see :mod:`simcse_rag.index.passage_vectors`)."""
-        if self._passage_backend is None:
-            self._passage_backend = resolve_passage_backend(
-                self.config.passage_backend, self.encoder
-            )
-        return self._passage_backend
+        return self._corpus.passage_backend(self.config)
 
     def embed_passages(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
         """Vectors ``(len(texts), dim)`` for ``texts`` (a few: mining, scoring), encoding only
         those not in the cache (each distinct text once, a chunk at a time; see
         :func:`simcse_rag.index.passage_vectors.encode_missing`)."""
-        self._cache_vectors(texts, show_progress)
-        vectors, _ = self._cache.lookup(texts, self.passage_backend)
-        return vectors
-
-    def _cache_vectors(self, texts: Sequence[str], show_progress: bool) -> None:
-        """Encode into the embedding cache the texts it lacks (this index's passage backend)."""
-        self._passage_backend = passage_vectors.usable_backend(
-            self.encoder, self.passage_backend, len(self._dense)
-        )
-        passage_vectors.encode_missing(
-            self.encoder,
-            self._cache,
-            texts,
-            backend=self._passage_backend,
-            batch_size=self.config.batch_size,
-            show_progress=show_progress,
-        )
+        return self._corpus.embed(texts, self.config, show_progress=show_progress)
 
     def add(self, passages: Iterable[Passage], *, show_progress: bool = False) -> None:
         """Add passages; an id already present is replaced (upsert).
@@ -231,35 +180,13 @@ class HybridRetriever:
             ValueError: Duplicate ids within ``passages``.
         """
         items = check_passages(passages)
-        if not items:
-            return
-        ids = [p.id for p in items]
-        texts = [p.text for p in items]
-        self._cache_vectors(texts, show_progress)  # outside the lock
-        self._coverage.check(texts, "passages")
-        with self._lock.write():
-            passage_vectors.insert(self._dense, self._cache, ids, texts, self.passage_backend)
-            self._bm25.add(ids, texts)
-            self._bm25.build()  # rebuild now, not in the next search
-            self._filter_ids.clear()
-            for p in items:
-                self._passages[p.id] = p
+        self._corpus.add(items, self.config, show_progress=show_progress)
 
     def delete(self, ids: Iterable[str]) -> int:
         """Remove passages by id; unknown ids are ignored. Returns how many were removed."""
         if isinstance(ids, str):
             raise TypeError("delete() takes a list of ids; wrap a single id in a list.")
-        with self._lock.write():
-            gone = [i for i in dict.fromkeys(ids) if i in self._passages]
-            if not gone:
-                return 0
-            self._dense.delete(gone)
-            self._bm25.delete(gone)
-            self._bm25.build()
-            self._filter_ids.clear()
-            for i in gone:
-                del self._passages[i]
-            return len(gone)
+        return self._corpus.delete(ids)
 
     def load_cache(self, path: str | os.PathLike[str]) -> int:
         """Reuse the embedding cache of a saved retriever if it was made by the same model.
@@ -267,10 +194,8 @@ class HybridRetriever:
         Returns:
             Number of vectors taken (0 when there is none or the model differs).
         """
-        folder = Path(path)
-        if not (folder / "embeddings.json").is_file():
-            return 0
-        return self._cache.merge(EmbeddingCache.read(folder))
+        saved = persist.read_cache(path)
+        return 0 if saved is None else self._corpus.cache.merge(saved)
 
     # ------------------------------------------------------------------ search
     def with_query_settings(self, **changes: Any) -> HybridRetriever:
@@ -291,7 +216,7 @@ class HybridRetriever:
         twin.config = config
         if config.query_backend != self.config.query_backend:
             twin._queries = LazyQueryEncoder.for_encoder(
-                self._model, config.query_backend, fingerprint=self._fingerprint
+                self._corpus.model, config.query_backend, fingerprint=self.fingerprint
             )
         return twin
 
@@ -360,12 +285,13 @@ class HybridRetriever:
         live = [i for i, q in enumerate(queries) if q.strip()]
         if not live:
             return [[] for _ in queries]
-        with self._lock.read():
-            allowed = None if flt is None else self._filter_ids.ids(flt, self._passages.values())
+        corpus = self._corpus
+        with corpus.lock.read():
+            allowed = None if flt is None else corpus.allowed_ids(flt)
             return hybrid_search.search_live(
                 self._legs(),
                 self.config,
-                self._passages,
+                corpus.passages,
                 queries,
                 live,
                 k=k,
@@ -375,13 +301,12 @@ class HybridRetriever:
             )
 
     def _legs(self) -> hybrid_search.Legs:
+        corpus = self._corpus
         return hybrid_search.Legs(
-            self._dense, self._bm25, self.encode_queries, self._coverage.dense_weights
+            corpus.dense, corpus.bm25, self.encode_queries, corpus.coverage.dense_weights
         )
 
     # ------------------------------------------------------------------ persistence
-    def _contents(self) -> persist.IndexContents:
-        return persist.IndexContents(self._passages, self._dense, self._bm25, self._cache)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Save everything to ``path`` atomically (an existing index there is replaced only
@@ -390,25 +315,23 @@ class HybridRetriever:
         Returns:
             The folder.
         """
-        target = Path(path)
         # Exporting the query model takes seconds: done before taking the lock, not under it.
         query_model = self._queries.query_model()
-        with self._lock.write():
-            self._cache.retain(
-                (p.text for p in self._passages.values()), self._passage_backend or "torch"
+        with self._corpus.lock.write():
+            return persist.write_index(
+                path, self._corpus.contents(), query_model, **self._model_info()
             )
-            persist.write_index(target, self._contents(), self.manifest(), query_model)
-        return target
 
     def manifest(self) -> dict[str, Any]:
         """What :meth:`save` writes to ``manifest.json``: format, model, counts, config."""
-        return persist.build_manifest(
-            self._contents(),
-            encoder=self._model,
-            fingerprint=self._fingerprint,
-            config=self.config,
-            passage_backend=self._passage_backend or "torch",
-        )
+        return persist.build_manifest(self._corpus.contents(), **self._model_info())
+
+    def _model_info(self) -> dict[str, Any]:
+        return {
+            "encoder": self._corpus.model,
+            "fingerprint": self.fingerprint,
+            "config": self.config,
+        }
 
     @staticmethod
     def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -443,35 +366,28 @@ class HybridRetriever:
                 backend change the dense index cannot take.
         """
         saved = persist.SavedIndex.open(path)
-        encoder = saved.encoder(encoder)
-        retriever = cls(encoder, saved.config)
-        saved.check_fingerprint(retriever.fingerprint, encoder)
-        contents = saved.read_contents(encoder.dim)
-        retriever._passages, retriever._dense = contents.passages, contents.dense
-        retriever._bm25, retriever._cache = contents.bm25, contents.cache
-        retriever._passage_backend = saved.passage_backend
+        retriever = cls(saved.encoder(encoder), saved.config)
+        corpus = retriever._corpus
+        corpus.restore(saved.read_for(corpus.model, corpus.fingerprint))
         if passage_backend is not None:
-            retriever._switch_passage_backend(passage_backend)
+            retriever.switch_passage_backend(passage_backend)
         if retriever._queries.use_saved(saved.query_model, saved.folder):
             # Queries need no PyTorch: one query now pays the search path's one-time set-up
             # (ONNX Runtime session, tokenizers, lazy imports), so the first user's query does not.
             retriever.search("warm up", k=1)
         return retriever
 
-    def _switch_passage_backend(self, backend: str) -> None:
-        """Re-encode every passage with ``backend`` when it differs from the index's."""
+    def switch_passage_backend(self, backend: str) -> bool:
+        """Make ``backend`` this index's passage backend (``config.passage_backend`` too),
+        re-encoding every passage when it resolves to another backend than the vectors held
+        (:meth:`load` with ``passage_backend=`` calls it).
+
+        Returns:
+            Whether the passages were re-encoded.
+
+        Raises:
+            ValueError: An unknown or unusable backend, or a dense index other than FAISS
+                (:func:`simcse_rag.index.passage_vectors.reencode`).
+        """
         self.config = dataclasses.replace(self.config, passage_backend=backend)
-        wanted = resolve_passage_backend(backend, self.encoder)
-        if wanted != self._passage_backend:
-            dense, used = passage_vectors.reencode(
-                self.encoder,
-                self._cache,
-                self._passages,
-                self._dense,
-                old=self.passage_backend,
-                new=wanted,
-                config=self.config,
-            )
-            with self._lock.write():
-                self._dense, self._passage_backend = dense, used
-                self._filter_ids.clear()
+        return self._corpus.switch_backend(self.config)

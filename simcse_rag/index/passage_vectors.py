@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
 from simcse_rag.index.cache import EmbeddingCache
-from simcse_rag.passage_encoder import CHUNK_SIZE
+from simcse_rag.passage_encoder import CHUNK_SIZE, resolve_passage_backend
+
+if TYPE_CHECKING:
+    from simcse_rag.index.persist import IndexContents
 
 logger = logging.getLogger(__name__)
 
@@ -100,37 +103,37 @@ def usable_backend(encoder: Any, backend: str, indexed: int) -> str:
 
 
 def reencode(
-    encoder: Any,
-    cache: EmbeddingCache,
-    passages: dict[str, Any],
-    dense: Any,
-    *,
-    old: str,
-    new: str,
-    config: Any,
-) -> tuple[Any, str]:
-    """A FAISS index of every passage re-encoded with ``new`` (an index loaded with another
-    passage backend than it was built with), and the backend actually used.
+    encoder: Any, contents: IndexContents, *, current: str, config: Any
+) -> tuple[Any, str] | None:
+    """A FAISS index of every passage of ``contents`` re-encoded with ``config.passage_backend``
+    and the backend actually used, or ``None`` when that resolves to ``current`` (the backend of
+    the vectors held), which needs no re-encoding.
 
     Raises:
-        ValueError: ``dense`` is not a FAISS :class:`~simcse_rag.index.dense.DenseIndex`.
+        ValueError: An unknown or unusable backend, or ``dense`` is not a FAISS
+            :class:`~simcse_rag.index.dense.DenseIndex`.
     """
     from simcse_rag.index.dense import DenseIndex
 
+    new = resolve_passage_backend(config.passage_backend, encoder)
+    if new == current:
+        return None
+    passages, dense = contents.passages, contents.dense
     if not isinstance(dense, DenseIndex):
         raise ValueError(
-            f"the index holds {old} passage vectors in a {type(dense).__name__}, which cannot "
-            f"be re-encoded in place; rebuild it with passage backend {new!r}, or keep {old!r}."
+            f"the index holds {current} passage vectors in a {type(dense).__name__}, which cannot "
+            f"be re-encoded in place; rebuild it with passage backend {new!r}, or keep {current!r}."
         )
     new = usable_backend(encoder, new, 0)
     logger.warning(
         "index vectors were made by %s, %s was asked: re-encoding %d passages",
-        old,
+        current,
         new,
         len(passages),
     )
     ids = list(passages)
     texts = [passages[i].text for i in ids]
+    cache = contents.cache
     encode_missing(encoder, cache, texts, backend=new, batch_size=config.batch_size)
     rebuilt = DenseIndex(encoder.dim, config.dense_index)
     insert(rebuilt, cache, ids, texts, new)

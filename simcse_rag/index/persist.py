@@ -38,6 +38,8 @@ MANIFEST = "manifest.json"
 PASSAGES_FILE = "passages.jsonl"
 DENSE_DIR = "dense"
 BM25_DIR = "bm25"
+#: The embedding cache's index file (:meth:`EmbeddingCache.write` writes it beside its matrix).
+EMBEDDINGS_FILE = "embeddings.json"
 
 
 @dataclass
@@ -49,12 +51,15 @@ class IndexContents:
         dense: The dense index.
         bm25: The BM25 index.
         cache: The embedding cache.
+        passage_backend: The backend that made the passage vectors (``torch`` before any was
+            made).
     """
 
     passages: dict[str, Passage]
     dense: DenseBackend
     bm25: BM25Index
     cache: EmbeddingCache
+    passage_backend: str = "torch"
 
 
 def build_manifest(
@@ -63,7 +68,6 @@ def build_manifest(
     encoder: Any,
     fingerprint: str,
     config: HybridConfig,
-    passage_backend: str = "torch",
 ) -> dict[str, Any]:
     """The ``manifest.json`` of an index: format, model (with the backend that made the passage
     vectors), counts, config."""
@@ -74,7 +78,7 @@ def build_manifest(
             "name_or_path": str(getattr(encoder, "name_or_path", "")),
             "fingerprint": fingerprint,
             "dim": int(encoder.dim),
-            "passage_backend": passage_backend,
+            "passage_backend": contents.passage_backend,
         },
         "counts": {
             "passages": len(contents.passages),
@@ -87,13 +91,24 @@ def build_manifest(
 
 
 def write_index(
-    target: Path,
+    path: str | os.PathLike[str],
     contents: IndexContents,
-    manifest: Mapping[str, Any],
     query_model: QueryModel | None,
-) -> None:
-    """Write an index to ``target`` atomically (an existing one is replaced only once the new
-    one is fully written); the manifest goes last."""
+    *,
+    encoder: Any,
+    fingerprint: str,
+    config: HybridConfig,
+) -> Path:
+    """Write an index to ``path`` atomically (an existing one is replaced only once the new
+    one is fully written). The embedding cache first drops every vector the index no longer
+    holds; the manifest (:func:`build_manifest`) goes last.
+
+    Returns:
+        The folder.
+    """
+    target = Path(path)
+    contents.cache.retain((p.text for p in contents.passages.values()), contents.passage_backend)
+    manifest = build_manifest(contents, encoder=encoder, fingerprint=fingerprint, config=config)
 
     def write(folder: Path) -> None:
         with open(folder / PASSAGES_FILE, "w", encoding="utf-8") as fh:
@@ -108,9 +123,16 @@ def write_index(
         contents.cache.write(folder)
         if query_model is not None:
             query_model.write(folder / QUERY_MODEL_DIR)
-        _io.write_json(folder / MANIFEST, dict(manifest))
+        _io.write_json(folder / MANIFEST, manifest)
 
     _io.atomic_write_dir(target, write)
+    return target
+
+
+def read_cache(path: str | os.PathLike[str]) -> EmbeddingCache | None:
+    """The embedding cache of the index in ``path``, or ``None`` when it has none."""
+    folder = Path(path)
+    return EmbeddingCache.read(folder) if (folder / EMBEDDINGS_FILE).is_file() else None
 
 
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -202,6 +224,15 @@ class SavedIndex:
                 "rebuild the index."
             )
 
+    def read_for(self, encoder: Any, fingerprint: str) -> IndexContents:
+        """:meth:`check_fingerprint`, then :meth:`read_contents` for ``encoder``'s dimension.
+
+        Raises:
+            ValueError: Another model built the index, or any :meth:`read_contents` error.
+        """
+        self.check_fingerprint(fingerprint, encoder)
+        return self.read_contents(encoder.dim)
+
     def read_contents(self, dim: int) -> IndexContents:
         """Read passages, indexes and cache, and check they agree with each other, with the
         manifest and with the model dimension ``dim``.
@@ -226,7 +257,7 @@ class SavedIndex:
             )
         if dense.dim != dim:
             raise ValueError(f"Index dim {dense.dim} != model dim {dim}; rebuild it.")
-        return IndexContents(passages, dense, bm25, cache)
+        return IndexContents(passages, dense, bm25, cache, self.passage_backend)
 
 
 def _cached_query_model(

@@ -14,6 +14,9 @@ from simcse_rag import onnx_export, onnx_store
 from simcse_rag.encoder import SimCSEEncoder
 from simcse_rag.passage_encoder import resolve_passage_backend
 
+#: Each test starts with an empty ONNX store (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("onnx_store_dir")
+
 
 def _mixed_texts(n: int) -> list[str]:
     words = [
@@ -34,15 +37,6 @@ def _mixed_texts(n: int) -> list[str]:
         " ".join(words[(i * 7 + j) % len(words)] for j in range(1 + (i * 13) % 40))
         for i in range(n)
     ]
-
-
-@pytest.fixture(autouse=True)
-def onnx_store_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Each test starts with an empty store (disk and memory), as a fresh process would."""
-    folder = tmp_path / "onnx-store"
-    monkeypatch.setenv(onnx_store.ENV_VAR, str(folder))
-    onnx_store.clear_memory()
-    return folder
 
 
 @pytest.fixture()

@@ -122,3 +122,23 @@ def test_one_of() -> None:
         _validate.one_of("best", "sampling", ("top", "random"))
     with pytest.raises(ValueError, match="choose one of: faiss, milvus"):
         _validate.one_of(["faiss"], "dense backend", {"faiss": 1, "milvus": 2})
+
+
+def test_weight_list() -> None:
+    assert _validate.weight_list(None, 3, "retriever") == [1.0, 1.0, 1.0]
+    got = _validate.weight_list([2, np.float32(0.5), 0], 3, "retriever")
+    assert got == [2.0, 0.5, 0.0] and all(type(w) is float for w in got)
+    with pytest.raises(ValueError, match=r"^Got 2 weights for 1 retrievers; pass one per"):
+        _validate.weight_list([1.0, 2.0], 1, "retriever")
+    for bad in (-1.0, True, math.nan, math.inf, "1"):
+        with pytest.raises(ValueError, match=r"^weights\[1\] must be a finite number >= 0, got"):
+            _validate.weight_list([1.0, bad], 2, "retriever")
+
+
+def test_public_module_is_the_same_checks() -> None:
+    from simcse_rag import validate
+
+    for name in validate.__all__:
+        assert getattr(validate, name) is getattr(_validate, name)
+    with pytest.raises(ValueError, match=r"^similarity_top_k must be a positive integer"):
+        validate.positive_int(0, "similarity_top_k")

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from simcse_rag import onnx_store
 from simcse_rag.cli import main
 
 CORPUS = [
@@ -16,11 +15,8 @@ CORPUS = [
     {"_id": "d3", "title": "", "text": "儿童发烧怎么办"},
 ]
 
-
-@pytest.fixture(autouse=True)
-def onnx_store_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(onnx_store.ENV_VAR, str(tmp_path / "onnx-store"))
-    onnx_store.clear_memory()
+#: Each test starts with an empty ONNX store (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("onnx_store_dir")
 
 
 def _jsonl(path: Path, rows: list[dict]) -> Path:

@@ -196,3 +196,45 @@ def test_index_from_a_newer_version_says_how_to_rebuild(tmp_path: Path) -> None:
     (folder / "bm25.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match="tokenizer version 99.*simcse-rag index build"):
         BM25Index.load(folder)
+
+
+@pytest.mark.parametrize("backend", ["bm25s", "rank_bm25"])
+def test_a_repeated_query_term_counts_once_per_occurrence(backend: str) -> None:
+    """As in Lucene, bm25s and rank-bm25: "dementia ... dementia" weighs the word twice, so the
+    passage about it beats one matching the query's other, single word."""
+    idx = BM25Index("en", backend, query_tf=True)
+    idx.add(["other", "dementia"], ["anyone can get it", "dementia of the elderly"])
+    once = idx.scores("dementia")
+    twice = idx.scores("dementia. Is dementia inherited")
+    np.testing.assert_allclose(twice, 2 * once, rtol=1e-6)
+    assert idx.search(["dementia dementia anyone"], k=1)[0][0, 0] == "dementia"
+    distinct = BM25Index("en", backend, query_tf=False)
+    distinct.add(["other", "dementia"], ["anyone can get it", "dementia of the elderly"])
+    np.testing.assert_allclose(distinct.scores("dementia dementia"), once, rtol=1e-6)
+
+
+def test_new_indexes_count_repeated_query_terms_by_default() -> None:
+    """The default is Lucene's scoring: a repeated query word weighs once per occurrence."""
+    idx = BM25Index("en")
+    assert idx.query_tf is True
+    idx.add(["other", "dementia"], ["anyone can get it", "dementia of the elderly"])
+    np.testing.assert_allclose(
+        idx.scores("dementia dementia"), 2 * idx.scores("dementia"), rtol=1e-6
+    )
+
+
+def test_query_tf_is_saved_and_old_indexes_keep_distinct_terms(tmp_path: Path) -> None:
+    """Indexes save ``query_tf``; an index saved before it existed counted each distinct
+    query term once and still does after loading."""
+    idx = BM25Index("en", query_tf=True)
+    idx.add(["a", "b"], ["iron deficiency", "iron iron supplements"])
+    folder = idx.save(tmp_path / "bm25")
+    config = json.loads((folder / "bm25.json").read_text())
+    assert config["query_tf"] is True and BM25Index.load(folder).query_tf is True
+    del config["query_tf"]
+    (folder / "bm25.json").write_text(json.dumps(config))
+    old = BM25Index.load(folder)
+    assert old.query_tf is False
+    np.testing.assert_allclose(old.scores("iron iron"), old.scores("iron"), rtol=1e-6)
+    with pytest.raises(TypeError, match="query_tf must be True or False, got 'yes'"):
+        BM25Index("en", query_tf="yes")  # type: ignore[arg-type]

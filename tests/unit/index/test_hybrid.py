@@ -174,6 +174,7 @@ def test_save_load_round_trip(tiny_encoder: Any, tmp_path: Path, dense_index: st
     assert manifest["format_version"] == 1
     assert manifest["model"]["fingerprint"] == tiny_encoder.fingerprint()
     assert manifest["counts"]["passages"] == 4
+    assert manifest["counts"]["embeddings"] == 4  # the deleted passage's vector is not saved
     assert not list(folder.rglob("*.pkl"))
     loaded = HybridRetriever.load(folder, tiny_encoder)
     assert loaded.config == config and len(loaded) == 4
@@ -221,7 +222,7 @@ def test_failed_save_keeps_existing_index(
     def boom(_folder: Path) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(retriever._cache, "write", boom)
+    monkeypatch.setattr(retriever.cache, "write", boom)
     with pytest.raises(RuntimeError, match="disk full"):
         retriever.save(folder)
     assert (folder / "manifest.json").read_text() == before

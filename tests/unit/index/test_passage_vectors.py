@@ -25,13 +25,8 @@ PASSAGES = [
 ]
 MORE = [Passage("d5", "Asthma inhalers for children at night"), Passage("d6", "revenue 2018")]
 
-
-@pytest.fixture(autouse=True)
-def onnx_store_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "onnx-store"
-    monkeypatch.setenv(onnx_store.ENV_VAR, str(folder))
-    onnx_store.clear_memory()
-    return folder
+#: Each test starts with an empty ONNX store (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("onnx_store_dir")
 
 
 @pytest.fixture()
@@ -85,6 +80,19 @@ def test_loading_with_another_backend_re_encodes(encoder: SimCSEEncoder, tmp_pat
     loaded.save(tmp_path / "idx")
     manifest = json.loads((tmp_path / "idx" / "manifest.json").read_text())
     assert manifest["model"]["passage_backend"] == "torch"
+
+
+def test_switch_passage_backend_re_encodes_only_on_a_change(encoder: SimCSEEncoder) -> None:
+    config = HybridConfig(passage_backend="torch")
+    retriever = HybridRetriever.from_passages(PASSAGES, encoder, config=config)
+    texts = [p.text for p in PASSAGES]
+    assert retriever.switch_passage_backend("torch") is False
+    assert _holds(retriever, PASSAGES, encoder.encode(texts))
+    assert retriever.switch_passage_backend("onnx-int8") is True
+    assert retriever.passage_backend == "onnx-int8" == retriever.config.passage_backend
+    assert _holds(retriever, PASSAGES, encoder.encode(texts, backend="onnx-int8"))
+    assert retriever.manifest()["model"]["passage_backend"] == "onnx-int8"
+    assert [h.id for h in retriever.search(texts[1], k=1, mode="dense")] == ["d2"]
 
 
 def test_old_manifest_without_backend_means_torch(encoder: SimCSEEncoder, tmp_path: Path) -> None:

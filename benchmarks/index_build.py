@@ -26,6 +26,7 @@ child's whole wall time.
 
 Run (timings: alone, or under the shared machine's timing lock)::
 
+    pip install -e ".[bench]"    # the peers' embedding packages (not in dev)
     python benchmarks/index_build.py --n 20000
     python benchmarks/index_build.py --n 100000 --systems ours
 """

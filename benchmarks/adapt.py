@@ -126,7 +126,7 @@ def adapt_config(
         max_bm25_rank=args.label_bm25_rank or None,
     )
     return AdaptConfig(
-        label_rule=rule if any(v is not None for v in given) else LabelRule(),
+        label_rule=rule if any(v is not None for v in given) else AdaptConfig.label_rule,
         round_trip_k=round_trip_k or AdaptConfig.round_trip_k,
         strategy=strategy or args.strategy,
         max_steps=args.max_steps,

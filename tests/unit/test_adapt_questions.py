@@ -317,3 +317,40 @@ def test_describe_rule_names_each_checked_leg() -> None:
     both = describe_rule(LabelRule(max_leg_rank=None, max_bm25_rank=1, max_dense_rank=3))
     assert "BM25's top passage" in both and "dense's top 3" in both
     assert describe_rule(LabelRule(max_leg_rank=None)) == "every top passage kept"
+
+
+def test_labelled_questions_are_all_trained_and_never_choose_the_fusion(
+    tiny_encoder, tmp_path: Path
+) -> None:
+    # Held-back questions labelled by the base retriever reward the fusion nearest the
+    # labelling rule; labelled pairs of the same questions do hold some back to choose it.
+    corpus = synthetic_corpus(120)
+    questions = {f"q{p.id}": p.text.split("\n")[1] for p in corpus}
+    eval_set = EvalSet({"e": "fever aspirin"}, {"e": {"d0": 1}}, "judged")
+    original = {k: v.clone() for k, v in tiny_encoder.model.state_dict().items()}
+    try:
+        from_questions = adapt(
+            corpus, tiny_encoder, tmp_path / "q", config=_config(), queries=questions,
+            eval_set=eval_set,
+        )  # fmt: skip
+        tiny_encoder.model.load_state_dict(original)
+        pairs = [
+            TrainingPair(q, t, corpus[i].text, corpus[i].id)
+            for i, (q, t) in enumerate(questions.items())
+        ]
+        from_pairs = adapt(
+            corpus, tiny_encoder, tmp_path / "p", config=_config(), pairs=pairs, eval_set=eval_set
+        )
+    finally:
+        tiny_encoder.model.load_state_dict(original)
+    kept = from_questions.report["training"]["question_filters"]["queries"]["kept"]
+    assert kept >= 100
+    assert from_questions.report["training"]["pairs"] == kept
+    fusion = from_questions.report["fusion"]
+    assert fusion["validation_queries"] == 0 and "labelled by the base retriever" in (
+        fusion["kept_default"]
+    )
+    md = (tmp_path / "q" / REPORT_MD).read_text(encoding="utf-8")
+    assert "labelled by the base retriever itself, so none is held back" in md
+    assert from_pairs.report["fusion"]["validation_queries"] >= 20
+    assert from_pairs.report["training"]["pairs"] == len(pairs) - 24

@@ -347,8 +347,9 @@ def test_labelled_questions_are_all_trained_and_never_choose_the_fusion(
     assert kept >= 100
     assert from_questions.report["training"]["pairs"] == kept
     fusion = from_questions.report["fusion"]
-    assert fusion["validation_queries"] == 0 and "labelled by the base retriever" in (
-        fusion["kept_default"]
+    assert (
+        fusion["validation_queries"] == 0
+        and "labelled by the base retriever" in (fusion["kept_default"])
     )
     md = (tmp_path / "q" / REPORT_MD).read_text(encoding="utf-8")
     assert "labelled by the base retriever itself, so none is held back" in md

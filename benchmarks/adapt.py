@@ -44,7 +44,6 @@ Run::
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import random
@@ -119,9 +118,15 @@ def load_dataset(data: Path, name: str, corpus_size: int, seed: int) -> dict:
 def adapt_config(
     args: argparse.Namespace, strategy: str | None = None, round_trip_k: int | None = None
 ) -> AdaptConfig:
-    rule = LabelRule(max_leg_rank=args.label_leg_rank or None, min_margin=args.label_margin)
+    given = (args.label_leg_rank, args.label_dense_rank, args.label_bm25_rank)
+    rule = LabelRule(
+        max_leg_rank=args.label_leg_rank or None,
+        min_margin=args.label_margin,
+        max_dense_rank=args.label_dense_rank or None,
+        max_bm25_rank=args.label_bm25_rank or None,
+    )
     return AdaptConfig(
-        label_rule=rule if args.label_leg_rank is not None else LabelRule(),
+        label_rule=rule if any(v is not None for v in given) else AdaptConfig.label_rule,
         round_trip_k=round_trip_k or AdaptConfig.round_trip_k,
         strategy=strategy or args.strategy,
         max_steps=args.max_steps,
@@ -196,7 +201,7 @@ def hidden_label_precision(ds: dict, args: argparse.Namespace, config: AdaptConf
         for q, t in ds["train_queries"].items():
             by_text.setdefault(" ".join(t.split()), []).append(q)
         out = {}
-        everything = dataclasses.replace(config.label_rule, max_leg_rank=None, min_margin=0.0)
+        everything = LabelRule(max_leg_rank=None)
         for name, rule in (("all", everything), ("kept", config.label_rule)):
             pairs, _ = label_queries(retriever, list(ds["train_queries"].values()), rule)
             right = sum(
@@ -357,6 +362,12 @@ def main() -> None:
         default=None,
         help="ours-queries: the top passage must be in both legs' top N (0: no check; default: "
         "the library's rule)",
+    )
+    parser.add_argument(
+        "--label-dense-rank", type=int, default=None, help="ours-queries: limit for dense alone"
+    )
+    parser.add_argument(
+        "--label-bm25-rank", type=int, default=None, help="ours-queries: limit for BM25 alone"
     )
     parser.add_argument("--label-margin", type=float, default=0.0, help="with --label-leg-rank")
     parser.add_argument("--corpus-size", type=int, default=0)

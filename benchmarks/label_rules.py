@@ -5,6 +5,13 @@ a rule decides whether to trust it (:class:`simcse_rag.adapt_questions.LabelRule
 candidate rule this prints, over every judged question of a set, the **coverage** (share of
 questions kept) and the **precision** (share of kept labels the qrels call relevant).
 
+``--half train`` scores the rules instead on the training half of ``benchmarks/adapt.py``'s
+seeded split (the questions ``ours-queries`` labels, the corpus as that script loads it), with a
+third column: **informativeness**, the share of kept labels the dense leg alone does not rank
+first. A label dense already ranks first teaches the dense model little; when both legs must
+agree (leg rank 1) no kept label is informative. "Informative right" counts the kept labels that
+are both informative and relevant.
+
 For the generator route, a generated pair is kept when its passage ranks within the top ``k`` of
 the base hybrid for its question (:func:`simcse_rag.adapt_questions.round_trip_filter`). Real
 (question, relevant passage) pairs stand in for good generated pairs; the same questions paired
@@ -21,6 +28,7 @@ Run::
 
     python benchmarks/label_rules.py                       # tatqa_fin_dev and liveqa_medquad
     python benchmarks/label_rules.py --datasets tatqa_fin_dev --json /tmp/rules.json
+    python benchmarks/label_rules.py --half train                # adapt.py's training half
 """
 
 from __future__ import annotations
@@ -55,17 +63,38 @@ RULES: dict[str, LabelRule] = {
     "margin >= 0.2": LabelRule(max_leg_rank=None, min_margin=0.2),
     "margin >= 0.3": LabelRule(max_leg_rank=None, min_margin=0.3),
     "both legs' top 3 and margin >= 0.05": LabelRule(max_leg_rank=3, min_margin=0.05),
+    "BM25 top-1 == hybrid top-1 (dense unchecked)": LabelRule(max_leg_rank=None, max_bm25_rank=1),
+    "BM25 top-1, in dense top 3": LabelRule(max_leg_rank=None, max_bm25_rank=1, max_dense_rank=3),
+    "BM25 top-1, in dense top 10": LabelRule(max_leg_rank=None, max_bm25_rank=1, max_dense_rank=10),
+    "dense top-1 == hybrid top-1 (BM25 unchecked)": LabelRule(max_leg_rank=None, max_dense_rank=1),
 }
 KS = (1, 2, 3, 5, 10, 20, 100)
 
 
-def base_retriever(data: Path, name: str, cache_dir: Path, model: str | None) -> Any:
+def base_retriever(
+    data: Path, name: str, cache_dir: Path, model: str | None, corpus: list | None = None
+) -> Any:
     encoder = SimCSEEncoder.from_pretrained(model, device="cpu")
     retriever = HybridRetriever(encoder, HybridConfig(dense_index="flat"))
     taken = retriever.load_cache(cache_dir / name)
     print(f"# {name}: {taken} cached passage vectors", file=sys.stderr, flush=True)
-    retriever.add(read_corpus(data / name / "corpus.jsonl"))
+    retriever.add(corpus if corpus is not None else read_corpus(data / name / "corpus.jsonl"))
     return retriever
+
+
+def training_half(data: Path, name: str, corpus_size: int) -> tuple[dict, dict, list]:
+    """The questions, qrels and corpus ``benchmarks/adapt.py`` trains ``ours-queries`` on."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from adapt import load_dataset
+
+    ds = load_dataset(data, name, corpus_size, seed=0)
+    return ds["train_queries"], ds["train_qrels"], ds["corpus"]
+
+
+def informative(hits: list) -> bool:
+    """The dense leg alone does not rank the hybrid top passage first (absent counts as below)."""
+    dense = hits[0].sources.get("dense")
+    return dense is None or dense.rank > 1
 
 
 def rule_table(retriever: Any, queries: dict[str, str], qrels: dict) -> list[dict]:
@@ -74,15 +103,18 @@ def rule_table(retriever: Any, queries: dict[str, str], qrels: dict) -> list[dic
     rows = []
     for name, rule in RULES.items():
         kept = [(q, h) for q, h in zip(qids, hits, strict=True) if rule.trusts(h)]
-        right = sum(qrels[q].get(h[0].id, 0) >= 1 for q, h in kept)
+        right = [qrels[q].get(h[0].id, 0) >= 1 for q, h in kept]
+        telling = [informative(h) for _, h in kept]
         rows.append(
             {
                 "rule": name,
                 "questions": len(qids),
                 "kept": len(kept),
                 "coverage": len(kept) / len(qids),
-                "precision": right / len(kept) if kept else float("nan"),
-                "right_labels": right,
+                "precision": sum(right) / len(kept) if kept else float("nan"),
+                "right_labels": sum(right),
+                "informative": sum(telling) / len(kept) if kept else float("nan"),
+                "informative_right": sum(r and t for r, t in zip(right, telling, strict=True)),
             }
         )
     margins = [relative_margin(h) for h in hits]
@@ -134,14 +166,17 @@ def markdown(name: str, rules: list[dict], trips: list[dict]) -> str:
     lines = [
         f"#### {name}: labelling rules ({rules[0]['questions']} judged questions)",
         "",
-        "| rule | kept | coverage | precision |",
-        "|---|---:|---:|---:|",
+        "| rule | kept | coverage | precision | informative | informative right |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for r in rules:
         lines.append(
             f"| {r['rule']} | {r['kept']} | {100 * r['coverage']:.1f}% | "
-            f"{100 * r['precision']:.1f}% |"
+            f"{100 * r['precision']:.1f}% | {100 * r['informative']:.1f}% | "
+            f"{r['informative_right']} |"
         )
+    if not trips:
+        return "\n".join(lines)
     lines += [
         "",
         f"#### {name}: round-trip filter ({trips[0]['good_pairs']} real pairs, "
@@ -165,13 +200,24 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, default=Path("/root/simcse-cache/retrieval"))
     parser.add_argument("--model", default=None)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--half",
+        choices=("all", "train"),
+        default="all",
+        help="train: the rules alone, on benchmarks/adapt.py's training half (its corpus too)",
+    )
+    parser.add_argument("--corpus-size", type=int, default=0, help="with --half train")
     args = parser.parse_args()
     results = {}
     for name in args.datasets.split(","):
-        judged = load_query_set(args.data / name, SPLITS[name]).with_relevant()
-        retriever = base_retriever(args.data, name, args.cache_dir, args.model)
-        rules = rule_table(retriever, judged.queries, judged.qrels)
-        trips = round_trip_table(retriever, judged.queries, judged.qrels)
+        if args.half == "train":
+            queries, qrels, corpus = training_half(args.data, name, args.corpus_size)
+        else:
+            judged = load_query_set(args.data / name, SPLITS[name]).with_relevant()
+            queries, qrels, corpus = judged.queries, judged.qrels, None
+        retriever = base_retriever(args.data, name, args.cache_dir, args.model, corpus)
+        rules = rule_table(retriever, queries, qrels)
+        trips = round_trip_table(retriever, queries, qrels) if args.half == "all" else []
         results[name] = {"rules": rules, "round_trip": trips}
         print(markdown(name, rules, trips) + "\n", flush=True)
     if args.json:

@@ -10,8 +10,8 @@ so nothing leaks. ``--corpus-only`` instead trains on pseudo-queries made from t
 0.3): in our measurements it gains about 3 dense points here, against 16 with the labelled pairs,
 which is the point of showing it next to the labelled run. ``--questions-only`` trains on the
 training half's questions *without* their labels, as from a chatbot's logs (``adapt(queries=...)``,
-``simcse-rag adapt --queries``): the base retriever labels each question, and only the questions
-on whose top passage dense and BM25 agree are kept.
+``simcse-rag adapt --queries``): the base retriever labels each question with its top passage, and
+only the questions whose top passage BM25 also ranks first are kept.
 
 Data: ``--data`` (default ``../shared/data``) holding ``tatqa_fin_dev`` in BEIR layout (1,634
 passages, 1,668 questions). With ``--tiny`` and no data, the bundled FAQ stands in.
@@ -114,7 +114,7 @@ def run_adapt(
 ) -> dict:
     """Adapt the model to ``data.corpus`` into ``out``; returns the report."""
     questions = None
-    rule = LabelRule()
+    rule = AdaptConfig.label_rule
     if args.questions_only:
         questions = {p.query_id: p.query for p in pairs}
         pairs = None

@@ -127,6 +127,13 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: Why questions labelled by the base retriever (``queries=``) never choose the fusion: their
+#: labels are the retriever's own top passages, so held-back ones reward the fusion closest to
+#: the labelling rule, not relevance (docs/benchmarks.md, "labels from the BM25 leg").
+SILVER_FUSION_REASON = (
+    "the training questions were labelled by the base retriever itself, so none is held back "
+    "to choose the fusion"
+)
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 REPORT_PNG = "report.png"
@@ -240,9 +247,12 @@ def adapt(
     prepared = prepare_pairs(
         corpus, config, pairs, pairs_source=pairs_source, eval_set=eval_set, questions=questions
     )
-    prepared, validation = hold_back_validation(prepared, config.seed)  # chooses the fusion
+    validation, kept_default = None, SILVER_FUSION_REASON
+    if not (questions is not None and "queries" in questions.filters):
+        prepared, validation = hold_back_validation(prepared, config.seed)  # chooses the fusion
+        kept_default = ""
     before, after, trained, fusion = _train_and_measure(
-        encoder, indexer, config, prepared, validation, base, timings, stage
+        encoder, indexer, config, prepared, validation, base, timings, stage, kept_default
     )
     timings["total_s"] = time.perf_counter() - started
     report = build_report(
@@ -264,9 +274,11 @@ def _train_and_measure(
     base: Any,
     timings: dict[str, float],
     stage: Callable[[str], None],
+    kept_default: str = "",
 ) -> tuple[dict, dict, Any, Any]:
     """Stages 2-3: the base measured, the rounds trained, the adapted model measured and its
-    fusion chosen on ``validation``; ``timings`` gains each step's seconds."""
+    fusion chosen on ``validation`` (``kept_default``: why there is none); ``timings`` gains
+    each step's seconds."""
     with encoder_max_length(encoder, config.encode_max_length):
         retriever, before, more = measure_base(
             encoder, indexer, prepared.eval_set, ks=config.ks, on_stage=stage, retriever=base
@@ -284,7 +296,13 @@ def _train_and_measure(
         t0 = time.perf_counter()
         after = evaluate_retriever(trained.retriever, prepared.eval_set, ks=config.ks)
         timings["evaluate_after_s"] = time.perf_counter() - t0
-        fusion = choose_fusion(trained.retriever, validation, prepared.eval_set, ks=config.ks)
+        fusion = choose_fusion(
+            trained.retriever,
+            validation,
+            prepared.eval_set,
+            ks=config.ks,
+            kept_default=kept_default,
+        )
     return before, after, trained, fusion
 
 

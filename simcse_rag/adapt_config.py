@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from simcse_rag import _validate
-from simcse_rag.adapt_questions import LabelRule
+from simcse_rag.adapt_questions import DEFAULT_LABEL_RULE, LabelRule
 from simcse_rag.mining import MiningConfig
 from simcse_rag.pseudo_queries import STRATEGIES
 
@@ -91,7 +91,8 @@ class AdaptConfig:
             raised to it; see :data:`PSEUDO_RANGE_MIN`). Labelled pairs use :attr:`mining` as
             given.
         label_rule: When a question of ``queries=`` / ``--queries`` keeps the base retriever's
-            top passage as its label (:class:`~simcse_rag.adapt_questions.LabelRule`).
+            top passage as its label (:class:`~simcse_rag.adapt_questions.LabelRule`); default
+            :data:`~simcse_rag.adapt_questions.DEFAULT_LABEL_RULE`, BM25 ranks it first too.
         round_trip_k: A generated question is kept when its own passage ranks within this many
             hybrid hits for it (:data:`ROUND_TRIP_K`).
         ks: Metric cut-offs.
@@ -113,7 +114,7 @@ class AdaptConfig:
     encode_max_length: int | None = 128
     merge_weight: float | None = None
     pseudo_range_min: int = PSEUDO_RANGE_MIN
-    label_rule: LabelRule = field(default_factory=LabelRule)
+    label_rule: LabelRule = DEFAULT_LABEL_RULE
     round_trip_k: int = ROUND_TRIP_K
     ks: tuple[int, ...] = (10, 100)
     seed: int = 0

@@ -68,6 +68,8 @@ class FusionChoice:
         default: Label of the library default.
         evaluation: Hybrid metrics on the evaluation queries with the chosen and the default
             setting (``{"chosen": {...}, "default": {...}}``), filled by :func:`choose_fusion`.
+        kept_default: Why no setting was tried, when that was decided before (for the report;
+            empty: too few training queries, or a choice was made).
     """
 
     fusion: str
@@ -78,6 +80,7 @@ class FusionChoice:
     scores: Mapping[str, float] = field(default_factory=dict)
     default: str = ""
     evaluation: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    kept_default: str = ""
 
     def label(self) -> str:
         """E.g. ``rrf, dense weight 2``."""
@@ -95,6 +98,7 @@ class FusionChoice:
             "validation_ndcg@10": dict(self.scores),
             "default": self.default,
             "evaluation": {k: dict(v) for k, v in self.evaluation.items()},
+            "kept_default": self.kept_default,
         }
 
     def save(self, folder: str | os.PathLike[str]) -> Path | None:
@@ -204,6 +208,7 @@ def choose_fusion(
     eval_set: QuerySet | None = None,
     *,
     ks: Sequence[int] = (10, 100),
+    kept_default: str = "",
 ) -> FusionChoice:
     """The best fusion setting on ``validation`` for the adapted ``retriever``.
 
@@ -213,6 +218,7 @@ def choose_fusion(
         eval_set: The evaluation queries: the chosen and the default setting are scored on them
             for the report (never used to choose).
         ks: Metric cut-offs of the report.
+        kept_default: With ``validation=None``, why nothing was held back (for the report).
 
     Returns:
         The best setting on ``validation`` if it beats the library default beyond noise
@@ -253,6 +259,7 @@ def choose_fusion(
         scores=scores,
         default=default_label,
         evaluation=evaluation,
+        kept_default=kept_default if validation is None else "",
     )
 
 
@@ -261,11 +268,11 @@ def report_lines(block: Mapping[str, Any] | None) -> list[str]:
     if not block:
         return []
     if not block["validation_queries"]:
+        why = block.get("kept_default") or "too few training queries to hold some back"
         return [
             "## Fusion setting",
             "",
-            f"- too few training queries to hold some back: the library default "
-            f"({block['default']}) stays",
+            f"- {why}: the library default ({block['default']}) stays",
             "",
         ]
     lines = [

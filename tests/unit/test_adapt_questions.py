@@ -10,6 +10,7 @@ import pytest
 from simcse_rag.adapt import REPORT_JSON, REPORT_MD, AdaptConfig, EvalSet, adapt
 from simcse_rag.adapt_questions import (
     LabelRule,
+    describe_rule,
     label_precision,
     label_queries,
     question_id,
@@ -82,6 +83,23 @@ def test_wider_leg_rank_and_margin_rules() -> None:
     assert [p.positive_id for p in pairs] == ["d1", "d3", "d5"]
 
 
+def test_one_leg_limits_check_only_that_leg() -> None:
+    retriever = FakeRetriever(SCRIPT)
+    bm25_first = LabelRule(max_leg_rank=None, max_bm25_rank=1)
+    pairs, counts = label_queries(retriever, list(SCRIPT), bm25_first)
+    # "close": BM25 ranks its top passage 2nd; "dense only": BM25 never found it.
+    assert [p.positive_id for p in pairs] == ["d1"]
+    assert counts["untrusted"] == 3
+    dense_first = LabelRule(max_leg_rank=None, max_dense_rank=1)
+    pairs, _ = label_queries(retriever, list(SCRIPT), dense_first)
+    assert [p.positive_id for p in pairs] == ["d1", "d3", "d5"]
+    # A leg's own limit overrides the shared one for that leg only.
+    pairs, _ = label_queries(retriever, list(SCRIPT), LabelRule(max_leg_rank=1, max_bm25_rank=2))
+    assert [p.positive_id for p in pairs] == ["d1", "d3"]
+    assert bm25_first.leg_limits() == {"bm25": 1}
+    assert LabelRule(max_leg_rank=3, max_dense_rank=1).leg_limits() == {"dense": 1, "bm25": 3}
+
+
 def test_blank_lines_and_repeats_are_dropped_counted_and_searched_once() -> None:
     retriever = FakeRetriever(SCRIPT)
     given = ["agree", "  ", "Agree ", "agree", "", "close"]
@@ -140,6 +158,10 @@ def test_label_precision_matches_by_id_or_text() -> None:
 def test_settings_are_validated() -> None:
     with pytest.raises(ValueError, match="max_leg_rank"):
         LabelRule(max_leg_rank=0)
+    with pytest.raises(ValueError, match="max_bm25_rank"):
+        LabelRule(max_bm25_rank=True)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_dense_rank"):
+        LabelRule(max_dense_rank=-1)
     with pytest.raises(ValueError, match="min_margin"):
         LabelRule(min_margin=1.5)
     with pytest.raises(ValueError, match="round_trip_k"):
@@ -285,3 +307,51 @@ def test_a_handful_of_kept_questions_trains_for_at_most_max_passes(
     assert result.report["rounds"][0]["train"]["steps"] == config.max_passes
     md = (tmp_path / "o" / REPORT_MD).read_text(encoding="utf-8")
     assert f"steps per round: {config.max_passes}" in md
+
+
+def test_describe_rule_names_each_checked_leg() -> None:
+    assert describe_rule(LabelRule()) == "kept when dense and BM25 agree on the top passage"
+    assert describe_rule(LabelRule(max_leg_rank=2)).endswith("top 2 of dense and of BM25")
+    one_leg = describe_rule(LabelRule(max_leg_rank=None, max_bm25_rank=1))
+    assert one_leg == "kept when the top passage is BM25's top passage"
+    both = describe_rule(LabelRule(max_leg_rank=None, max_bm25_rank=1, max_dense_rank=3))
+    assert "BM25's top passage" in both and "dense's top 3" in both
+    assert describe_rule(LabelRule(max_leg_rank=None)) == "every top passage kept"
+
+
+def test_labelled_questions_are_all_trained_and_never_choose_the_fusion(
+    tiny_encoder, tmp_path: Path
+) -> None:
+    # Held-back questions labelled by the base retriever reward the fusion nearest the
+    # labelling rule; labelled pairs of the same questions do hold some back to choose it.
+    corpus = synthetic_corpus(120)
+    questions = {f"q{p.id}": p.text.split("\n")[1] for p in corpus}
+    eval_set = EvalSet({"e": "fever aspirin"}, {"e": {"d0": 1}}, "judged")
+    original = {k: v.clone() for k, v in tiny_encoder.model.state_dict().items()}
+    try:
+        from_questions = adapt(
+            corpus, tiny_encoder, tmp_path / "q", config=_config(), queries=questions,
+            eval_set=eval_set,
+        )  # fmt: skip
+        tiny_encoder.model.load_state_dict(original)
+        pairs = [
+            TrainingPair(q, t, corpus[i].text, corpus[i].id)
+            for i, (q, t) in enumerate(questions.items())
+        ]
+        from_pairs = adapt(
+            corpus, tiny_encoder, tmp_path / "p", config=_config(), pairs=pairs, eval_set=eval_set
+        )
+    finally:
+        tiny_encoder.model.load_state_dict(original)
+    kept = from_questions.report["training"]["question_filters"]["queries"]["kept"]
+    assert kept >= 100
+    assert from_questions.report["training"]["pairs"] == kept
+    fusion = from_questions.report["fusion"]
+    assert (
+        fusion["validation_queries"] == 0
+        and "labelled by the base retriever" in (fusion["kept_default"])
+    )
+    md = (tmp_path / "q" / REPORT_MD).read_text(encoding="utf-8")
+    assert "labelled by the base retriever itself, so none is held back" in md
+    assert from_pairs.report["fusion"]["validation_queries"] >= 20
+    assert from_pairs.report["training"]["pairs"] == len(pairs) - 24

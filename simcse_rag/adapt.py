@@ -30,6 +30,7 @@ written to a temporary sibling and renamed into place, so an existing model is n
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -45,6 +46,7 @@ from simcse_rag.adapt_config import (
     PSEUDO_LEARNING_RATE,
     PSEUDO_MERGE_WEIGHT,
     PSEUDO_RANGE_MIN,
+    QUESTIONS_MERGE_WEIGHT,
     STRONG_BASE_MERGE_WEIGHT,
     AdaptConfig,
 )
@@ -97,6 +99,7 @@ __all__ = [
     "PSEUDO_LEARNING_RATE",
     "PSEUDO_MERGE_WEIGHT",
     "PSEUDO_RANGE_MIN",
+    "QUESTIONS_MERGE_WEIGHT",
     "REPORT_JSON",
     "REPORT_MD",
     "REPORT_PNG",
@@ -248,7 +251,10 @@ def adapt(
         corpus, config, pairs, pairs_source=pairs_source, eval_set=eval_set, questions=questions
     )
     validation, kept_default = None, SILVER_FUSION_REASON
-    if not (questions is not None and "queries" in questions.filters):
+    if questions is not None and "queries" in questions.filters:
+        if config.merge_weight is None:  # labels the retriever guessed: keep half the base
+            config = dataclasses.replace(config, merge_weight=QUESTIONS_MERGE_WEIGHT)
+    else:
         prepared, validation = hold_back_validation(prepared, config.seed)  # chooses the fusion
         kept_default = ""
     before, after, trained, fusion = _train_and_measure(

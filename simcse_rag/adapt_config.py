@@ -29,6 +29,10 @@ LABELLED_LEARNING_RATE = 1e-4
 #: domain; where the base is weak merging costs, so labelled runs keep weight 1 by default
 #: (docs/benchmarks.md, "merging with the base").
 STRONG_BASE_MERGE_WEIGHT = 0.5
+#: Share of the fine-tuned weights kept when the training questions were labelled by the base
+#: retriever (``queries=``): their wrong labels cost less when half the base stays; merged,
+#: TAT-QA and LiveQA both gained more than unmerged (docs/benchmarks.md, "merging questions").
+QUESTIONS_MERGE_WEIGHT = 0.5
 #: Peak learning rate with pseudo-queries: :data:`PSEUDO_MERGE_WEIGHT` and
 #: :data:`PSEUDO_RANGE_MIN` were tuned with it (docs/benchmarks.md, "corpus-only").
 PSEUDO_LEARNING_RATE = 5e-5
@@ -82,9 +86,11 @@ class AdaptConfig:
         merge_weight: Weight of the fine-tuned model when its weights are averaged with the base
             model's (``base + w * (tuned - base)``; WiSE-FT, Wortsman et al. 2022,
             https://arxiv.org/abs/2109.01903). ``1.0`` keeps the fine-tuned model. ``None``
-            (default): :data:`PSEUDO_MERGE_WEIGHT` for pseudo-queries, ``1.0`` for labelled
-            pairs (merging helps pseudo-query adaptation and costs labelled adaptation where
-            the base is weak; docs/benchmarks.md, "Domain adaptation").
+            (default): :data:`PSEUDO_MERGE_WEIGHT` for pseudo-queries,
+            :data:`QUESTIONS_MERGE_WEIGHT` for questions labelled by the base retriever
+            (``queries=``), ``1.0`` for labelled pairs and generated questions (merging helps
+            adaptation from guessed labels and costs labelled adaptation where the base is
+            weak; docs/benchmarks.md, "Domain adaptation").
         pseudo_range_min: For pseudo-query pairs, mining skips at least this many best-ranked
             candidates, but at most a tenth of the corpus and never so many that fewer than
             ``num_negatives`` stay within ``range_max`` (``range_min`` of :attr:`mining` is

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
-from simcse_rag.adapt import REPORT_JSON, REPORT_MD, AdaptConfig, EvalSet, adapt
+from simcse_rag.adapt import (
+    QUESTIONS_MERGE_WEIGHT,
+    REPORT_JSON,
+    REPORT_MD,
+    AdaptConfig,
+    EvalSet,
+    adapt,
+)
 from simcse_rag.adapt_questions import (
     LabelRule,
     describe_rule,
@@ -355,3 +363,20 @@ def test_labelled_questions_are_all_trained_and_never_choose_the_fusion(
     assert "labelled by the base retriever itself, so none is held back" in md
     assert from_pairs.report["fusion"]["validation_queries"] >= 20
     assert from_pairs.report["training"]["pairs"] == len(pairs) - 24
+    # Guessed labels keep half the base model; labelled pairs keep the fine-tuned one.
+    assert from_questions.report["training"]["merge_weight"] == QUESTIONS_MERGE_WEIGHT == 0.5
+    assert from_pairs.report["training"]["merge_weight"] == 1.0
+
+
+def test_a_merge_weight_the_user_sets_wins_over_the_questions_default(
+    tiny_encoder, tmp_path: Path
+) -> None:
+    corpus = synthetic_corpus(120)
+    questions = {f"q{p.id}": p.text.split("\n")[1] for p in corpus}
+    original = {k: v.clone() for k, v in tiny_encoder.model.state_dict().items()}
+    config = dataclasses.replace(_config(), merge_weight=0.8)
+    try:
+        result = adapt(corpus, tiny_encoder, tmp_path / "q", config=config, queries=questions)
+    finally:
+        tiny_encoder.model.load_state_dict(original)
+    assert result.report["training"]["merge_weight"] == 0.8

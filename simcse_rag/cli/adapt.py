@@ -81,8 +81,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=_merge_weight,
         default=None,
         help="share of the fine-tuned weights kept, the rest from the base model (default: 0.3 "
-        "for corpus-only --strategy runs, 1 with labelled pairs or --queries); try 0.5 when the "
-        "report warns that a score fell below the base model's",
+        "for corpus-only --strategy runs, 0.5 with --queries, 1 with labelled pairs or generated "
+        "questions); try 0.5 when the report warns that a score fell below the base model's",
     )
     parser.add_argument(
         "--cache-dir",

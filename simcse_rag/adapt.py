@@ -250,13 +250,8 @@ def adapt(
     prepared = prepare_pairs(
         corpus, config, pairs, pairs_source=pairs_source, eval_set=eval_set, questions=questions
     )
-    validation, kept_default = None, SILVER_FUSION_REASON
-    if questions is not None and "queries" in questions.filters:
-        if config.merge_weight is None:  # labels the retriever guessed: keep half the base
-            config = dataclasses.replace(config, merge_weight=QUESTIONS_MERGE_WEIGHT)
-    else:
-        prepared, validation = hold_back_validation(prepared, config.seed)  # chooses the fusion
-        kept_default = ""
+    guessed = questions is not None and "queries" in questions.filters
+    config, prepared, validation, kept_default = _guessed_label_settings(config, prepared, guessed)
     before, after, trained, fusion = _train_and_measure(
         encoder, indexer, config, prepared, validation, base, timings, stage, kept_default
     )
@@ -269,6 +264,21 @@ def adapt(
     _write_output(out, encoder, report, trained.mined, fusion.save)
     logger.info("adapted model and report written to %s", out)
     return AdaptResult(out, report)
+
+
+def _guessed_label_settings(
+    config: AdaptConfig, prepared: PreparedPairs, guessed: bool
+) -> tuple[AdaptConfig, PreparedPairs, EvalSet | None, str]:
+    """``(config, prepared, fusion-choice queries or None, why none)``: labels the retriever
+    guessed (``queries=``) keep half the base unless a merge weight was set, and none is held
+    back, as held-back guesses reward the fusion nearest the labelling rule (docs/benchmarks.md,
+    "merging questions")."""
+    if not guessed:
+        prepared, validation = hold_back_validation(prepared, config.seed)
+        return config, prepared, validation, ""
+    if config.merge_weight is None:
+        config = dataclasses.replace(config, merge_weight=QUESTIONS_MERGE_WEIGHT)
+    return config, prepared, None, SILVER_FUSION_REASON
 
 
 def _train_and_measure(

@@ -88,9 +88,7 @@ class LabelRule:
 
 #: The rule ``adapt`` labels questions with: the hybrid's top passage is kept when BM25 also ranks
 #: it first, whatever dense says. Requiring dense to agree too keeps only labels the dense model
-#: already ranks first, so it learns little from them (TAT-QA training half: 305 of 822 kept, 74%
-#: right, none that dense ranks below first; dense +1.7 after training); this rule keeps 553 at
-#: 64% right, 45% of them ranked below first by dense, and gave dense +5.5 (docs/benchmarks.md,
+#: already ranks first, so it has nothing to learn from them (measured in docs/benchmarks.md,
 #: "labels from the BM25 leg").
 DEFAULT_LABEL_RULE = LabelRule(max_leg_rank=None, max_bm25_rank=1)
 

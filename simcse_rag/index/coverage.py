@@ -2,9 +2,12 @@
 
 A WordPiece model maps what its vocabulary lacks to ``[UNK]``: all-MiniLM-L6-v2 (English) reads
 most Chinese characters as ``[UNK]``, so its vector of a Chinese query is close to noise and a
-hybrid search should lean on BM25 there. :func:`readable_share` measures it per text from the
-model's own tokenization; :func:`dense_weight_factor` turns it into a multiplier of the dense
-weight that is 0 when the model reads nothing and 1 on text it reads fully (English).
+hybrid search should lean on BM25 there. The Chinese characters its vocabulary does hold are no
+better read: the model was trained on English only, so tokens in a script none of the languages
+on its model card uses count as unread too (:mod:`simcse_rag.index.model_languages`).
+:func:`readable_share` measures the read share per text from the model's own tokenization;
+:func:`dense_weight_factor` turns it into a multiplier of the dense weight that is 0 when the
+model reads nothing and 1 on text it reads fully (English).
 """
 
 from __future__ import annotations
@@ -13,12 +16,13 @@ import json
 import logging
 import threading
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from simcse_rag.index.deferred import DeferredEncoder
+from simcse_rag.index.model_languages import declared_languages, token_scripts, unread_scripts
 
 logger = logging.getLogger(__name__)
 #: Texts tokenized at a time when measuring a corpus's readable share.
@@ -39,15 +43,16 @@ def is_punctuation(token: str) -> bool:
 def readable_share(
     input_ids: np.ndarray,
     attention_mask: np.ndarray,
-    unk_id: int,
+    unread: int | Iterable[int],
     ignore_ids: Iterable[int] = (),
 ) -> np.ndarray:
-    """Share of each text's tokens that are not ``[UNK]``.
+    """Share of each text's tokens that the model reads (not ``[UNK]`` or another unread id).
 
     Args:
         input_ids: ``(n, tokens)`` token ids (padded).
         attention_mask: ``(n, tokens)``, 1 on real tokens.
-        unk_id: The tokenizer's ``unk_token_id``.
+        unread: The tokenizer's ``unk_token_id``, or the ids of every token the model does not
+            read (``[UNK]`` and the tokens of scripts it was not trained on).
         ignore_ids: Ids left out of the count: special tokens (``[CLS]``, ``[SEP]``) and
             punctuation (see :func:`is_punctuation`).
 
@@ -55,9 +60,10 @@ def readable_share(
         ``(n,)`` float32 in [0, 1]; a text with no counted token gets 1.0 (nothing unread).
     """
     ids = np.asarray(input_ids)
+    unread_ids = [unread] if isinstance(unread, (int, np.integer)) else list(unread)
     counted = np.asarray(attention_mask).astype(bool) & ~np.isin(ids, list(ignore_ids))
     total = counted.sum(axis=1)
-    unknown = (counted & (ids == unk_id)).sum(axis=1)
+    unknown = (counted & np.isin(ids, unread_ids)).sum(axis=1)
     share = np.ones(ids.shape[0], dtype=np.float32)
     has = total > 0
     share[has] = 1.0 - unknown[has] / total[has]
@@ -76,6 +82,22 @@ def encoder_readable_share(encoder: Any, texts: Sequence[str]) -> np.ndarray:
     return CoverageMeter.from_encoder(encoder).share(texts)
 
 
+def unread_token_ids(vocab: Mapping[str, int], name_or_path: str | None) -> set[int]:
+    """Ids of the vocabulary tokens written in a script the model's card rules out.
+
+    Args:
+        vocab: Token -> id.
+        name_or_path: The model (its card is read from disk only; ``""``: the bundled default;
+            ``None``: unknown). No card, or no language on it: nothing is ruled out (empty set).
+    """
+    if name_or_path is None:
+        return set()
+    scripts = unread_scripts(declared_languages(name_or_path))
+    if not scripts:
+        return set()
+    return {i for t, i in vocab.items() if token_scripts(t) & scripts}
+
+
 def _is_ascii(text: str) -> bool:
     return text.isascii()
 
@@ -91,25 +113,37 @@ class CoverageMeter:
         tokenize: ``texts -> {"input_ids", "attention_mask"}`` (padded arrays).
         unk_id: The ``[UNK]`` id.
         ignore_ids: Special and punctuation ids left out of the count.
+        unread_ids: Further ids counted as unread, like ``[UNK]``: the vocabulary's tokens in
+            scripts the model was not trained on (see :func:`unread_token_ids`).
     """
 
-    def __init__(self, tokenize: Any, unk_id: int, ignore_ids: set[int]) -> None:
+    def __init__(
+        self, tokenize: Any, unk_id: int, ignore_ids: set[int], unread_ids: Iterable[int] = ()
+    ) -> None:
         self._tokenize = tokenize
         self.unk_id = unk_id
         self.ignore_ids = ignore_ids
+        self.unread_ids = {unk_id, *unread_ids}
 
     @classmethod
     def from_encoder(cls, encoder: Any) -> CoverageMeter:
-        """Meter over a SimCSEEncoder's Hugging Face tokenizer."""
+        """Meter over a SimCSEEncoder's Hugging Face tokenizer (its model card, if on disk,
+        says which scripts it reads)."""
         tok = encoder.tokenizer
-        punct = {i for t, i in tok.get_vocab().items() if is_punctuation(t)}
+        vocab = tok.get_vocab()
+        punct = {i for t, i in vocab.items() if is_punctuation(t)}
         special = set(tok.all_special_ids) - {tok.unk_token_id}
-        return cls(encoder.tokenize, tok.unk_token_id, special | punct)
+        unread = unread_token_ids(vocab, getattr(encoder, "name_or_path", None))
+        return cls(encoder.tokenize, tok.unk_token_id, special | punct, unread)
 
     @classmethod
-    def from_query_model(cls, query_model: Any) -> CoverageMeter | None:
+    def from_query_model(
+        cls, query_model: Any, name_or_path: str | None = None
+    ) -> CoverageMeter | None:
         """Meter over a cached query model's ``tokenizer.json`` (``None`` if it has no
-        WordPiece / BPE vocabulary with an unknown token)."""
+        WordPiece / BPE vocabulary with an unknown token); ``name_or_path`` names the model
+        whose card says which scripts it reads (``""``: the bundled default; ``None``: unknown,
+        so only ``[UNK]`` counts as unread)."""
         spec = json.loads(query_model.files["tokenizer.json"])
         model = spec.get("model") or {}
         vocab, unk = model.get("vocab"), model.get("unk_token")
@@ -117,7 +151,10 @@ class CoverageMeter:
             return None
         special = {t["id"] for t in spec.get("added_tokens", []) if t.get("special")}
         punct = {i for t, i in vocab.items() if is_punctuation(t)}
-        return cls(query_model.tokenizer().tokenize, vocab[unk], (special - {vocab[unk]}) | punct)
+        unread = unread_token_ids(vocab, name_or_path)
+        return cls(
+            query_model.tokenizer().tokenize, vocab[unk], (special - {vocab[unk]}) | punct, unread
+        )
 
     @classmethod
     def for_model(cls, model: Any) -> CoverageMeter | None:
@@ -125,7 +162,7 @@ class CoverageMeter:
         is searched without PyTorch, else the encoder's (``None`` if it has no tokenizer)."""
         if isinstance(model, DeferredEncoder):
             if not model.loaded:
-                return cls.from_query_model(model.query_model)
+                return cls.from_query_model(model.query_model, model.name_or_path)
             model = model.load()
         return cls.from_encoder(model) if hasattr(model, "tokenizer") else None
 
@@ -142,7 +179,7 @@ class CoverageMeter:
             out[rows] = readable_share(
                 np.asarray(batch["input_ids"]),
                 np.asarray(batch["attention_mask"]),
-                self.unk_id,
+                self.unread_ids,
                 self.ignore_ids,
             )
         return out
@@ -196,7 +233,8 @@ class DenseCoverage:
             return
         self._warned = True
         logger.warning(
-            "model %r reads only %.0f%% of the tokens of these %s (the rest are [UNK]); their "
+            "model %r reads only %.0f%% of the tokens of these %s (the rest are [UNK] or in a "
+            "script its model card's languages do not use); their "
             "dense ranking is weighted down accordingly and BM25 carries the search. For this "
             "language use a model that covers it, e.g. --model shibing624/text2vec-base-chinese "
             "(downloaded once, needs a network).",

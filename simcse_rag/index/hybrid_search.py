@@ -35,7 +35,9 @@ class Legs:
         bm25: The BM25 index.
         encode_queries: Texts -> unit vectors ``(m, dim)``.
         dense_weights: Texts and the configured dense weight -> each query's dense weight
-            (scaled by how much of the query the model can read).
+            (scaled by how much of the query the model can read). A hybrid query whose weight
+            is 0 is not encoded: its dense leg could add nothing to the fusion, so its hits
+            are BM25's (with no ``dense`` source).
     """
 
     dense: DenseBackend
@@ -92,6 +94,29 @@ def _leg_hits(ranking: Ranking, mode: str, k: int) -> list[Hit]:
     ]
 
 
+def _dense_legs(
+    legs: Legs,
+    texts: Sequence[str],
+    weights: Sequence[float],
+    mode: str,
+    depth: int,
+    allowed: frozenset[str] | None,
+) -> list[Ranking] | None:
+    """Dense rankings of ``texts`` (``None`` in ``bm25`` mode). In ``hybrid`` mode a text whose
+    dense weight is 0 gets an empty ranking without being encoded: the query encoder is most of
+    a search's time, and a leg with no weight cannot change the fused order."""
+    if mode == "bm25":
+        return None
+    need = [j for j in range(len(texts)) if mode == "dense" or weights[j] > 0]
+    out: list[Ranking] = [[] for _ in texts]
+    if need:
+        vectors = legs.encode_queries([texts[j] for j in need])
+        found = dense_rankings(legs.dense, vectors, depth, allowed)
+        for j, ranking in zip(need, found, strict=True):
+            out[j] = ranking
+    return out
+
+
 def search_live(
     legs: Legs,
     config: HybridConfig,
@@ -124,13 +149,9 @@ def search_live(
     if not passages or (allowed is not None and not allowed):
         return results
     texts = [queries[i] for i in live]
-    dense = (
-        dense_rankings(legs.dense, legs.encode_queries(texts), depth, allowed)
-        if mode in ("hybrid", "dense")
-        else None
-    )
-    sparse = bm25_rankings(legs.bm25, texts, depth, allowed) if mode in ("hybrid", "bm25") else None
     weights = legs.dense_weights(texts, config.weights["dense"]) if mode == "hybrid" else []
+    dense = _dense_legs(legs, texts, weights, mode, depth, allowed)
+    sparse = bm25_rankings(legs.bm25, texts, depth, allowed) if mode in ("hybrid", "bm25") else None
     for j, i in enumerate(live):
         if mode == "hybrid":
             hits = fuse(

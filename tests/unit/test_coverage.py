@@ -62,3 +62,49 @@ def test_share_of_a_corpus_tokenizes_a_slice_at_a_time() -> None:
     assert max(batches) <= 1024 and sum(batches) == 10_000  # ASCII texts skip the tokenizer
     expected = [0.5 if i % 3 else 1.0 for i in range(10_000)] + [1.0]
     assert share.tolist() == pytest.approx(expected)
+
+
+@pytest.fixture(scope="module")
+def english_card_encoder(tiny_model_dir: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The tiny model (whose vocabulary holds every common Han character) with a card that
+    declares English only."""
+    import shutil
+
+    from simcse_rag.encoder import SimCSEEncoder
+
+    folder = shutil.copytree(tiny_model_dir, tmp_path_factory.mktemp("card") / "tiny-en")
+    (folder / "README.md").write_text("---\nlanguage: en\n---\n", encoding="utf-8")
+    return SimCSEEncoder.from_pretrained(folder, device="cpu")
+
+
+def test_han_in_the_vocabulary_is_unread_by_a_model_declared_english(
+    tiny_encoder: Any, english_card_encoder: Any
+) -> None:
+    texts = ["发烧咳嗽", "fever 发烧", "fever"]
+    # No card: every Han character is in the tiny vocabulary, so all of it counts as read.
+    assert encoder_readable_share(tiny_encoder, texts).tolist() == [1.0, 1.0, 1.0]
+    # Card says English: Han tokens count as unread although none is [UNK].
+    share = encoder_readable_share(english_card_encoder, texts)
+    assert share.tolist() == pytest.approx([0.0, 1 / 3, 1.0])
+
+
+def test_meter_of_a_cached_query_model_reads_the_card_by_model_name(
+    english_card_encoder: Any, tmp_path: Any
+) -> None:
+    """A saved index searched without PyTorch measures with its cached tokenizer.json; the
+    model's name (from the manifest) finds the card."""
+    from types import SimpleNamespace
+
+    from simcse_rag.index.coverage import CoverageMeter
+    from simcse_rag.onnx_cache import FastQueryTokenizer
+
+    english_card_encoder.tokenizer.save_pretrained(tmp_path)
+    tokenizer_json = (tmp_path / "tokenizer.json").read_text(encoding="utf-8")
+    pad = {"pad_id": 0, "pad_token": "[PAD]", "pad_type_id": 0, "side": "right"}
+    tokenizer = FastQueryTokenizer(tokenizer_json, max_length=32, dim=8, padding=pad)
+    query_model = SimpleNamespace(
+        files={"tokenizer.json": tokenizer_json.encode()}, tokenizer=lambda: tokenizer
+    )
+    assert CoverageMeter.from_query_model(query_model).share(["发烧"]).tolist() == [1.0]
+    named = CoverageMeter.from_query_model(query_model, english_card_encoder.name_or_path)
+    assert named.share(["发烧", "fever"]).tolist() == [0.0, 1.0]

@@ -343,3 +343,26 @@ def test_index_saved_before_fusion_existed_keeps_rrf(tiny_encoder: Any, tmp_path
     del manifest["config"]["fusion"]
     (folder / "manifest.json").write_text(json.dumps(manifest))
     assert HybridRetriever.load(folder, tiny_encoder).config.fusion == "rrf"
+
+
+def test_hybrid_query_with_dense_weight_zero_is_not_encoded(tiny_encoder: Any) -> None:
+    """Hangul is [UNK] to the tiny model: in hybrid mode that query's dense weight is 0, so it is
+    never encoded and its hits are BM25's; dense mode still encodes it."""
+    passages = [*PASSAGES, Passage("k1", "안녕하세요 감기"), Passage("k2", "감기 fever")]
+    retriever = HybridRetriever.from_passages(passages, tiny_encoder)
+    encoded: list[list[str]] = []
+    real = retriever.encode_queries
+
+    def spy(queries: Any) -> Any:
+        encoded.append(list(queries))
+        return real(queries)
+
+    retriever.encode_queries = spy  # type: ignore[method-assign]
+    mixed = retriever.search_batch(["감기", "fever cough"], k=5)
+    assert encoded == [["fever cough"]]
+    bm25 = retriever.search("감기", k=5, mode="bm25")
+    assert [h.id for h in mixed[0]] == [h.id for h in bm25]
+    assert all(set(h.sources) == {"bm25"} for h in mixed[0])
+    assert "dense" in mixed[1][0].sources
+    retriever.search("감기", k=5, mode="dense")
+    assert encoded[-1] == ["감기"]

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from simcse_rag import _validate
 from simcse_rag.pairs import TrainingPair
 
 if TYPE_CHECKING:
@@ -59,12 +60,8 @@ class LabelRule:
 
     def __post_init__(self) -> None:
         for name in ("max_leg_rank", "max_dense_rank", "max_bm25_rank"):
-            rank = getattr(self, name)
-            bad = isinstance(rank, bool) or not isinstance(rank, int) or rank < 1
-            if rank is not None and bad:
-                raise ValueError(
-                    f"LabelRule.{name} must be a positive integer or None, got {rank!r}."
-                )
+            rank = _validate.optional_positive_int(getattr(self, name), f"LabelRule.{name}")
+            object.__setattr__(self, name, rank)  # numpy integers stored as int
         if not 0.0 <= self.min_margin < 1.0:
             raise ValueError(f"LabelRule.min_margin must be in [0, 1), got {self.min_margin!r}.")
 

@@ -133,8 +133,7 @@ def reencode(
     )
     ids = list(passages)
     texts = [passages[i].text for i in ids]
-    cache = contents.cache
-    encode_missing(encoder, cache, texts, backend=new, batch_size=config.batch_size)
+    encode_missing(encoder, contents.cache, texts, backend=new, batch_size=config.batch_size)
     rebuilt = DenseIndex(encoder.dim, config.dense_index)
-    insert(rebuilt, cache, ids, texts, new)
+    insert(rebuilt, contents.cache, ids, texts, new)
     return rebuilt, new

@@ -6,6 +6,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from simcse_rag.adapt import (
@@ -170,6 +171,10 @@ def test_settings_are_validated() -> None:
         LabelRule(max_bm25_rank=True)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max_dense_rank"):
         LabelRule(max_dense_rank=-1)
+    with pytest.raises(ValueError, match="max_leg_rank"):
+        LabelRule(max_leg_rank=1.5)  # type: ignore[arg-type]
+    numpy_rank = LabelRule(max_leg_rank=np.int64(2))  # type: ignore[arg-type]
+    assert numpy_rank.max_leg_rank == 2 and type(numpy_rank.max_leg_rank) is int
     with pytest.raises(ValueError, match="min_margin"):
         LabelRule(min_margin=1.5)
     with pytest.raises(ValueError, match="round_trip_k"):

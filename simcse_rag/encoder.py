@@ -290,13 +290,15 @@ class SimCSEEncoder:
         show_progress: bool = False,
         backend: str = "torch",
         chunk_size: int = 0,
+        on_tokens: passage_encoder.TokenHook | None = None,
     ) -> Iterator[np.ndarray]:
         """Encode texts a chunk at a time: yields ``(m, dim)`` float32 arrays, in input order.
 
         Memory holds one chunk's tokens and vectors, not the corpus's, so a caller that stores
         each chunk (e.g. into an index) keeps its peak memory independent of the corpus size.
         Arguments as :meth:`encode`; ``chunk_size`` texts per chunk (0: the default,
-        :data:`~simcse_rag.passage_encoder.CHUNK_SIZE`).
+        :data:`~simcse_rag.passage_encoder.CHUNK_SIZE`); ``on_tokens(chunk_texts, input_ids)``
+        is called with each chunk's unpadded token ids before the chunk is encoded.
         """
         return passage_encoder.iter_encode(
             self,
@@ -306,6 +308,7 @@ class SimCSEEncoder:
             show_progress=show_progress,
             backend=backend,
             chunk_size=chunk_size,
+            on_tokens=on_tokens,
         )
 
     def _check_texts(self, texts: Sequence[str], batch_size: int) -> list[str]:

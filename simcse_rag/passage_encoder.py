@@ -44,6 +44,9 @@ DEFAULT_BACKEND = "auto"
 #: Texts tokenized and encoded at a time by :func:`iter_encode`: enough for length sorting to
 #: remove most padding, small enough that tokens never dominate memory.
 CHUNK_SIZE = 4096
+#: ``on_tokens(chunk_texts, input_ids)``: sees each chunk's unpadded token ids (e.g. to measure
+#: vocabulary coverage without tokenizing again).
+TokenHook = Callable[[list[str], list[list[int]]], object]
 
 
 def check_passage_backend(backend: object) -> str:
@@ -234,9 +237,11 @@ def iter_encode(
     show_progress: bool,
     backend: str,
     chunk_size: int,
+    on_tokens: TokenHook | None = None,
 ) -> Iterator[np.ndarray]:
     """:meth:`SimCSEEncoder.iter_encode <simcse_rag.encoder.SimCSEEncoder.iter_encode>` for
-    checked ``texts``: per chunk, tokenize, sort by length, run the batches on ``backend``.
+    checked ``texts``: per chunk, tokenize, sort by length, run the batches on ``backend``;
+    ``on_tokens(chunk_texts, input_ids)`` sees each chunk's token ids before it is encoded.
 
     Arguments are checked and the ONNX model built now, not at the first ``next()``.
     """
@@ -252,7 +257,14 @@ def iter_encode(
         resolved = "torch"
     onnx = encoder.onnx_slot.get(encoder, resolved) if resolved != "torch" and texts else None
     return _chunks(
-        encoder, texts, batch_size, normalize, show_progress, chunk_size or CHUNK_SIZE, onnx
+        encoder,
+        texts,
+        batch_size,
+        normalize,
+        show_progress,
+        chunk_size or CHUNK_SIZE,
+        onnx,
+        on_tokens,
     )
 
 
@@ -264,6 +276,7 @@ def _chunks(
     show_progress: bool,
     chunk_size: int,
     onnx: OnnxPassageEncoder | None,
+    on_tokens: TokenHook | None,
 ) -> Iterator[np.ndarray]:
     from tqdm.auto import tqdm
 
@@ -272,6 +285,8 @@ def _chunks(
         for start in range(0, len(texts), chunk_size):
             chunk = texts[start : start + chunk_size]
             encoded = encoder.tokenize(chunk, padding=False)
+            if on_tokens is not None:
+                on_tokens(chunk, encoded["input_ids"])
             order = np.argsort([-len(ids) for ids in encoded["input_ids"]], kind="stable")
             batches = [order[i : i + step] for i in range(0, len(chunk), step)]
             out = np.empty((len(chunk), encoder.dim), dtype=np.float32)

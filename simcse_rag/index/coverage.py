@@ -12,6 +12,7 @@ model reads nothing and 1 on text it reads fully (English).
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import threading
@@ -62,9 +63,28 @@ def readable_share(
     ids = np.asarray(input_ids)
     unread_ids = [unread] if isinstance(unread, (int, np.integer)) else list(unread)
     counted = np.asarray(attention_mask).astype(bool) & ~np.isin(ids, list(ignore_ids))
-    total = counted.sum(axis=1)
-    unknown = (counted & np.isin(ids, unread_ids)).sum(axis=1)
-    share = np.ones(ids.shape[0], dtype=np.float32)
+    return _share(counted.sum(axis=1), (counted & np.isin(ids, unread_ids)).sum(axis=1))
+
+
+def token_readable_share(
+    token_ids: Sequence[Sequence[int]], unread: int | Iterable[int], ignore_ids: Iterable[int] = ()
+) -> np.ndarray:
+    """:func:`readable_share` of unpadded token id lists (one list per text), counted on one
+    flat array: the same numbers as tokenizing the texts again with padding."""
+    unread_ids = [unread] if isinstance(unread, (int, np.integer)) else list(unread)
+    lengths = np.fromiter(map(len, token_ids), dtype=np.int64, count=len(token_ids))
+    flat = np.fromiter(
+        itertools.chain.from_iterable(token_ids), dtype=np.int64, count=int(lengths.sum())
+    )
+    counted = ~np.isin(flat, list(ignore_ids))
+    row = np.repeat(np.arange(len(token_ids)), lengths)
+    total = np.bincount(row[counted], minlength=len(token_ids))
+    unknown = np.bincount(row[counted & np.isin(flat, unread_ids)], minlength=len(token_ids))
+    return _share(total, unknown)
+
+
+def _share(total: np.ndarray, unknown: np.ndarray) -> np.ndarray:
+    share = np.ones(total.shape[0], dtype=np.float32)
     has = total > 0
     share[has] = 1.0 - unknown[has] / total[has]
     return share
@@ -115,15 +135,24 @@ class CoverageMeter:
         ignore_ids: Special and punctuation ids left out of the count.
         unread_ids: Further ids counted as unread, like ``[UNK]``: the vocabulary's tokens in
             scripts the model was not trained on (see :func:`unread_token_ids`).
+        encoder_tokens: ``tokenize`` is the encoder's own tokenization, so the token ids the
+            encoder made while encoding give the same shares (:class:`CoverageTally`).
     """
 
     def __init__(
-        self, tokenize: Any, unk_id: int, ignore_ids: set[int], unread_ids: Iterable[int] = ()
+        self,
+        tokenize: Any,
+        unk_id: int,
+        ignore_ids: set[int],
+        unread_ids: Iterable[int] = (),
+        *,
+        encoder_tokens: bool = False,
     ) -> None:
         self._tokenize = tokenize
         self.unk_id = unk_id
         self.ignore_ids = ignore_ids
         self.unread_ids = {unk_id, *unread_ids}
+        self.encoder_tokens = encoder_tokens
 
     @classmethod
     def from_encoder(cls, encoder: Any) -> CoverageMeter:
@@ -134,7 +163,7 @@ class CoverageMeter:
         punct = {i for t, i in vocab.items() if is_punctuation(t)}
         special = set(tok.all_special_ids) - {tok.unk_token_id}
         unread = unread_token_ids(vocab, getattr(encoder, "name_or_path", None))
-        return cls(encoder.tokenize, tok.unk_token_id, special | punct, unread)
+        return cls(encoder.tokenize, tok.unk_token_id, special | punct, unread, encoder_tokens=True)
 
     @classmethod
     def from_query_model(
@@ -166,11 +195,20 @@ class CoverageMeter:
             model = model.load()
         return cls.from_encoder(model) if hasattr(model, "tokenizer") else None
 
-    def share(self, texts: Sequence[str]) -> np.ndarray:
+    def share(self, texts: Sequence[str], known: Mapping[str, float] | None = None) -> np.ndarray:
         """:func:`readable_share` per text; ASCII texts are read fully by any WordPiece/BPE
-        vocabulary built on Latin text, so they skip the tokenizer (English latency unchanged)."""
+        vocabulary built on Latin text, so they skip the tokenizer (English latency unchanged),
+        and so do the texts whose share ``known`` already holds (:class:`CoverageTally`)."""
         out = np.ones(len(texts), dtype=np.float32)
-        todo = [i for i, t in enumerate(texts) if not _is_ascii(t)]
+        todo = []
+        for i, text in enumerate(texts):
+            if _is_ascii(text):
+                continue
+            value = None if known is None else known.get(text)
+            if value is None:
+                todo.append(i)
+            else:
+                out[i] = value
         # A slice at a time: the tokenizer pads its batch, so a corpus at once would hold a
         # (texts x longest) matrix of ids several times over.
         for start in range(0, len(todo), _TOKENIZE_ROWS):
@@ -183,6 +221,31 @@ class CoverageMeter:
                 self.ignore_ids,
             )
         return out
+
+
+class CoverageTally:
+    """Readable shares taken from the token ids the encoder made while encoding (its
+    ``on_tokens`` hook), so the passage check does not tokenize those texts a second time.
+
+    Args:
+        meter: A meter whose tokenization is the encoder's (``encoder_tokens``).
+
+    Attributes:
+        shares: Readable share by text, for the non-ASCII texts seen.
+    """
+
+    def __init__(self, meter: CoverageMeter) -> None:
+        self._meter = meter
+        self.shares: dict[str, float] = {}
+
+    def observe(self, texts: Sequence[str], token_ids: Sequence[Sequence[int]]) -> None:
+        """Record the shares of ``texts`` from their unpadded ``token_ids``."""
+        rows = [i for i, text in enumerate(texts) if not _is_ascii(text)]
+        if rows:
+            share = token_readable_share(
+                [token_ids[i] for i in rows], self._meter.unread_ids, self._meter.ignore_ids
+            )
+            self.shares.update(zip((texts[i] for i in rows), share.tolist(), strict=True))
 
 
 class DenseCoverage:
@@ -220,13 +283,23 @@ class DenseCoverage:
         self._warn_once(share, "queries")
         return (float(weight) * dense_weight_factor(share)).tolist()
 
-    def check(self, texts: Sequence[str], what: str) -> None:
-        """Warn (once) when the model cannot read most of ``texts`` (passages at index time)."""
+    def tally(self, texts: Sequence[str]) -> CoverageTally | None:
+        """A collector for the encoder's token ids that :meth:`check` of ``texts`` then reads,
+        or ``None`` when there is nothing to collect (warned already, ASCII texts only, no
+        meter, or a meter that tokenizes otherwise than the encoder)."""
+        if self._warned or all(map(_is_ascii, texts)):
+            return None
+        meter = self._get()
+        return CoverageTally(meter) if meter is not None and meter.encoder_tokens else None
+
+    def check(self, texts: Sequence[str], what: str, tally: CoverageTally | None = None) -> None:
+        """Warn (once) when the model cannot read most of ``texts`` (passages at index time);
+        the shares ``tally`` collected are used instead of tokenizing those texts again."""
         if self._warned:
             return
         meter = self._get()
         if meter is not None:
-            self._warn_once(meter.share(texts), what)
+            self._warn_once(meter.share(texts, None if tally is None else tally.shares), what)
 
     def _warn_once(self, share: np.ndarray, what: str) -> None:
         if self._warned or not share.size or float(share.mean()) >= 0.5:

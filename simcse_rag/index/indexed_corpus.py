@@ -24,7 +24,7 @@ from simcse_rag.index.backend import DenseBackend
 from simcse_rag.index.bm25 import BM25Index
 from simcse_rag.index.cache import EmbeddingCache
 from simcse_rag.index.config import HybridConfig
-from simcse_rag.index.coverage import CoverageMeter, DenseCoverage
+from simcse_rag.index.coverage import CoverageMeter, CoverageTally, DenseCoverage
 from simcse_rag.index.deferred import DeferredEncoder
 from simcse_rag.index.dense import DenseIndex
 from simcse_rag.index.filters import Filter, FilterIdCache
@@ -102,9 +102,14 @@ class IndexedCorpus:
         return vectors
 
     def _cache_vectors(
-        self, texts: Sequence[str], config: HybridConfig, show_progress: bool
+        self,
+        texts: Sequence[str],
+        config: HybridConfig,
+        show_progress: bool,
+        tally: CoverageTally | None = None,
     ) -> None:
-        """Encode into the embedding cache the texts it lacks (this index's passage backend)."""
+        """Encode into the embedding cache the texts it lacks (this index's passage backend);
+        ``tally`` collects the vocabulary coverage of the texts encoded from their token ids."""
         self.backend = passage_vectors.usable_backend(
             self.encoder, self.passage_backend(config), len(self.dense)
         )
@@ -115,6 +120,7 @@ class IndexedCorpus:
             backend=self.backend,
             batch_size=config.batch_size,
             show_progress=show_progress,
+            on_tokens=None if tally is None else tally.observe,
         )
 
     def add(
@@ -126,8 +132,11 @@ class IndexedCorpus:
             return
         ids = [p.id for p in items]
         texts = [p.text for p in items]
-        self._cache_vectors(texts, config, show_progress)  # outside the lock
-        self.coverage.check(texts, "passages")
+        # Outside the lock. The coverage check reads the encoder's token ids (tally) rather
+        # than tokenizing the new texts a second time.
+        tally = self.coverage.tally(texts)
+        self._cache_vectors(texts, config, show_progress, tally)
+        self.coverage.check(texts, "passages", tally)
         with self.lock.write():
             passage_vectors.insert(self.dense, self.cache, ids, texts, self.passage_backend(config))
             self.bm25.add(ids, texts)

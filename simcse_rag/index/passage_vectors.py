@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from tqdm.auto import tqdm
 
 from simcse_rag.index.cache import EmbeddingCache
-from simcse_rag.passage_encoder import CHUNK_SIZE, resolve_passage_backend
+from simcse_rag.passage_encoder import CHUNK_SIZE, TokenHook, resolve_passage_backend
 
 if TYPE_CHECKING:
     from simcse_rag.index.persist import IndexContents
@@ -37,13 +37,16 @@ def encode_missing(
     backend: str,
     batch_size: int,
     show_progress: bool = False,
+    on_tokens: TokenHook | None = None,
 ) -> None:
     """Put into ``cache`` a ``backend`` vector for every text of ``texts`` it lacks.
 
     Each distinct missing text is encoded once, :data:`CHUNK_SIZE` at a time, and each chunk's
     vectors go straight into the cache, so neither the corpus's token lists nor a matrix of its
     vectors are held. ``backend`` is passed only when it is not ``torch``, so any object with
-    ``encode(texts, batch_size=, show_progress=)`` still works as an encoder.
+    ``encode(texts, batch_size=, show_progress=)`` still works as an encoder. ``on_tokens``
+    sees each chunk's token ids (encoders with ``iter_encode`` only, e.g.
+    :class:`~simcse_rag.encoder.SimCSEEncoder`).
     """
     missing = cache.missing(texts, backend)
     if not missing:
@@ -51,11 +54,20 @@ def encode_missing(
     todo = list(dict.fromkeys(texts[i] for i in missing))
     logger.info("encoding %d new texts (%d cached)", len(todo), len(texts) - len(missing))
     options: dict[str, Any] = {} if backend == "torch" else {"backend": backend}
+    if on_tokens is not None and hasattr(encoder, "iter_encode"):
+        options.update(on_tokens=on_tokens, chunk_size=CHUNK_SIZE)
+        chunks = encoder.iter_encode(todo, batch_size=batch_size, **options)
+    else:
+        chunks = (
+            encoder.encode(todo[start : start + CHUNK_SIZE], batch_size=batch_size, **options)
+            for start in range(0, len(todo), CHUNK_SIZE)
+        )
+    start = 0
     with tqdm(total=len(todo), disable=not show_progress, desc="Encoding", unit="text") as bar:
-        for start in range(0, len(todo), CHUNK_SIZE):
-            chunk = todo[start : start + CHUNK_SIZE]
-            cache.put(chunk, encoder.encode(chunk, batch_size=batch_size, **options), backend)
-            bar.update(len(chunk))
+        for vectors in chunks:
+            cache.put(todo[start : start + len(vectors)], vectors, backend)
+            start += len(vectors)
+            bar.update(len(vectors))
 
 
 def insert(

@@ -108,3 +108,52 @@ def test_meter_of_a_cached_query_model_reads_the_card_by_model_name(
     assert CoverageMeter.from_query_model(query_model).share(["发烧"]).tolist() == [1.0]
     named = CoverageMeter.from_query_model(query_model, english_card_encoder.name_or_path)
     assert named.share(["发烧", "fever"]).tolist() == [0.0, 1.0]
+
+
+def test_token_ids_give_the_shares_of_a_padded_tokenization() -> None:
+    """The coverage check reads the encoder's unpadded token ids: the shares must be the ones
+    tokenizing again with padding gives, to the last bit."""
+    from simcse_rag.index.coverage import token_readable_share
+
+    rng = np.random.default_rng(0)
+    lists = [
+        [CLS, *rng.choice([UNK, DOT, 7, 8, 9], size=int(n)).tolist(), SEP]
+        for n in rng.integers(0, 40, size=300)
+    ] + [[CLS, SEP], []]
+    width = max(map(len, lists))
+    padded = np.array([ids + [PAD] * (width - len(ids)) for ids in lists])
+    mask = np.array([[1] * len(ids) + [0] * (width - len(ids)) for ids in lists])
+    expected = readable_share(padded, mask, UNK, {CLS, SEP, DOT})
+    got = token_readable_share(lists, UNK, {CLS, SEP, DOT})
+    assert got.dtype == expected.dtype and np.array_equal(got, expected)
+    assert got[-2:].tolist() == [1.0, 1.0]  # nothing counted: nothing unread
+
+
+@pytest.mark.parametrize("card", [False, True])
+def test_tally_from_encoder_tokens_equals_tokenizing_again(
+    tiny_encoder: Any, english_card_encoder: Any, card: bool
+) -> None:
+    """With and without a card (whose languages make Han tokens unread although in the
+    vocabulary)."""
+    from simcse_rag.index.coverage import CoverageMeter, DenseCoverage
+
+    encoder = english_card_encoder if card else tiny_encoder
+    texts = ["fever 안녕", "안녕하세요", "fever and cough?", "감기 fever 发烧", "发烧咳嗽"]
+    texts.append("안녕하세요")  # a repeat
+    coverage = DenseCoverage(lambda: CoverageMeter.from_encoder(encoder), "tiny")
+    assert coverage.tally(["english only"]) is None  # ASCII texts never reach the tokenizer
+    tally = coverage.tally(texts)
+    assert tally is not None
+    for _ in encoder.iter_encode(list(dict.fromkeys(texts)), on_tokens=tally.observe):
+        pass
+    assert set(tally.shares) == {"fever 안녕", "안녕하세요", "감기 fever 发烧", "发烧咳嗽"}
+    meter = CoverageMeter.from_encoder(encoder)
+    assert np.array_equal(meter.share(texts, tally.shares), meter.share(texts))
+    assert (tally.shares["发烧咳嗽"] == 0.0) is card
+
+
+def test_meter_of_another_tokenizer_collects_nothing() -> None:
+    from simcse_rag.index.coverage import CoverageMeter, DenseCoverage
+
+    meter = CoverageMeter(lambda texts: None, UNK, {CLS, SEP})  # e.g. a query model's tokenizer
+    assert DenseCoverage(lambda: meter, "m").tally(["안녕"]) is None

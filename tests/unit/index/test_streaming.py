@@ -141,3 +141,29 @@ def test_build_and_save_hold_no_corpus_matrix(
     probe = HashEncoder().encode([passages[7].text])
     assert loaded.dense_index.search(probe, 1)[0][0, 0] == "d7"
     assert np.array_equal(loaded.cache.lookup([passages[7].text])[0], probe)
+
+
+def test_coverage_check_reuses_the_encoders_token_ids(
+    tiny_encoder: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Passages the model cannot read: the build tokenizes each text once (the encode's token
+    ids serve the coverage check), still encodes a chunk at a time and still warns."""
+    monkeypatch.setattr(passage_vectors, "CHUNK_SIZE", 3)
+    tokenized: list[int] = []
+    real_tokenize = tiny_encoder.tokenize
+
+    def counting_tokenize(texts: Any, **kwargs: Any) -> Any:
+        tokenized.append(len(texts))
+        return real_tokenize(texts, **kwargs)
+
+    monkeypatch.setattr(tiny_encoder, "tokenize", counting_tokenize)
+    passages = [Passage(f"k{i}", f"안녕하세요 {i} 감기") for i in range(7)]
+    with caplog.at_level("WARNING", logger="simcse_rag.index.coverage"):
+        retriever = HybridRetriever.from_passages(passages, tiny_encoder, config=TORCH)
+    assert tokenized == [3, 3, 1]  # the encode's chunks; no second tokenization
+    assert sum("reads only" in r.getMessage() for r in caplog.records) == 1
+    texts = [p.text for p in passages]
+    # The same vectors as encoding each chunk on its own (the path without the token hook).
+    expected = np.concatenate([tiny_encoder.encode(texts[i : i + 3]) for i in range(0, 7, 3)])
+    vectors, missing = retriever.cache.lookup(texts)
+    assert missing == [] and np.array_equal(vectors, expected)

@@ -75,6 +75,10 @@ class SimCSEEncoder:
         name_or_path: Where the model was loaded from.
     """
 
+    #: ``encode`` takes ``on_tokens`` (read from the class, so a wrapper that delegates
+    #: attributes to an encoder is never handed a keyword its own ``encode`` may not take).
+    TOKEN_HOOK = True
+
     def __init__(
         self,
         model: Any,
@@ -239,6 +243,7 @@ class SimCSEEncoder:
         normalize: bool = True,
         show_progress: bool = False,
         backend: str = "torch",
+        on_tokens: passage_encoder.TokenHook | None = None,
     ) -> np.ndarray:
         """Encode texts into vectors.
 
@@ -255,6 +260,8 @@ class SimCSEEncoder:
             backend: ``torch``, ``onnx`` (ONNX Runtime fp32, same vectors), ``onnx-int8`` or
                 ``auto``; see :mod:`simcse_rag.passage_encoder`. A model ONNX cannot export is
                 encoded by PyTorch (one warning).
+            on_tokens: Called as ``on_tokens(chunk_texts, input_ids)`` with each chunk's
+                unpadded token ids before the chunk is encoded.
 
         Returns:
             ``(len(texts), dim)`` float32 array.
@@ -276,6 +283,7 @@ class SimCSEEncoder:
             show_progress=show_progress,
             backend=backend,
             chunk_size=0,
+            on_tokens=on_tokens,
         ):
             out[start : start + len(chunk)] = chunk
             start += len(chunk)
@@ -297,8 +305,7 @@ class SimCSEEncoder:
         Memory holds one chunk's tokens and vectors, not the corpus's, so a caller that stores
         each chunk (e.g. into an index) keeps its peak memory independent of the corpus size.
         Arguments as :meth:`encode`; ``chunk_size`` texts per chunk (0: the default,
-        :data:`~simcse_rag.passage_encoder.CHUNK_SIZE`); ``on_tokens(chunk_texts, input_ids)``
-        is called with each chunk's unpadded token ids before the chunk is encoded.
+        :data:`~simcse_rag.passage_encoder.CHUNK_SIZE`).
         """
         return passage_encoder.iter_encode(
             self,

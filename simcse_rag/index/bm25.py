@@ -31,6 +31,7 @@ import numpy as np
 from simcse_rag import _io, _validate
 from simcse_rag.index.batch import check_add_batch, empty_results
 from simcse_rag.index.bm25_scoring import BACKENDS, Bm25sEngine, new_engine, top_k
+from simcse_rag.index.bm25_terms import TermBatch, tokenize_batch
 from simcse_rag.index.filters import AllowedCache
 from simcse_rag.index.tokenizers import TOKENIZER_VERSION, get_tokenizer
 
@@ -104,17 +105,11 @@ class BM25Index:
         """Tokenize ``text`` with this index's tokenizer."""
         return self._tokenize(text)
 
-    def _term_ids(self, text: str, *, grow: bool) -> np.ndarray:
+    def _term_ids(self, query: str) -> np.ndarray:
+        """A query's term ids; terms no document holds are dropped."""
         vocab = self._vocab
-        out: list[int] = []
-        for token in self._tokenize(text):
-            tid = vocab.get(token)
-            if tid is None:
-                if not grow:
-                    continue
-                tid = vocab[token] = len(vocab)
-            out.append(tid)
-        return np.asarray(out, dtype=np.int32)
+        ids = [vocab.get(token) for token in self._tokenize(query)]
+        return np.asarray([i for i in ids if i is not None], dtype=np.int32)
 
     # ------------------------------------------------------------------ updates
     def __len__(self) -> int:
@@ -138,8 +133,30 @@ class BM25Index:
         ids = _validate.str_ids(ids)
         texts = _validate.str_list(texts, "texts", single="wrap a single text in a list")
         check_add_batch(ids, len(texts), "texts")
-        for doc_id, text in zip(ids, texts, strict=False):
-            tokens = self._term_ids(text, grow=True)
+        self.add_tokenized(ids, self.tokenize_batch(texts))
+
+    def tokenize_batch(self, texts: Sequence[str], *, yield_gil: bool = False) -> TermBatch:
+        """``texts`` tokenized for :meth:`add_tokenized`; reads nothing of the index but its
+        tokenizer, so it may run outside the lock that guards the index (see
+        :func:`~simcse_rag.index.bm25_terms.tokenize_batch`)."""
+        return tokenize_batch(self._tokenize, texts, yield_gil=yield_gil)
+
+    def add_tokenized(self, ids: Sequence[str], batch: TermBatch) -> None:
+        """:meth:`add` of documents already tokenized by :meth:`tokenize_batch`.
+
+        Raises:
+            ValueError: ``ids`` and ``batch`` differ in length, or an id is empty / repeated.
+        """
+        ids = _validate.str_ids(ids)
+        check_add_batch(ids, len(batch.docs), "texts")
+        vocab = self._vocab
+        to_index = np.fromiter(
+            (vocab.setdefault(t, len(vocab)) for t in batch.terms),
+            dtype=np.int32,
+            count=len(batch.terms),
+        )
+        for doc_id, terms in zip(ids, batch.docs, strict=False):
+            tokens = to_index[terms]
             pos = self._pos.get(doc_id)
             if pos is None:
                 self._pos[doc_id] = len(self._ids)
@@ -188,7 +205,7 @@ class BM25Index:
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every document for ``query`` (in :attr:`ids` order)."""
         self.build()
-        term_ids = self._term_ids(query, grow=False)
+        term_ids = self._term_ids(query)
         return self._engine.scores(term_ids if self.query_tf else np.unique(term_ids))
 
     def search(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -127,19 +128,24 @@ class IndexedCorpus:
         self, items: Sequence[Passage], config: HybridConfig, *, show_progress: bool = False
     ) -> None:
         """Add checked passages (an id already present is replaced): encode the missing vectors
-        outside the lock, then insert into both indexes under the write lock."""
+        and tokenize for BM25 outside the lock, then insert into both indexes under the write
+        lock."""
         if not items:
             return
         ids = [p.id for p in items]
         texts = [p.text for p in items]
-        # Outside the lock. The coverage check reads the encoder's token ids (tally) rather
+        # Outside the lock: BM25 tokenizes (jieba, the stemmer) on a thread of its own while
+        # the encoder runs, and the coverage check reads the encoder's token ids (tally) rather
         # than tokenizing the new texts a second time.
         tally = self.coverage.tally(texts)
-        self._cache_vectors(texts, config, show_progress, tally)
-        self.coverage.check(texts, "passages", tally)
+        with ThreadPoolExecutor(1, thread_name_prefix="simcse-bm25") as pool:
+            terms = pool.submit(self.bm25.tokenize_batch, texts, yield_gil=True)
+            self._cache_vectors(texts, config, show_progress, tally)
+            self.coverage.check(texts, "passages", tally)
+            batch = terms.result()
         with self.lock.write():
             passage_vectors.insert(self.dense, self.cache, ids, texts, self.passage_backend(config))
-            self.bm25.add(ids, texts)
+            self.bm25.add_tokenized(ids, batch)
             self.bm25.build()  # rebuild now, not in the next search
             self.filter_ids.clear()
             for p in items:

@@ -45,8 +45,9 @@ def encode_missing(
     vectors go straight into the cache, so neither the corpus's token lists nor a matrix of its
     vectors are held. ``backend`` is passed only when it is not ``torch``, so any object with
     ``encode(texts, batch_size=, show_progress=)`` still works as an encoder. ``on_tokens``
-    sees each chunk's token ids (encoders with ``iter_encode`` only, e.g.
-    :class:`~simcse_rag.encoder.SimCSEEncoder`).
+    sees each chunk's token ids, for encoders whose class says their ``encode`` takes it
+    (``TOKEN_HOOK``, e.g. :class:`~simcse_rag.encoder.SimCSEEncoder`; not a wrapper that
+    delegates to one, whose own ``encode`` is always called).
     """
     missing = cache.missing(texts, backend)
     if not missing:
@@ -54,20 +55,13 @@ def encode_missing(
     todo = list(dict.fromkeys(texts[i] for i in missing))
     logger.info("encoding %d new texts (%d cached)", len(todo), len(texts) - len(missing))
     options: dict[str, Any] = {} if backend == "torch" else {"backend": backend}
-    if on_tokens is not None and hasattr(encoder, "iter_encode"):
-        options.update(on_tokens=on_tokens, chunk_size=CHUNK_SIZE)
-        chunks = encoder.iter_encode(todo, batch_size=batch_size, **options)
-    else:
-        chunks = (
-            encoder.encode(todo[start : start + CHUNK_SIZE], batch_size=batch_size, **options)
-            for start in range(0, len(todo), CHUNK_SIZE)
-        )
-    start = 0
+    if on_tokens is not None and getattr(type(encoder), "TOKEN_HOOK", False):
+        options["on_tokens"] = on_tokens
     with tqdm(total=len(todo), disable=not show_progress, desc="Encoding", unit="text") as bar:
-        for vectors in chunks:
-            cache.put(todo[start : start + len(vectors)], vectors, backend)
-            start += len(vectors)
-            bar.update(len(vectors))
+        for start in range(0, len(todo), CHUNK_SIZE):
+            chunk = todo[start : start + CHUNK_SIZE]
+            cache.put(chunk, encoder.encode(chunk, batch_size=batch_size, **options), backend)
+            bar.update(len(chunk))
 
 
 def insert(

@@ -238,3 +238,29 @@ def test_query_tf_is_saved_and_old_indexes_keep_distinct_terms(tmp_path: Path) -
     np.testing.assert_allclose(old.scores("iron iron"), old.scores("iron"), rtol=1e-6)
     with pytest.raises(TypeError, match="query_tf must be True or False, got 'yes'"):
         BM25Index("en", query_tf="yes")  # type: ignore[arg-type]
+
+
+def _saved_terms(index: BM25Index, folder: Path) -> tuple[list[str], list[list[str]]]:
+    """The saved vocabulary (by id) and each saved document as its terms."""
+    index.save(folder)
+    vocab = json.loads((folder / "vocab.json").read_text())
+    flat, offsets = np.load(folder / "tokens.npy"), np.load(folder / "offsets.npy")
+    docs = [[vocab[t] for t in flat[a:b]] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+    return vocab, docs
+
+
+def test_terms_numbered_in_first_appearance_order_across_batches(tmp_path: Path) -> None:
+    """Tokenizing a batch apart from the index (tokenize_batch, as a build does beside the
+    encoder) numbers new terms as tokenizing into the index one text at a time would."""
+    first = ["fever and cough at night", "儿童发烧怎么办 fever", ""]
+    second = ["cough syrup for children", "发烧 dividends tax", "night night fever"]
+    index = BM25Index()
+    index.add(["a", "b", "c"], first)
+    batch = index.tokenize_batch(second, yield_gil=True)
+    index.add_tokenized(["d", "e", "a"], batch)  # "a" replaced (upsert)
+    vocab, docs = _saved_terms(index, tmp_path / "bm25")
+    expected_vocab = list(dict.fromkeys(t for text in first + second for t in index.tokenize(text)))
+    assert vocab == expected_vocab
+    assert docs == [index.tokenize(t) for t in (second[2], first[1], first[2], *second[:2])]
+    with pytest.raises(ValueError, match="texts"):
+        index.add_tokenized(["x"], batch)  # 1 id for 3 documents

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from simcse_rag.index import passage_vectors
+from simcse_rag.index.bm25 import BM25Index
 from simcse_rag.index.cache import EmbeddingCache
 from simcse_rag.index.dense import DenseIndex
 from simcse_rag.index.hybrid import HybridConfig, HybridRetriever
@@ -167,3 +168,35 @@ def test_coverage_check_reuses_the_encoders_token_ids(
     expected = np.concatenate([tiny_encoder.encode(texts[i : i + 3]) for i in range(0, 7, 3)])
     vectors, missing = retriever.cache.lookup(texts)
     assert missing == [] and np.array_equal(vectors, expected)
+
+
+def test_bm25_tokenizes_while_the_passages_encode(tiny_encoder: Any) -> None:
+    """BM25's tokenizing (jieba, the stemmer) overlaps the encoding instead of following it;
+    the index is the one a plain BM25 add makes."""
+    import threading
+
+    started = threading.Event()
+    overlapped: list[bool] = []
+
+    class WaitingEncoder(RecordingEncoder):
+        def encode(self, texts: list[str], **kwargs: Any) -> np.ndarray:
+            overlapped.append(started.wait(timeout=10))
+            return super().encode(texts, **kwargs)
+
+    retriever = HybridRetriever(WaitingEncoder(tiny_encoder), config=TORCH)
+    bm25 = retriever.bm25_index
+    real = bm25.tokenize_batch
+
+    def tokenize_batch(texts: Any, **kwargs: Any) -> Any:
+        started.set()
+        return real(texts, **kwargs)
+
+    bm25.tokenize_batch = tokenize_batch  # type: ignore[method-assign]
+    passages = [*_passages(5), Passage("zh", "儿童发烧怎么办")]
+    retriever.add(passages)
+    assert overlapped == [True]
+    reference = BM25Index()
+    reference.add([p.id for p in passages], [p.text for p in passages])
+    queries = ["passage topic3", "发烧", "number 4"]
+    for got, want in zip(bm25.search(queries, k=6), reference.search(queries, k=6), strict=True):
+        np.testing.assert_array_equal(got, want)

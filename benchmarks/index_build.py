@@ -18,7 +18,9 @@ unless ``--model``), each in its own child process so its peak RSS is its own (`
 Texts (``corpus``): every distinct text of the shared data (the retrieval corpora's passages,
 STS / NLI / question-matching sentences in English and Chinese, WikiText and OCNLI sentences:
 about 222,000), shuffled with a fixed seed; the first ``--n`` are indexed, so 20,000 and
-100,000 have the same mix. All distinct, so no system can skip one as a repeat.
+100,000 have the same mix. All distinct, so no system can skip one as a repeat. ``--texts
+passages`` takes the retrieval corpora's passages only (LiveQA answers, TAT-QA tables and
+paragraphs, zh_med_qa answers: longer texts).
 
 Times per system: ``load`` (model load, after the module imports), ``build`` (texts in
 memory -> searchable index: the number the ratios compare), ``save`` (ours only), and the
@@ -29,6 +31,7 @@ Run (timings: alone, or under the shared machine's timing lock)::
     pip install -e ".[bench]"    # the peers' embedding packages (not in dev)
     python benchmarks/index_build.py --n 20000
     python benchmarks/index_build.py --n 100000 --systems ours
+    python benchmarks/index_build.py --n 2000 --texts passages --systems ours langchain
 """
 
 from __future__ import annotations
@@ -68,16 +71,18 @@ def _tsv_texts(path: Path, columns: tuple[int, ...]) -> list[str]:
     return [row[c] for row in rows for c in columns if c < len(row)]
 
 
-def corpus(data: Path, n: int, seed: int = 0) -> list[str]:
-    """The first ``n`` of the shared data's distinct texts, shuffled with ``seed``."""
+def corpus(data: Path, n: int, seed: int = 0, kind: str = "mixed") -> list[str]:
+    """The first ``n`` of the shared data's distinct texts, shuffled with ``seed``: every kind
+    of text (``mixed``) or the retrieval corpora's passages only (``passages``, longer)."""
     texts: list[str] = []
     for name in ("liveqa_medquad", "tatqa_fin_dev", "zh_med_qa"):
         with open(data / name / "corpus.jsonl", encoding="utf-8") as fh:
             texts += [json.loads(line)["text"] for line in fh if line.strip()]
-    for name in ("unsup_en.txt", "unsup_zh.txt"):
-        texts += (data / name).read_text(encoding="utf-8").splitlines()
-    for name, columns in PAIR_FILES:
-        texts += _tsv_texts(data / name, columns)
+    if kind == "mixed":
+        for name in ("unsup_en.txt", "unsup_zh.txt"):
+            texts += (data / name).read_text(encoding="utf-8").splitlines()
+        for name, columns in PAIR_FILES:
+            texts += _tsv_texts(data / name, columns)
     pool = [t for t in dict.fromkeys(texts) if t.strip()]
     random.Random(seed).shuffle(pool)
     if n > len(pool):
@@ -136,7 +141,7 @@ def build_llamaindex(texts: list[str], path: str, times: dict[str, float]) -> No
 
 
 def child(args: argparse.Namespace) -> None:
-    texts = corpus(args.data, args.n, args.seed)
+    texts = corpus(args.data, args.n, args.seed, args.texts)
     times: dict[str, float] = {}
     builders = {"ours": build_ours, "langchain": build_langchain, "llamaindex": build_llamaindex}
     builders[args.child](texts, args.model_path, times)
@@ -156,6 +161,8 @@ def run_child(system: str, args: argparse.Namespace, path: str, tmp: Path) -> di
         str(args.n),
         "--seed",
         str(args.seed),
+        "--texts",
+        args.texts,
         "--data",
         str(args.data),
         "--model-path",
@@ -218,6 +225,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=None, help="model folder (default: bundled MiniLM)")
     parser.add_argument("--n", type=int, default=20000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--texts",
+        choices=("mixed", "passages"),
+        default="mixed",
+        help="every kind of shared text, or the retrieval passages only (longer)",
+    )
     parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     parser.add_argument("--child", choices=SYSTEMS, help=argparse.SUPPRESS)
@@ -231,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     from simcse_rag.model_source import resolve_model_path
 
     path = resolve_model_path(args.model)
-    print(json.dumps(text_stats(corpus(args.data, args.n, args.seed), path)), flush=True)
+    texts = corpus(args.data, args.n, args.seed, args.texts)
+    print(json.dumps(text_stats(texts, path)), flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for system in args.systems:

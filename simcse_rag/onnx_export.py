@@ -166,7 +166,12 @@ def _export(encoder: Any, names: list[str], quantize: bool) -> bytes:
         finally:
             encoder.model.train(was_training)
         if quantize:
-            from onnxruntime.quantization import QuantType, quantize_dynamic
+            try:
+                from onnxruntime.quantization import QuantType, quantize_dynamic
+            except ImportError as exc:  # onnx installed but broken
+                raise RuntimeError(
+                    f"int8 quantization needs onnx ({exc}); pip install onnx"
+                ) from exc
 
             qpath = Path(tmp) / "query.int8.onnx"
             with quiet():

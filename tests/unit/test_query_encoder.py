@@ -211,3 +211,29 @@ def test_lazy_encoder_encodes_through_torch_after_a_failed_export(
     lazy = LazyQueryEncoder(tiny_encoder, "onnx")
     np.testing.assert_allclose(lazy.encode(TEXTS), tiny_encoder.encode(TEXTS), atol=2e-5)
     assert lazy.backend == "torch"
+
+
+def test_checking_for_onnx_does_not_import_it() -> None:
+    """Importing onnx takes about a second; an index build whose models are in the ONNX store
+    never needs it, so the availability check only looks the package up."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from simcse_rag.query_encoder import onnxruntime_available\n"
+        "assert onnxruntime_available()\n"
+        "assert 'onnx' not in sys.modules, 'onnx imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_no_onnx_package_means_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else real(name, *a)
+    )
+    assert query_encoder.onnxruntime_available() is False

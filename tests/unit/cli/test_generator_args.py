@@ -197,7 +197,13 @@ def test_ctrl_c_during_generation_exits_130_then_the_same_command_resumes(
         args += ["--generator-url", server.url, "--generator-model", "m"]
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "OPENAI_API_KEY": KEY}
         proc = subprocess.Popen(
-            [sys.executable, "-m", "simcse_rag", *args], stderr=subprocess.PIPE, text=True, env=env
+            [sys.executable, "-m", "simcse_rag", *args],
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            # A background pytest (`&`, nohup) passes SIGINT on ignored, so the child would
+            # never see the Ctrl-C this test sends: give it the default disposition.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         try:
             deadline = time.monotonic() + 120

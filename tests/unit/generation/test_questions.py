@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -106,12 +108,22 @@ def test_server_down_mid_run_keeps_the_replies(
     assert result.counts["cached"] == 2 and result.counts["requests"] == 2
 
 
+@pytest.fixture
+def ctrl_c_reaches_python() -> Iterator[None]:
+    """Python's Ctrl-C handler for the test's duration. A shell starts a background job
+    (``pytest &``, ``nohup``) with SIGINT ignored, and Python then installs no handler, so the
+    SIGINT the fake server sends would be dropped; Ctrl-C at a terminal reaches this handler."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.enable_socket
 @pytest.mark.skipif(
     threading.current_thread() is not threading.main_thread(), reason="needs the main thread"
 )
 def test_ctrl_c_then_resume_sends_no_answered_prompt_again(
-    openai_server: FakeOpenAI, tmp_path: Path
+    openai_server: FakeOpenAI, tmp_path: Path, ctrl_c_reaches_python: None
 ) -> None:
     openai_server.script = [("ok",)] * 3 + [("sigint",)]
     cache = tmp_path / "q.jsonl"

@@ -162,7 +162,8 @@ class CoverageMeter:
         vocab = tok.get_vocab()
         punct = {i for t, i in vocab.items() if is_punctuation(t)}
         special = set(tok.all_special_ids) - {tok.unk_token_id}
-        unread = unread_token_ids(vocab, getattr(encoder, "name_or_path", None))
+        # An encoder built directly (not by from_pretrained) has name_or_path "": no card known.
+        unread = unread_token_ids(vocab, getattr(encoder, "name_or_path", None) or None)
         return cls(encoder.tokenize, tok.unk_token_id, special | punct, unread, encoder_tokens=True)
 
     @classmethod

@@ -88,6 +88,16 @@ def test_han_in_the_vocabulary_is_unread_by_a_model_declared_english(
     assert share.tolist() == pytest.approx([0.0, 1 / 3, 1.0])
 
 
+def test_an_encoder_built_directly_has_no_card(tiny_encoder: Any) -> None:
+    """``SimCSEEncoder(model, tokenizer)`` names no model (``name_or_path`` ""): its Han tokens
+    stay readable rather than taking the bundled English model's card."""
+    from simcse_rag.encoder import SimCSEEncoder
+
+    direct = SimCSEEncoder(tiny_encoder.model, tiny_encoder.tokenizer, device="cpu")
+    assert direct.name_or_path == ""
+    assert encoder_readable_share(direct, ["发烧咳嗽"]).tolist() == [1.0]
+
+
 def test_meter_of_a_cached_query_model_reads_the_card_by_model_name(
     english_card_encoder: Any, tmp_path: Any
 ) -> None:

@@ -46,8 +46,9 @@ QUERY_BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx", "onnx-int8")
 
 def onnxruntime_available() -> bool:
     """Whether ``onnxruntime`` can be imported and ``onnx`` (needed to export and quantize) is
-    installed. ``onnx`` is found, not imported: importing it takes about a second, and a
-    process whose models are already in the ONNX store never needs it."""
+    installed. ``onnx`` is found, not imported: its import is slow (docs/benchmarks.md,
+    "index build time"), and a process whose models are already in the ONNX store never
+    needs it."""
     try:
         import onnxruntime  # noqa: F401
     except ImportError:

@@ -61,9 +61,8 @@ def readable_share(
         ``(n,)`` float32 in [0, 1]; a text with no counted token gets 1.0 (nothing unread).
     """
     ids = np.asarray(input_ids)
-    unread_ids = [unread] if isinstance(unread, (int, np.integer)) else list(unread)
-    counted = np.asarray(attention_mask).astype(bool) & ~np.isin(ids, list(ignore_ids))
-    return _share(counted.sum(axis=1), (counted & np.isin(ids, unread_ids)).sum(axis=1))
+    counted = np.asarray(attention_mask).astype(bool) & ~np.isin(ids, _id_array(ignore_ids))
+    return _share(counted.sum(axis=1), (counted & np.isin(ids, _id_array(unread))).sum(axis=1))
 
 
 def token_readable_share(
@@ -71,16 +70,25 @@ def token_readable_share(
 ) -> np.ndarray:
     """:func:`readable_share` of unpadded token id lists (one list per text), counted on one
     flat array: the same numbers as tokenizing the texts again with padding."""
-    unread_ids = [unread] if isinstance(unread, (int, np.integer)) else list(unread)
     lengths = np.fromiter(map(len, token_ids), dtype=np.int64, count=len(token_ids))
     flat = np.fromiter(
         itertools.chain.from_iterable(token_ids), dtype=np.int64, count=int(lengths.sum())
     )
-    counted = ~np.isin(flat, list(ignore_ids))
+    counted = ~np.isin(flat, _id_array(ignore_ids))
     row = np.repeat(np.arange(len(token_ids)), lengths)
     total = np.bincount(row[counted], minlength=len(token_ids))
-    unknown = np.bincount(row[counted & np.isin(flat, unread_ids)], minlength=len(token_ids))
+    unknown = np.bincount(row[counted & np.isin(flat, _id_array(unread))], minlength=len(token_ids))
     return _share(total, unknown)
+
+
+def _id_array(ids: int | Iterable[int]) -> np.ndarray:
+    """Token ids as the int64 array ``np.isin`` looks them up in (an array passes through, so a
+    meter converts its id sets once, not for every query)."""
+    if isinstance(ids, np.ndarray):
+        return ids
+    if isinstance(ids, (int, np.integer)):
+        return np.asarray([ids], dtype=np.int64)
+    return np.fromiter(ids, dtype=np.int64)
 
 
 def _share(total: np.ndarray, unknown: np.ndarray) -> np.ndarray:
@@ -150,8 +158,9 @@ class CoverageMeter:
     ) -> None:
         self._tokenize = tokenize
         self.unk_id = unk_id
-        self.ignore_ids = ignore_ids
-        self.unread_ids = {unk_id, *unread_ids}
+        # Kept as lookup arrays, built once: share() runs for every non-ASCII query.
+        self.ignore_ids = _id_array(ignore_ids)
+        self.unread_ids = _id_array({unk_id, *unread_ids})
         self.encoder_tokens = encoder_tokens
 
     @classmethod

@@ -20,7 +20,8 @@ from simcse_rag.data import as_examples
 from simcse_rag.encoder import SimCSEEncoder
 from simcse_rag.losses import simcse_loss
 from simcse_rag.train_step import Optimization, TokenCache, cached_forward_backward
-from simcse_rag.trainer import TrainingConfig, train
+from simcse_rag.trainer import train
+from tests.unit.test_trainer import assert_grad_cache_matches_full_batch, eval_loss, train_config
 
 DEVICE = os.environ.get("SIMCSE_RAG_TEST_DEVICE", "cuda")
 ON_CUDA = DEVICE.startswith("cuda")
@@ -53,18 +54,6 @@ def _deterministic():
 
 def _encoder(model_dir, device=DEVICE, **kw):
     return SimCSEEncoder.from_pretrained(model_dir, device=device, **kw)
-
-
-def _cfg(**kw):
-    base = dict(max_steps=6, batch_size=8, learning_rate=1e-3, checkpoint_steps=3, seed=7)
-    base.update(kw)
-    return TrainingConfig(**base)
-
-
-def _eval_loss(encoder, pairs):
-    a = torch.from_numpy(encoder.encode([p[0] for p in pairs], normalize=False))
-    b = torch.from_numpy(encoder.encode([p[1] for p in pairs], normalize=False))
-    return simcse_loss(a, b).item()
 
 
 def _row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -112,11 +101,11 @@ def test_mixed_precision_modes_resolve_per_device(tiny_model_dir):
     else:
         expected["auto"] = (None, False)
     for mode, (dtype, scaled) in expected.items():
-        opt = Optimization.create(model, _cfg(mixed_precision=mode), 4, device)
+        opt = Optimization.create(model, train_config(mixed_precision=mode), 4, device)
         assert (opt.amp_dtype, opt.scaler is not None) == (dtype, scaled), mode
     if not ON_CUDA:
         with pytest.raises(ValueError, match="fp16' needs a CUDA device"):
-            Optimization.create(model, _cfg(mixed_precision="fp16"), 4, device)
+            Optimization.create(model, train_config(mixed_precision="fp16"), 4, device)
 
 
 # --------------------------------------------------------------------------- training
@@ -124,11 +113,13 @@ def test_mixed_precision_modes_resolve_per_device(tiny_model_dir):
 def test_training_on_device_learns_saves_and_reloads_on_cpu(tiny_model_dir, tmp_path, mode):
     enc = _encoder(tiny_model_dir, pooling="mean")
     before_weights = enc.model.embeddings.word_embeddings.weight.detach().cpu().clone()
-    before = _eval_loss(enc, PAIRS)
-    result = train(enc, PAIRS, _cfg(max_steps=40, mixed_precision=mode), output_dir=tmp_path / "o")
+    before = eval_loss(enc, PAIRS)
+    result = train(
+        enc, PAIRS, train_config(max_steps=40, mixed_precision=mode), output_dir=tmp_path / "o"
+    )
     assert result.global_step == 40 and np.isfinite(result.losses).all()
     assert np.mean(result.losses[-8:]) < np.mean(result.losses[:8])
-    assert _eval_loss(enc, PAIRS) < before - 0.5
+    assert eval_loss(enc, PAIRS) < before - 0.5
     assert enc.device.type == DEVICE.split(":")[0] and not enc.model.training
     after_weights = enc.model.embeddings.word_embeddings.weight.detach().cpu()
     assert after_weights.dtype == torch.float32  # autocast never changes the weights' dtype
@@ -148,7 +139,7 @@ def test_unsupervised_training_on_device_model_loads_in_sentence_transformers(
     from sentence_transformers import SentenceTransformer
 
     enc = _encoder(tiny_model_dir)
-    result = train(enc, SENTS, _cfg(), output_dir=tmp_path / "o")
+    result = train(enc, SENTS, train_config(), output_dir=tmp_path / "o")
     assert enc.pooling == "cls_before_pooler" and result.losses[0] > 0.01  # dropout views differ
     st = SentenceTransformer(str(result.output_dir), device="cpu")
     loaded = SimCSEEncoder.from_pretrained(result.output_dir, device="cpu")
@@ -156,32 +147,8 @@ def test_unsupervised_training_on_device_model_loads_in_sentence_transformers(
 
 
 # --------------------------------------------------------------------------- GradCache
-def _grad_cache_batch():
-    return as_examples(
-        [(a, b, [SENTS[(i + 3) % 32], SENTS[(i + 7) % 32]]) for i, (a, b) in enumerate(PAIRS[:8])]
-    )
-
-
 def test_grad_cache_gives_the_full_batch_loss_and_gradients(tiny_model_dir):
-    from simcse_rag.train_step import forward_backward
-
-    batch = _grad_cache_batch()
-    grads, losses = [], []
-    for mini in (None, 3):
-        enc = _encoder(tiny_model_dir)
-        enc.model.train()
-        for m in enc.model.modules():
-            if isinstance(m, torch.nn.Dropout):
-                m.p = 0.0
-        config = _cfg(mini_batch_size=mini, symmetric=True, hard_negative_weight=0.3)
-        losses.append(forward_backward(enc, batch, TokenCache(enc, batch, 64), config, None, None))
-        grads.append(
-            {n: p.grad.clone() for n, p in enc.model.named_parameters() if p.grad is not None}
-        )
-    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
-    assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 10
-    for name, g in grads[0].items():
-        torch.testing.assert_close(grads[1][name], g, rtol=1e-3, atol=1e-5, msg=name)
+    assert_grad_cache_matches_full_batch(lambda: _encoder(tiny_model_dir), atol=1e-5)
 
 
 def test_grad_cache_replays_each_chunks_dropout_mask_on_device(tiny_model_dir):
@@ -215,7 +182,7 @@ def test_grad_cache_training_matches_full_batch_losses(tiny_model_dir, tmp_path,
     examples = [(a, b, SENTS[(i + 3) % len(SENTS)]) for i, (a, b) in enumerate(PAIRS)]
     runs = []
     for mini in (None, 3):
-        config = _cfg(max_steps=4, dropout=0.0, mini_batch_size=mini, mixed_precision=mode)
+        config = train_config(max_steps=4, dropout=0.0, mini_batch_size=mini, mixed_precision=mode)
         res = train(_encoder(tiny_model_dir), examples, config, output_dir=tmp_path / f"m{mini}")
         runs.append(res.losses)
     np.testing.assert_allclose(runs[0], runs[1], rtol=1e-4 if mode == "no" else 2e-2)
@@ -225,7 +192,7 @@ def test_grad_cache_training_matches_full_batch_losses(tiny_model_dir, tmp_path,
 @pytest.mark.parametrize("mode", ["no", "auto", pytest.param("fp16", marks=needs_cuda)])
 def test_resume_on_device_equals_uninterrupted_run(tiny_model_dir, tmp_path, mode):
     """Dropout 0.1 is on: a resumed run only matches if the device's RNG state is restored."""
-    config = _cfg(max_steps=6, checkpoint_steps=3, eval_steps=1, mixed_precision=mode)
+    config = train_config(max_steps=6, checkpoint_steps=3, eval_steps=1, mixed_precision=mode)
     full = _encoder(tiny_model_dir)
     ref = train(full, SENTS, config, output_dir=tmp_path / "full", eval_fn=lambda e: 0.0)
     calls = {"n": 0}
@@ -261,7 +228,7 @@ def test_resume_on_device_equals_uninterrupted_run(tiny_model_dir, tmp_path, mod
 def test_resume_without_the_saved_rng_state_would_differ(tiny_model_dir, tmp_path):
     """Guards the test above: replacing the saved RNG state of the device that draws the
     dropout masks changes the resumed losses, so that test fails if the state is not restored."""
-    config = _cfg(max_steps=6, checkpoint_steps=3)
+    config = train_config(max_steps=6, checkpoint_steps=3)
     full = train(_encoder(tiny_model_dir), SENTS, config, output_dir=tmp_path / "full")
 
     def stop_after_checkpoint(step, loss):
@@ -291,22 +258,13 @@ def test_resume_without_the_saved_rng_state_would_differ(tiny_model_dir, tmp_pat
 def test_adapt_end_to_end_on_device(tiny_model_dir, tmp_path):
     from sentence_transformers import SentenceTransformer
 
-    from simcse_rag.adapt import REPORT_JSON, AdaptConfig, adapt
-    from simcse_rag.mining import MiningConfig
-    from tests.unit.test_adapt import synthetic_corpus
+    from simcse_rag.adapt import REPORT_JSON, adapt
+    from tests.unit.test_adapt import synthetic_corpus, tiny_adapt_config
 
     encoder = _encoder(tiny_model_dir)
     before = encoder.model.embeddings.word_embeddings.weight.detach().cpu().clone()
-    config = AdaptConfig(
-        strategy="title",
-        max_steps=3,
-        batch_size=8,
-        learning_rate=1e-3,
-        mining=MiningConfig(num_negatives=1, relative_margin=None),
-        max_pairs=40,
-    )
     out = tmp_path / "adapted"
-    result = adapt(synthetic_corpus(40), encoder, out, config=config)
+    result = adapt(synthetic_corpus(40), encoder, out, config=tiny_adapt_config())
     report = json.loads((out / REPORT_JSON).read_text(encoding="utf-8"))
     assert report == json.loads(json.dumps(result.report))
     assert set(report["before"]) == set(report["after"]) == {"dense", "bm25", "hybrid"}

@@ -208,6 +208,19 @@ def test_check_output_dir_refuses_non_empty(tmp_path: Path) -> None:
     assert check_output_dir(tmp_path / "m", overwrite=True) == tmp_path / "m"
 
 
+def tiny_adapt_config() -> AdaptConfig:
+    """Three steps of title pseudo-queries on :func:`synthetic_corpus` (40 passages): adapt end
+    to end in seconds; shared with tests/gpu."""
+    return AdaptConfig(
+        strategy="title",
+        max_steps=3,
+        batch_size=8,
+        learning_rate=1e-3,
+        mining=MiningConfig(num_negatives=1, relative_margin=None),
+        max_pairs=40,
+    )
+
+
 def test_adapt_end_to_end_tiny(tiny_model_dir: Path, tmp_path: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
@@ -216,16 +229,8 @@ def test_adapt_end_to_end_tiny(tiny_model_dir: Path, tmp_path: Path) -> None:
     encoder = SimCSEEncoder.from_pretrained(tiny_model_dir, device="cpu")
     before_weights = encoder.model.embeddings.word_embeddings.weight.detach().clone()
     corpus = synthetic_corpus(40)
-    config = AdaptConfig(
-        strategy="title",
-        max_steps=3,
-        batch_size=8,
-        learning_rate=1e-3,
-        mining=MiningConfig(num_negatives=1, relative_margin=None),
-        max_pairs=40,
-    )
     out = tmp_path / "adapted"
-    result = adapt(corpus, encoder, out, config=config)
+    result = adapt(corpus, encoder, out, config=tiny_adapt_config())
     report = json.loads((out / REPORT_JSON).read_text(encoding="utf-8"))
     assert report == json.loads(json.dumps(result.report))
     assert set(report["before"]) == set(report["after"]) == {"dense", "bm25", "hybrid"}

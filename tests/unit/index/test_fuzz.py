@@ -16,6 +16,7 @@ marked ``slow``.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -124,6 +125,11 @@ class IndexMachine(RuleBasedStateMachine):
         np.testing.assert_allclose(after_d[1], before_d[1], rtol=1e-6)
         assert sorted(after_d[0][0]) == sorted(before_d[0][0])
         np.testing.assert_allclose(after_b[1], before_b[1], rtol=1e-6)
+
+    def teardown(self) -> None:
+        # One run = one folder; without this every example of every run leaves one in /tmp.
+        if hasattr(self, "tmp"):
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
     @invariant()
     def sizes_agree(self) -> None:

@@ -10,8 +10,10 @@ on such a file exits 2 with ``error: ...`` and leaves the existing index untouch
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -70,11 +72,13 @@ contents = st.one_of(st.binary(max_size=300), jsonl_files, mis_encoded, huge)
 SUFFIXES = (".jsonl", ".txt", ".csv", ".tsv", ".json")
 
 
-def write(data: bytes, suffix: str) -> Path:
-    folder = Path(tempfile.mkdtemp(prefix="fuzz-readers-"))
-    path = folder / f"input{suffix}"
-    path.write_bytes(data)
-    return path
+@contextlib.contextmanager
+def written(data: bytes, suffix: str) -> Iterator[Path]:
+    """``data`` in a file of its own, removed afterwards (examples run by the hundred)."""
+    with tempfile.TemporaryDirectory(prefix="fuzz-readers-") as folder:
+        path = Path(folder) / f"input{suffix}"
+        path.write_bytes(data)
+        yield path
 
 
 def one_line(exc: BaseException, path: Path) -> None:
@@ -84,40 +88,42 @@ def one_line(exc: BaseException, path: Path) -> None:
 
 
 def check_readers(data: bytes, suffix: str) -> None:
-    path = write(data, suffix)
-    try:
-        passages = read_corpus(path, allow_empty=True)
-    except ValueError as exc:
-        one_line(exc, path)
-    else:
-        assert all(isinstance(p, Passage) and p.id and isinstance(p.text, str) for p in passages)
-        assert len({p.id for p in passages}) == len(passages)
-    try:
-        lines = read_lines(path)
-    except ValueError as exc:
-        one_line(exc, path)
-    else:
-        assert all(isinstance(x, str) and x.strip() and "\n" not in x for x in lines)
-    try:
-        texts = read_texts(path)
-    except ValueError as exc:
-        one_line(exc, path)
-    else:
-        assert all(isinstance(x, str) for x in texts)
-    if suffix in (".txt", ".csv", ".tsv"):
+    with written(data, suffix) as path:
         try:
-            examples = load_examples(path)
+            passages = read_corpus(path, allow_empty=True)
         except ValueError as exc:
             one_line(exc, path)
         else:
-            assert examples
-    if suffix == ".jsonl":
+            assert all(
+                isinstance(p, Passage) and p.id and isinstance(p.text, str) for p in passages
+            )
+            assert len({p.id for p in passages}) == len(passages)
         try:
-            rows = list(_io.iter_jsonl(path))
+            lines = read_lines(path)
         except ValueError as exc:
             one_line(exc, path)
         else:
-            assert all(isinstance(obj, dict) for _, obj in rows)
+            assert all(isinstance(x, str) and x.strip() and "\n" not in x for x in lines)
+        try:
+            texts = read_texts(path)
+        except ValueError as exc:
+            one_line(exc, path)
+        else:
+            assert all(isinstance(x, str) for x in texts)
+        if suffix in (".txt", ".csv", ".tsv"):
+            try:
+                examples = load_examples(path)
+            except ValueError as exc:
+                one_line(exc, path)
+            else:
+                assert examples
+        if suffix == ".jsonl":
+            try:
+                rows = list(_io.iter_jsonl(path))
+            except ValueError as exc:
+                one_line(exc, path)
+            else:
+                assert all(isinstance(obj, dict) for _, obj in rows)
 
 
 @FAST
@@ -134,13 +140,13 @@ def test_readers_return_or_raise_value_error_deep(data, suffix):
 
 
 def check_qrels(data: bytes) -> None:
-    path = write(data, ".tsv")
-    try:
-        qrels = load_qrels(path)
-    except ValueError as exc:
-        one_line(exc, path)
-    else:
-        assert all(isinstance(q, str) and isinstance(d, dict) for q, d in qrels.items())
+    with written(data, ".tsv") as path:
+        try:
+            qrels = load_qrels(path)
+        except ValueError as exc:
+            one_line(exc, path)
+        else:
+            assert all(isinstance(q, str) and isinstance(d, dict) for q, d in qrels.items())
 
 
 @FAST
@@ -157,13 +163,13 @@ def test_qrels_reader_returns_or_raises_value_error_deep(data):
 
 
 def check_queries(data: bytes) -> None:
-    path = write(data, ".jsonl")
-    try:
-        queries = load_queries(path)
-    except ValueError as exc:
-        one_line(exc, path)
-    else:
-        assert all(isinstance(q, str) and isinstance(t, str) for q, t in queries.items())
+    with written(data, ".jsonl") as path:
+        try:
+            queries = load_queries(path)
+        except ValueError as exc:
+            one_line(exc, path)
+        else:
+            assert all(isinstance(q, str) and isinstance(t, str) for q, t in queries.items())
 
 
 @FAST
@@ -213,29 +219,29 @@ def test_cli_index_build_on_bad_input_keeps_existing_index(
     from simcse_rag.index.hybrid import HybridRetriever
 
     before = snapshot(existing_index)
-    path = write(data, suffix)
-    capsys.readouterr()
-    rc = main(
-        [
-            "index",
-            "build",
-            "--corpus",
-            str(path),
-            "--out",
-            str(existing_index),
-            "--no-progress",
-            "--model",
-            str(tiny_model_dir),
-        ]
-    )
-    err = capsys.readouterr().err
-    if rc == 0:  # the random file happened to be a valid corpus: the new index must load
-        loaded = HybridRetriever.load(existing_index)
-        assert len(loaded) == len(read_corpus(path))
-        return
-    assert rc == 2
-    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
-    assert snapshot(existing_index) == before
+    with written(data, suffix) as path:
+        capsys.readouterr()
+        rc = main(
+            [
+                "index",
+                "build",
+                "--corpus",
+                str(path),
+                "--out",
+                str(existing_index),
+                "--no-progress",
+                "--model",
+                str(tiny_model_dir),
+            ]
+        )
+        err = capsys.readouterr().err
+        if rc == 0:  # the random file happened to be a valid corpus: the new index must load
+            loaded = HybridRetriever.load(existing_index)
+            assert len(loaded) == len(read_corpus(path))
+            return
+        assert rc == 2
+        assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+        assert snapshot(existing_index) == before
 
 
 def test_deeply_nested_json_is_a_one_line_error() -> None:

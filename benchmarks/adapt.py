@@ -73,7 +73,7 @@ from simcse_rag.corpus import read_corpus  # noqa: E402
 from simcse_rag.datasets import load_query_set  # noqa: E402
 from simcse_rag.encoder import SimCSEEncoder, resolve_model_path  # noqa: E402
 from simcse_rag.mining import MiningConfig  # noqa: E402
-from simcse_rag.pairs import pairs_from_beir, split_queries  # noqa: E402
+from simcse_rag.pairs import TrainingPair, pairs_from_beir, split_queries  # noqa: E402
 
 SPLITS = {"liveqa_medquad": "test", "tatqa_fin_dev": "dev", "zh_med_qa": "dev"}
 SYSTEMS = ("ours-pairs", "ours-queries", "ours-generated-standin", "st-pairs", "ours-corpus")
@@ -132,6 +132,7 @@ def adapt_config(
     return AdaptConfig(
         label_rule=rule if any(v is not None for v in given) else AdaptConfig.label_rule,
         round_trip_k=round_trip_k or AdaptConfig.round_trip_k,
+        round_trip_model=args.round_trip_model,
         strategy=strategy or args.strategy,
         max_steps=args.max_steps,
         batch_size=args.batch_size,
@@ -162,7 +163,8 @@ def run_ours(ds: dict, args: argparse.Namespace, system: str, out: Path) -> dict
     elif kind == "ours-queries":
         sources["queries"] = ds["train_queries"]
     elif kind == "ours-generated-standin":
-        sources["generated"] = labelled
+        noise = noise_pairs(ds, labelled, args.standin_noise, args.seed)
+        sources["generated"] = labelled + noise
     strategy = option if kind == "ours-corpus" and option else None
     k = int(option) if kind == "ours-generated-standin" and option else None
     config = adapt_config(args, strategy, k)
@@ -179,7 +181,11 @@ def run_ours(ds: dict, args: argparse.Namespace, system: str, out: Path) -> dict
         show_progress=args.progress,
     )
     rep = result.report
+    extra = {}
+    if kind == "ours-generated-standin" and args.standin_noise:
+        extra["noise"] = {"given": len(noise), "trained": trained_noise(out, noise)}
     return {
+        **extra,
         "before": rep["before"],
         "after": rep["after"],
         "seconds": time.perf_counter() - t0,
@@ -193,6 +199,31 @@ def run_ours(ds: dict, args: argparse.Namespace, system: str, out: Path) -> dict
             hidden_label_precision(ds, args, config) if kind == "ours-queries" else None
         ),
     }
+
+
+def noise_pairs(ds: dict, labelled: list, fraction: float, seed: int) -> list:
+    """For a seeded ``fraction`` of the training questions, one extra pair with a random passage
+    their qrels do not judge: a generated question its passage does not answer."""
+    if not fraction:
+        return []
+    rng = random.Random(seed)
+    questions = sorted({(p.query_id, p.query) for p in labelled})
+    chosen = rng.sample(questions, round(fraction * len(questions)))
+    out = []
+    for qid, text in chosen:
+        judged = ds["train_qrels"].get(qid, {})
+        passage = rng.choice(ds["corpus"])
+        while passage.id in judged:
+            passage = rng.choice(ds["corpus"])
+        out.append(TrainingPair(f"noise:{qid}", text, passage.text, passage.id))
+    return out
+
+
+def trained_noise(out: Path, noise: list) -> int:
+    """How many noise pairs the adapted model was trained on (adapt's mined.jsonl)."""
+    wanted = {(p.query, p.positive_id) for p in noise}
+    rows = (json.loads(line) for line in (out / "mined.jsonl").open(encoding="utf-8"))
+    return sum((r["query"], r["positive_id"]) in wanted for r in rows)
 
 
 def hidden_label_precision(ds: dict, args: argparse.Namespace, config: AdaptConfig) -> dict:
@@ -374,6 +405,19 @@ def main() -> None:
         "--label-bm25-rank", type=int, default=None, help="ours-queries: limit for BM25 alone"
     )
     parser.add_argument("--label-margin", type=float, default=0.0, help="with --label-leg-rank")
+    parser.add_argument(
+        "--round-trip-model",
+        default=AdaptConfig.round_trip_model,
+        choices=("adapted", "base"),
+        help="ours-generated-standin: the model of the round trip",
+    )
+    parser.add_argument(
+        "--standin-noise",
+        type=float,
+        default=0.0,
+        help="ours-generated-standin: share of training questions given one extra pair with a "
+        "random passage (a generated question its passage does not answer)",
+    )
     parser.add_argument("--corpus-size", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--progress", action="store_true")
@@ -428,7 +472,7 @@ def main() -> None:
                 retriever = build_retriever(ds["corpus"], encoder, cache_dir=args.out / "cache")
                 res["base"] = evaluate_retriever(retriever, ds["eval_set"])
             print(f"{name} {system}: {res[system]['seconds']:.0f}s", flush=True)
-            for key in ("question_filters", "label_precision"):
+            for key in ("question_filters", "label_precision", "noise"):
                 if res[system].get(key):
                     print(f"{name} {system} {key}: {res[system][key]}", flush=True)
             print(table(results), flush=True)

@@ -80,6 +80,7 @@ from simcse_rag.adapt_retrieval import (
     measure_base,
     mine_with_retriever,
 )
+from simcse_rag.adapt_round_trip import TrainedRoundTrip
 from simcse_rag.adapt_rounds import run_rounds
 
 # EvalSet: the held-out queries adapt() evaluates on; the one query-set type, under its older name.
@@ -331,7 +332,8 @@ def _question_stage(
     stage: Callable[[str], None],
 ) -> tuple[Any, Any, dict[str, float]]:
     """Questions without labels -> pairs: an LLM's questions (when ``asked.generator``), then the
-    base retriever's labels or round-trip filter (:func:`label_stage`)."""
+    base retriever's labels and the round-trip filter (:func:`label_stage`; by default through
+    a model trained on the generated pairs, :class:`TrainedRoundTrip`)."""
     made, generated = None, asked.generated
     if asked.generator is not None:
         made = generate_candidates(
@@ -344,9 +346,16 @@ def _question_stage(
         )
         generated = made.pairs
     with encoder_max_length(encoder, config.encode_max_length):
-        base, questions, timings = label_stage(
-            encoder, indexer, config, asked.queries, generated, eval_set, on_stage=stage
+        base, timings = index_base(encoder, indexer, on_stage=stage)
+        trip = None
+        if generated is not None and config.round_trip_model == "adapted":
+            trip = TrainedRoundTrip(encoder, indexer, base, config, eval_set, stage)
+        questions, more = label_stage(
+            base, config, asked.queries, generated, eval_set, on_stage=stage, round_trip=trip
         )
+    timings.update(more)
+    if trip is not None:
+        timings["round_trip_filter_s"] = trip.seconds
     if made is not None:  # the report names the LLM and what generation dropped
         questions = with_generation(questions, made)
     return base, questions, timings

@@ -39,6 +39,9 @@ PSEUDO_LEARNING_RATE = 5e-5
 #: Rank within which a generated question's own passage must come back for the question to be
 #: kept (the round-trip filter; docs/benchmarks.md, "Adapting from questions without labels").
 ROUND_TRIP_K = 20
+#: Which model the round trip searches with (:mod:`simcse_rag.adapt_round_trip`): ``adapted``
+#: (first trained on all generated pairs) or ``base``.
+ROUND_TRIP_MODELS = ("adapted", "base")
 #: Most passes over the training pairs in one round: a handful of pairs trained for
 #: ``max_steps`` collapsed the model (docs/benchmarks.md, "Adapting from questions without
 #: labels"); every default measured there and under "labelled learning rate" stays under it.
@@ -101,6 +104,10 @@ class AdaptConfig:
             :data:`~simcse_rag.adapt_questions.DEFAULT_LABEL_RULE`, BM25 ranks it first too.
         round_trip_k: A generated question is kept when its own passage ranks within this many
             hybrid hits for it (:data:`ROUND_TRIP_K`).
+        round_trip_model: The retriever of that check: ``"adapted"`` (default) trains a model
+            on all the generated pairs first and searches with it, so the pairs the base model
+            misses but the corpus supports stay (adaptation then trains twice); ``"base"``
+            searches with the base model (:mod:`simcse_rag.adapt_round_trip`).
         ks: Metric cut-offs.
         seed: Seed for pseudo-queries, splits, mining and training.
     """
@@ -122,11 +129,13 @@ class AdaptConfig:
     pseudo_range_min: int = PSEUDO_RANGE_MIN
     label_rule: LabelRule = DEFAULT_LABEL_RULE
     round_trip_k: int = ROUND_TRIP_K
+    round_trip_model: str = "adapted"
     ks: tuple[int, ...] = (10, 100)
     seed: int = 0
 
     def __post_init__(self) -> None:
         _validate.one_of(self.strategy, "strategy", STRATEGIES)
+        _validate.one_of(self.round_trip_model, "round_trip_model", ROUND_TRIP_MODELS)
         checked = {
             name: _validate.positive_int(getattr(self, name), f"AdaptConfig.{name}")
             for name in ("max_pairs", "rounds", "max_steps", "train_max_length")

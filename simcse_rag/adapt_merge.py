@@ -37,3 +37,14 @@ def merge_with_base(encoder: SimCSEEncoder, base: Mapping[str, Any], weight: flo
         for name, tensor in encoder.model.state_dict().items():
             if name in base:
                 tensor.copy_(torch.lerp(base[name].to(tensor.device), tensor, weight))
+
+
+def restore_weights(encoder: SimCSEEncoder, saved: Mapping[str, Any]) -> None:
+    """Put the encoder's floating-point weights back to ``saved`` (:func:`base_weights`), in
+    place, exactly (a merge at weight 0 would also carry a NaN of the trained weights)."""
+    import torch
+
+    with torch.no_grad():
+        for name, tensor in encoder.model.state_dict().items():
+            if name in saved:
+                tensor.copy_(saved[name].to(tensor.device))

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +38,10 @@ logger = logging.getLogger(__name__)
 SEARCH_BATCH = 256
 #: Prefix of the query ids :func:`label_queries` gives (a hash of the question text follows).
 QUERY_ID_PREFIX = "q:"
+
+#: A round-trip filter: candidate pairs -> the kept pairs and the counts of
+#: :func:`round_trip_filter` (:class:`simcse_rag.adapt_round_trip.TrainedRoundTrip` is one).
+RoundTrip = Callable[[Sequence[TrainingPair]], tuple[list[TrainingPair], dict[str, int]]]
 
 
 @dataclass(frozen=True)
@@ -238,6 +242,7 @@ def pairs_from_questions(
     round_trip_k: int,
     eval_set: EvalSet | None = None,
     min_pairs: int = 1,
+    round_trip: RoundTrip | None = None,
 ) -> QuestionPairs:
     """Training pairs from question logs and/or generated questions (stage 1 of adaptation).
 
@@ -253,6 +258,8 @@ def pairs_from_questions(
         min_pairs: Fewest kept pairs worth training on: a handful of trusted questions
             lowered every dense metric however briefly it was trained (docs/benchmarks.md,
             "Adapting from questions without labels").
+        round_trip: Filters the generated pairs; ``None``: :func:`round_trip_filter` with
+            ``retriever`` (the base model).
 
     Raises:
         ValueError: Fewer than ``min_pairs`` pairs kept.
@@ -272,9 +279,16 @@ def pairs_from_questions(
     if generated is not None:
         # One id per question text, so a question made from two passages is held out whole.
         renamed = [_with_id(p, question_id(p.query)) for p in generated]
-        kept, filters["generated"] = round_trip_filter(retriever, renamed, round_trip_k)
+        if round_trip is None:
+            kept, counts = round_trip_filter(retriever, renamed, round_trip_k)
+        else:
+            kept, counts = round_trip(renamed)
+        filters["generated"] = counts
         pairs += kept
-        sources.append(f"generated questions kept by the round-trip filter (top {round_trip_k})")
+        by = "a model trained on them" if counts.get("filter_trained_on") else "the base model"
+        sources.append(
+            f"generated questions kept by the round-trip filter (top {round_trip_k}, {by})"
+        )
     if len(pairs) < max(1, min_pairs):
         kept = "No question was kept" if not pairs else f"Only {len(pairs)} pairs were kept"
         raise ValueError(

@@ -245,6 +245,7 @@ FILTER_LABELS = {
     "untrusted": "label not trusted by the rule (dropped)",
     "no_passage_id": "no corpus passage to check (dropped)",
     "missed": "own passage not in the top k (dropped)",
+    "filter_trained_on": "pairs the filter model was trained on",
     "kept": "kept",
     # generation (simcse_rag.adapt_generation)
     "passages": "passages asked about",

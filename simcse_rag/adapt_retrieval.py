@@ -21,7 +21,7 @@ import numpy as np
 
 from simcse_rag import _io
 from simcse_rag.adapt_config import AdaptConfig
-from simcse_rag.adapt_questions import QuestionPairs, pairs_from_questions
+from simcse_rag.adapt_questions import QuestionPairs, RoundTrip, pairs_from_questions
 from simcse_rag.adapt_report import MODES
 from simcse_rag.encoder import SimCSEEncoder
 from simcse_rag.mining import MiningConfig, MiningResult, mine_hard_negatives
@@ -190,23 +190,30 @@ def index_base(
 
 
 def label_stage(
-    encoder: SimCSEEncoder,
-    indexer: CorpusIndexer,
+    base: Any,
     config: AdaptConfig,
     queries: Sequence[str] | Mapping[str, str] | None,
     generated: Sequence[TrainingPair] | None,
     eval_set: EvalSet | None,
     *,
     on_stage: Callable[[str], None],
-) -> tuple[Any, QuestionPairs, dict[str, float]]:
-    """Index the corpus with the base model and make pairs from questions without labels.
+    round_trip: RoundTrip | None = None,
+) -> tuple[QuestionPairs, dict[str, float]]:
+    """Make pairs from questions without labels with the corpus indexed by the base model.
+
+    Args:
+        base: The base retriever (:func:`index_base`).
+        config: Settings (label rule, round-trip ``k``, batch size).
+        queries: Question logs to label.
+        generated: Generated pairs to check.
+        eval_set: The user's evaluation queries (for the label-precision estimate).
+        on_stage: Called with a short message as each step starts.
+        round_trip: Filters the generated pairs; ``None``: the base retriever's round trip.
 
     Returns:
-        The base retriever (:func:`measure_base` evaluates it, round 1 mines with it), the
-        pairs made (:func:`~simcse_rag.adapt_questions.pairs_from_questions`) and the seconds
-        of each step (``encode_base_s``, ``label_questions_s``).
+        The pairs made (:func:`~simcse_rag.adapt_questions.pairs_from_questions`) and
+        ``{"label_questions_s": seconds}``.
     """
-    base, timings = index_base(encoder, indexer, on_stage=on_stage)
     on_stage("labelling questions with the base retriever")
     t0 = time.perf_counter()
     questions = pairs_from_questions(
@@ -217,6 +224,6 @@ def label_stage(
         round_trip_k=config.round_trip_k,
         eval_set=eval_set,
         min_pairs=config.batch_size,
+        round_trip=round_trip,
     )
-    timings["label_questions_s"] = time.perf_counter() - t0
-    return base, questions, timings
+    return questions, {"label_questions_s": time.perf_counter() - t0}

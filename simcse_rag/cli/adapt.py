@@ -120,6 +120,7 @@ def _config(args: argparse.Namespace):  # noqa: ANN202 - keeps torch out of pars
         "max_pairs": args.max_pairs,
         "encode_max_length": args.encode_max_length,
         "merge_weight": args.merge_weight,
+        "round_trip_model": args.round_trip_model,
     }
     config = dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not None})
     if args.num_negatives is not None:

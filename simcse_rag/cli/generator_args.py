@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from simcse_rag.adapt_config import ROUND_TRIP_MODELS, AdaptConfig
 from simcse_rag.cli._common import positive_float, positive_int
 from simcse_rag.generation.defaults import (
     DEFAULT_CONCURRENCY,
@@ -71,6 +72,15 @@ def add_generator_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help=f"seconds one request may take, time queued on the server included (default: "
         f"{DEFAULT_TIMEOUT_S:g}); 429, 5xx and timeouts are retried",
+    )
+    group.add_argument(
+        "--round-trip-model",
+        choices=ROUND_TRIP_MODELS,
+        default=AdaptConfig.round_trip_model,
+        help="the retriever that must find each question's passage: 'adapted' (default) first "
+        "trains a model on all the generated pairs and searches with it, which keeps the hard "
+        "questions the base model misses but costs a second training; 'base' searches with the "
+        "base model",
     )
     group.add_argument(
         "--generation-cache",

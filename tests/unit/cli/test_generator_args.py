@@ -135,6 +135,15 @@ def test_bad_url_is_an_argparse_error(bad: str, capsys: pytest.CaptureFixture) -
     assert "is not an http(s) URL" in capsys.readouterr().err
 
 
+def test_unknown_round_trip_model_is_an_argparse_error(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["adapt", "--corpus", __file__, "--out", "o", "--round-trip-model", "trained"])
+    assert info.value.code == 2
+    # Python 3.12.8+ quotes the choices, earlier versions do not.
+    pattern = r"invalid choice: 'trained' \(choose from '?adapted'?, '?base'?\)"
+    assert re.search(pattern, capsys.readouterr().err)
+
+
 def test_there_is_no_key_option(capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit):
         main(["adapt", "--corpus", __file__, "--out", "o", "--api-key", KEY])
@@ -169,6 +178,7 @@ def test_cli_adapt_from_an_llm(
         server.reply = writer
         extra = ("--generator-url", server.url, "--generator-model", "qwen2.5:7b")
         extra += ("--max-pairs", "30", "--questions-per-passage", "2", "--domain", "medicine")
+        extra += ("--round-trip-model", "base")
         assert main(_args(corpus_file, out, tiny_model_dir, *extra)) == 0
         asked = server.received[1:]  # after the check request
     assert len(asked) == 15 and all("in the domain of medicine" in p for p in asked)
@@ -176,6 +186,9 @@ def test_cli_adapt_from_an_llm(
     assert len(cache.read_text(encoding="utf-8").splitlines()) == 15
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert report["training"]["question_filters"]["generation"]["questions"] == 30
+    assert report["config"]["round_trip_model"] == "base"
+    assert report["training"]["source"].startswith("generated questions kept by the round-trip")
+    assert "the base model)" in report["training"]["source"]
     for path in [cache, *(p for p in out.rglob("*") if p.is_file())]:
         assert KEY.encode() not in path.read_bytes()
     assert re.search(r"adapted model saved to", capsys.readouterr().out)

@@ -20,7 +20,10 @@ Systems (base model all-MiniLM-L6-v2 for all):
 * ``ours-generated-standin``: ``adapt(generated=...)`` with the training queries' labelled pairs
   as stand-in generated pairs, through the round-trip filter (the upper bound of the generator
   route: real questions instead of generated ones); ``ours-generated-standin:K`` sets the
-  filter's k.
+  filter's k, ``--round-trip-model base`` checks with the base model instead of one trained on
+  the candidates, and ``--standin-noise F`` adds, for a share F of the training questions, a
+  pair with a random passage (a question its passage does not answer) and counts how many of
+  those the adapted model was trained on.
 * ``st-pairs``: sentence-transformers ``util.mine_hard_negatives`` (dense, ``relative_margin``
   0.05, same ``num_negatives`` and ``range_max``) + ``MultipleNegativesRankingLoss(scale=20)``
   with ``SentenceTransformerTrainer`` (no-duplicates batches), same pairs, steps, batch size,
@@ -36,6 +39,9 @@ Every number is nDCG@10 on the held-out queries in dense, bm25 and hybrid (RRF) 
 ``--timing-queries`` bare training-half questions (``--timing-route queries``: LiveQA's, then
 TAT-QA's, whose passages are all in the 20k).
 
+Data loading and settings live in ``adapt_data.py``, the sentence-transformers peer in
+``adapt_peer.py``, the ``--timing-only`` route in ``adapt_timing.py``.
+
 Run::
 
     python benchmarks/adapt.py --out /tmp/adapt-bench               # both datasets, all systems
@@ -47,106 +53,27 @@ Run::
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
-import random
-import shutil
 import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
-from simcse_rag.adapt import (  # noqa: E402
-    LABELLED_LEARNING_RATE,
-    AdaptConfig,
-    EvalSet,
-    adapt,
-    build_retriever,
-    evaluate_retriever,
-)
+from adapt_data import adapt_config, load_dataset, noise_pairs  # noqa: E402
+from adapt_peer import run_st  # noqa: E402
+from adapt_timing import timing_only  # noqa: E402
+
+from simcse_rag.adapt import AdaptConfig, adapt, build_retriever, evaluate_retriever  # noqa: E402
 from simcse_rag.adapt_questions import LabelRule, label_queries  # noqa: E402
 from simcse_rag.adapt_retrieval import encoder_max_length  # noqa: E402
-from simcse_rag.corpus import read_corpus  # noqa: E402
-from simcse_rag.datasets import load_query_set  # noqa: E402
-from simcse_rag.encoder import SimCSEEncoder, resolve_model_path  # noqa: E402
-from simcse_rag.mining import MiningConfig  # noqa: E402
-from simcse_rag.pairs import TrainingPair, pairs_from_beir, split_queries  # noqa: E402
+from simcse_rag.encoder import SimCSEEncoder  # noqa: E402
+from simcse_rag.pairs import pairs_from_beir  # noqa: E402
 
-SPLITS = {"liveqa_medquad": "test", "tatqa_fin_dev": "dev", "zh_med_qa": "dev"}
 SYSTEMS = ("ours-pairs", "ours-queries", "ours-generated-standin", "st-pairs", "ours-corpus")
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.split()).lower()
-
-
-def load_dataset(data: Path, name: str, corpus_size: int, seed: int) -> dict:
-    folder = data / name
-    split = SPLITS[name]
-    corpus = read_corpus(folder / "corpus.jsonl")
-    judged = load_query_set(folder, split)
-    qrels, queries = judged.qrels, judged.queries
-    if corpus_size and len(corpus) > corpus_size:
-        judged = {d for docs in qrels.values() for d in docs}
-        keep = [p for p in corpus if p.id in judged]
-        others = [p for p in corpus if p.id not in judged]
-        random.Random(seed).shuffle(others)
-        keep += others[: max(0, corpus_size - len(keep))]
-        kept = {p.id for p in keep}
-        corpus = [p for p in corpus if p.id in kept]
-    with_rel = [q for q, docs in qrels.items() if any(g >= 1 for g in docs.values())]
-    train_ids, eval_ids = split_queries(with_rel, eval_fraction=0.5, seed=seed)
-    # A training query whose text equals a held-out query's would leak it (TAT-QA repeats
-    # questions across reports): drop it for every system (adapt() would drop it anyway).
-    held_texts = {_norm(queries[q]) for q in eval_ids}
-    train_ids = [q for q in train_ids if _norm(queries[q]) not in held_texts]
-    eval_set = EvalSet(
-        {q: queries[q] for q in eval_ids},
-        {q: qrels[q] for q in eval_ids},
-        f"{name} qrels/{split}.tsv, held-out half of the queries (seed {seed})",
-    )
-    return {
-        "folder": folder,
-        "split": split,
-        "corpus": corpus,
-        "train_ids": train_ids,
-        "train_queries": {q: queries[q] for q in train_ids},
-        "train_qrels": {q: qrels[q] for q in train_ids},
-        "eval_set": eval_set,
-    }
-
-
-def adapt_config(
-    args: argparse.Namespace, strategy: str | None = None, round_trip_k: int | None = None
-) -> AdaptConfig:
-    given = (args.label_leg_rank, args.label_dense_rank, args.label_bm25_rank)
-    rule = LabelRule(
-        max_leg_rank=args.label_leg_rank or None,
-        min_margin=args.label_margin,
-        max_dense_rank=args.label_dense_rank or None,
-        max_bm25_rank=args.label_bm25_rank or None,
-    )
-    return AdaptConfig(
-        label_rule=rule if any(v is not None for v in given) else AdaptConfig.label_rule,
-        round_trip_k=round_trip_k or AdaptConfig.round_trip_k,
-        round_trip_model=args.round_trip_model,
-        strategy=strategy or args.strategy,
-        max_steps=args.max_steps,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        train_max_length=args.train_max_length,
-        encode_max_length=args.encode_max_length,
-        max_pairs=args.max_pairs,
-        rounds=args.rounds,
-        merge_weight=args.merge_weight,
-        mining=MiningConfig(
-            num_negatives=args.num_negatives, range_max=args.range_max, mode=args.mining_mode
-        ),
-        seed=args.seed,
-    )
 
 
 def run_ours(ds: dict, args: argparse.Namespace, system: str, out: Path) -> dict:
@@ -201,24 +128,6 @@ def run_ours(ds: dict, args: argparse.Namespace, system: str, out: Path) -> dict
     }
 
 
-def noise_pairs(ds: dict, labelled: list, fraction: float, seed: int) -> list:
-    """For a seeded ``fraction`` of the training questions, one extra pair with a random passage
-    their qrels do not judge: a generated question its passage does not answer."""
-    if not fraction:
-        return []
-    rng = random.Random(seed)
-    questions = sorted({(p.query_id, p.query) for p in labelled})
-    chosen = rng.sample(questions, round(fraction * len(questions)))
-    out = []
-    for qid, text in chosen:
-        judged = ds["train_qrels"].get(qid, {})
-        passage = rng.choice(ds["corpus"])
-        while passage.id in judged:
-            passage = rng.choice(ds["corpus"])
-        out.append(TrainingPair(f"noise:{qid}", text, passage.text, passage.id))
-    return out
-
-
 def trained_noise(out: Path, noise: list) -> int:
     """How many noise pairs the adapted model was trained on (adapt's mined.jsonl)."""
     wanted = {(p.query, p.positive_id) for p in noise}
@@ -245,88 +154,6 @@ def hidden_label_precision(ds: dict, args: argparse.Namespace, config: AdaptConf
             )
             out[name] = {"questions": len(pairs), "right": right, "precision": right / len(pairs)}
     return out
-
-
-def run_st(ds: dict, args: argparse.Namespace, out: Path) -> dict:
-    import torch
-    from datasets import Dataset
-    from sentence_transformers import (
-        SentenceTransformer,
-        SentenceTransformerTrainer,
-        SentenceTransformerTrainingArguments,
-    )
-    from sentence_transformers.base.sampler import BatchSamplers
-    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
-    from sentence_transformers.util import mine_hard_negatives
-
-    from simcse_rag.adapt import sample_pairs
-
-    corpus_map = {p.id: p for p in ds["corpus"]}
-    pairs = pairs_from_beir(ds["folder"], ds["split"], corpus_map, query_ids=ds["train_ids"])
-    pairs = sample_pairs(pairs, args.max_pairs, args.seed)  # the same pairs as ours-pairs
-    t0 = time.perf_counter()
-    torch.manual_seed(args.seed)
-    model = SentenceTransformer(resolve_model_path(args.model), device="cpu")
-    inference_len = model.max_seq_length
-    if args.encode_max_length:
-        model.max_seq_length = args.encode_max_length
-    dataset = Dataset.from_dict(
-        {"anchor": [p.query for p in pairs], "positive": [p.positive for p in pairs]}
-    )
-    mined = mine_hard_negatives(
-        dataset,
-        model,
-        corpus=[p.text for p in ds["corpus"]],
-        range_max=args.range_max,
-        relative_margin=0.05,
-        num_negatives=args.num_negatives,
-        sampling_strategy="top",
-        output_format="n-tuple" if args.num_negatives > 1 else "triplet",
-        batch_size=64,
-        verbose=False,
-    )
-    mine_s = time.perf_counter() - t0
-    model.max_seq_length = args.train_max_length
-    loss = MultipleNegativesRankingLoss(model, scale=20.0)
-    work = out.parent / f".{out.name}.work"
-    targs = SentenceTransformerTrainingArguments(
-        output_dir=str(work),
-        max_steps=args.max_steps,
-        per_device_train_batch_size=args.batch_size,
-        learning_rate=args.lr or LABELLED_LEARNING_RATE,
-        warmup_ratio=0.1,
-        batch_sampler=BatchSamplers.NO_DUPLICATES,
-        save_strategy="no",
-        report_to="none",
-        logging_steps=10,
-        disable_tqdm=not args.progress,
-        seed=args.seed,
-        use_cpu=True,
-        dataloader_num_workers=0,
-    )
-    t1 = time.perf_counter()
-    SentenceTransformerTrainer(model=model, args=targs, train_dataset=mined, loss=loss).train()
-    train_s = time.perf_counter() - t1
-    model.max_seq_length = inference_len
-    shutil.rmtree(out, ignore_errors=True)
-    model.save(str(out))
-    shutil.rmtree(work, ignore_errors=True)
-    seconds = time.perf_counter() - t0
-    # ST 6 saves pooling as {"pooling_mode": "mean"}, which encoder.py does not read yet
-    # (/work/notes/requests.md): name the pooling the peer trained with.
-    encoder = SimCSEEncoder.from_pretrained(out, device="cpu", pooling="mean")
-    if args.encode_max_length:
-        encoder.max_length = args.encode_max_length
-    retriever = build_retriever(ds["corpus"], encoder, show_progress=args.progress)
-    after = evaluate_retriever(retriever, ds["eval_set"])
-    return {
-        "after": after,
-        "seconds": seconds,
-        "pairs": len(pairs),
-        "mined_rows": len(mined),
-        "mining_s": mine_s,
-        "train_s": train_s,
-    }
 
 
 def table(results: dict) -> str:
@@ -479,62 +306,6 @@ def main() -> None:
             (args.out / "results.json").write_text(json.dumps(results, indent=1, default=str))
     print("\n## Final\n")
     print(table(results))
-
-
-def timing_only(args: argparse.Namespace) -> None:
-    """Adapt with the library defaults on ``--timing-passages`` passages and report the time.
-
-    LiveQA has 17,315 passages; to time the issue's 20k budget, passages of TAT-QA and
-    zh_med_qa are appended (ids prefixed) until the count is reached. ``--timing-route
-    queries`` gives ``--timing-queries`` bare questions of the training halves (LiveQA's, then
-    TAT-QA's) instead of pseudo-queries. Held-out evaluation uses LiveQA's held-out queries, as
-    in the quality runs. No embedding cache: both encodings are timed.
-    """
-    ds = load_dataset(args.data, "liveqa_medquad", 0, args.seed)
-    corpus = list(ds["corpus"])
-    for extra in ("tatqa_fin_dev", "zh_med_qa"):
-        if len(corpus) >= args.timing_passages:
-            break
-        for p in read_corpus(args.data / extra / "corpus.jsonl"):
-            if len(corpus) >= args.timing_passages:
-                break
-            corpus.append(type(p)(f"{extra}:{p.id}", p.text, p.metadata))
-    corpus = corpus[: args.timing_passages]
-    sources: dict = {}
-    if args.timing_route == "queries":
-        tat = load_dataset(args.data, "tatqa_fin_dev", 0, args.seed)
-        questions = list(ds["train_queries"].values()) + list(tat["train_queries"].values())
-        sources["queries"] = questions[: args.timing_queries]
-    # The library's token limit for corpus encoding (adapt_config keeps the model's when
-    # --encode-max-length is not given, as the quality runs always have).
-    config = adapt_config(args)
-    if args.encode_max_length is None:
-        config = dataclasses.replace(config, encode_max_length=AdaptConfig.encode_max_length)
-    print(f"# corpus encoded at {config.encode_max_length} tokens", flush=True)
-    encoder = SimCSEEncoder.from_pretrained(args.model, device="cpu")
-    t0 = time.perf_counter()
-    result = adapt(
-        corpus,
-        encoder,
-        args.out / f"timing-{args.timing_route}",
-        config=config,
-        **sources,
-        eval_set=ds["eval_set"],
-        overwrite=True,
-        show_progress=args.progress,
-    )
-    seconds = time.perf_counter() - t0
-    training = result.report["training"]
-    print(json.dumps(result.report["timings"], indent=1))
-    for r in result.report["rounds"]:
-        print(
-            f"round: mine {r['mining_s']} s, train {r['train']['steps']} steps "
-            f"{r['train']['seconds']} s, re-encode {r['encode_s']} s"
-        )
-    print(f"pairs {training['pairs']}; filters {training.get('question_filters')}")
-    given = f" from {len(sources['queries'])} questions" if sources else ""
-    print(f"{args.timing_route} adapt of {len(corpus)} passages{given}: {seconds / 60:.1f} min")
-    print(f"load avg after: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

@@ -22,15 +22,9 @@ from simcse_rag.index.filters import Filter, parse_filter
 from simcse_rag.index.hybrid import HybridConfig, HybridRetriever
 from simcse_rag.index.micro_batch import shared_batcher
 from simcse_rag.index.saved import load_retriever, save_retriever
-from simcse_rag.schema import SEARCH_MODES, Hit, Passage
+from simcse_rag.schema import Hit, Passage
 
 Mode = Literal["hybrid", "dense", "bm25"]
-
-
-def _check_mode(mode: object) -> str:
-    if mode not in SEARCH_MODES:
-        raise ValueError(f"mode must be 'hybrid', 'dense' or 'bm25', got {mode!r}.")
-    return str(mode)
 
 
 def _resolve_encoder(
@@ -282,7 +276,7 @@ class SimCSERetriever(BaseRetriever):
         k = validate.positive_int(self.search_kwargs.get("k", self.k) if k is None else k, "k")
         return {
             "k": k,
-            "mode": _check_mode(self.mode if mode is None else mode),
+            "mode": validate.check_mode(self.mode if mode is None else mode),
             "candidates": max(self.candidates, k),
             "filter": _combine(self.search_kwargs.get("filter"), filter),
         }

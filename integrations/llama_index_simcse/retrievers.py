@@ -45,12 +45,6 @@ from simcse_rag.schema import SEARCH_MODES, Hit, Passage
 MODES = SEARCH_MODES
 
 
-def _check_mode(mode: object) -> str:
-    if mode not in MODES:
-        raise ValueError(f"mode must be 'hybrid', 'dense' or 'bm25', got {mode!r}.")
-    return str(mode)
-
-
 def _check_rrf_k(rrf_k: object) -> float:
     if isinstance(rrf_k, bool) or not isinstance(rrf_k, (int, float)) or not rrf_k >= 0:
         raise ValueError(f"rrf_k must be a number >= 0 (60 in the RRF paper), got {rrf_k!r}.")
@@ -188,7 +182,7 @@ class HybridRRFRetriever(BaseRetriever):
                 "simcse_rag HybridRetriever, e.g. via HybridRRFRetriever.from_nodes)."
             )
         self.similarity_top_k = validate.positive_int(similarity_top_k, "similarity_top_k")
-        self.mode = _check_mode(mode)
+        self.mode = validate.check_mode(mode)
         self.candidates = (
             validate.positive_int(candidates, "candidates") if index is not None else candidates
         )

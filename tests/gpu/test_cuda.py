@@ -21,7 +21,12 @@ from simcse_rag.encoder import SimCSEEncoder
 from simcse_rag.losses import simcse_loss
 from simcse_rag.train_step import Optimization, TokenCache, cached_forward_backward
 from simcse_rag.trainer import train
-from tests.unit.test_trainer import assert_grad_cache_matches_full_batch, eval_loss, train_config
+from tests.unit.test_trainer import (
+    assert_grad_cache_matches_full_batch,
+    assert_resume_equals_uninterrupted_run,
+    eval_loss,
+    train_config,
+)
 
 DEVICE = os.environ.get("SIMCSE_RAG_TEST_DEVICE", "cuda")
 ON_CUDA = DEVICE.startswith("cuda")
@@ -193,36 +198,7 @@ def test_grad_cache_training_matches_full_batch_losses(tiny_model_dir, tmp_path,
 def test_resume_on_device_equals_uninterrupted_run(tiny_model_dir, tmp_path, mode):
     """Dropout 0.1 is on: a resumed run only matches if the device's RNG state is restored."""
     config = train_config(max_steps=6, checkpoint_steps=3, eval_steps=1, mixed_precision=mode)
-    full = _encoder(tiny_model_dir)
-    ref = train(full, SENTS, config, output_dir=tmp_path / "full", eval_fn=lambda e: 0.0)
-    calls = {"n": 0}
-
-    def interrupting_eval(encoder):
-        calls["n"] += 1
-        if calls["n"] == 5:  # during step 5: steps 4-5 are lost, checkpoint at step 3 remains
-            raise KeyboardInterrupt
-        return 0.0
-
-    with pytest.raises(KeyboardInterrupt):
-        train(
-            _encoder(tiny_model_dir),
-            SENTS,
-            config,
-            output_dir=tmp_path / "run",
-            eval_fn=interrupting_eval,
-        )
-    state = json.loads((tmp_path / "run" / "checkpoint-last" / "trainer_state.json").read_text())
-    assert state["step"] == 3
-    resumed_enc = _encoder(tiny_model_dir)
-    resumed = train(
-        resumed_enc, SENTS, config, output_dir=tmp_path / "run", resume=True, eval_fn=lambda e: 0.0
-    )
-    assert resumed.global_step == 6
-    np.testing.assert_allclose(resumed.losses, ref.losses, rtol=1e-5)
-    for (name, a), b in zip(
-        full.model.state_dict().items(), resumed_enc.model.state_dict().values(), strict=True
-    ):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+    assert_resume_equals_uninterrupted_run(lambda: _encoder(tiny_model_dir), config, tmp_path)
 
 
 def test_resume_without_the_saved_rng_state_would_differ(tiny_model_dir, tmp_path):

@@ -98,9 +98,11 @@ def test_mean_pooling_and_dropout_setting(tiny_model_dir, tmp_path):
     assert enc.model.config.attention_probs_dropout_prob == 0.3
 
 
-def test_resume_equals_uninterrupted_run(tiny_model_dir, tmp_path):
-    config = train_config(max_steps=6, checkpoint_steps=3, eval_steps=1)
-    full = _encoder(tiny_model_dir)
+def assert_resume_equals_uninterrupted_run(new_encoder, config, tmp_path) -> None:
+    """A run interrupted after its step-3 checkpoint and resumed in a fresh encoder ends with
+    the uninterrupted run's losses and weights (dropout on: the RNG state must come back too).
+    Shared with tests/gpu, which passes encoders on its device."""
+    full = new_encoder()
     ref = train(full, SENTS, config, output_dir=tmp_path / "full", eval_fn=lambda e: 0.0)
 
     calls = {"n": 0}
@@ -111,12 +113,11 @@ def test_resume_equals_uninterrupted_run(tiny_model_dir, tmp_path):
             raise KeyboardInterrupt
         return 0.0
 
-    part = _encoder(tiny_model_dir)
     with pytest.raises(KeyboardInterrupt):
-        train(part, SENTS, config, output_dir=tmp_path / "run", eval_fn=interrupting_eval)
+        train(new_encoder(), SENTS, config, output_dir=tmp_path / "run", eval_fn=interrupting_eval)
     state = json.loads((tmp_path / "run" / "checkpoint-last" / "trainer_state.json").read_text())
     assert state["step"] == 3
-    resumed_enc = _encoder(tiny_model_dir)  # a fresh process would start from the base model
+    resumed_enc = new_encoder()  # a fresh process would start from the base model
     resumed = train(
         resumed_enc, SENTS, config, output_dir=tmp_path / "run", resume=True, eval_fn=lambda e: 0.0
     )
@@ -126,6 +127,11 @@ def test_resume_equals_uninterrupted_run(tiny_model_dir, tmp_path):
         full.model.state_dict().items(), resumed_enc.model.state_dict().values(), strict=True
     ):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_resume_equals_uninterrupted_run(tiny_model_dir, tmp_path):
+    config = train_config(max_steps=6, checkpoint_steps=3, eval_steps=1)
+    assert_resume_equals_uninterrupted_run(lambda: _encoder(tiny_model_dir), config, tmp_path)
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_model_dir, tmp_path):

@@ -10,8 +10,9 @@
    https://arxiv.org/abs/2112.07577). Held-out evaluation queries are ``eval_set`` when given;
    otherwise a seeded share of the training *queries* is held back (all pairs of a held-out
    query leave training). Questions without labels (``queries=``, ``generated=``) are first
-   turned into pairs by the base retriever (:mod:`simcse_rag.adapt_questions`), so the corpus
-   is indexed before this stage, once.
+   turned into pairs (:mod:`simcse_rag.adapt_questions`): the base retriever labels question
+   logs, and generated questions pass a round trip through a model trained on them
+   (:mod:`simcse_rag.adapt_round_trip`), so the corpus is indexed before this stage, once.
 2. **Baseline** (:func:`measure_base`): the corpus indexed with the base model
    (:mod:`simcse_rag.adapt_retrieval`) and its dense, BM25 and hybrid metrics.
 3. **Rounds** (:func:`simcse_rag.adapt_rounds.run_rounds`): mining with the current model +
@@ -219,7 +220,7 @@ def adapt(
         queries: Questions without labels (a mapping id -> text keeps the ids), labelled by
             the base hybrid retriever under ``config.label_rule``.
         generated: Generated questions paired with their source passages, kept by the
-            round-trip filter (``config.round_trip_k``).
+            round-trip filter (``config.round_trip_k``, ``config.round_trip_model``).
         generator: An LLM that writes ``generated`` (:mod:`simcse_rag.adapt_generation`).
         generation: How ``generator`` is asked; default :class:`GenerationConfig`.
         overwrite: Replace an existing non-empty ``out``.

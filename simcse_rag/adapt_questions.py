@@ -7,8 +7,9 @@ Two routes of :func:`simcse_rag.adapt.adapt` start from questions nobody linked 
   (:class:`LabelRule`) trusts that label;
 * **generated questions** (``generated=``, ``--generator-url``): each candidate pair names the
   passage its question was written from; :func:`round_trip_filter` keeps it only when that
-  passage ranks within the top ``k`` of the base hybrid retriever for the question
-  (Promptagator's round-trip consistency, Dai et al. 2022, https://arxiv.org/abs/2209.11755).
+  passage ranks within the top ``k`` of a hybrid retriever for the question (Promptagator's
+  round-trip consistency, Dai et al. 2022, https://arxiv.org/abs/2209.11755); by default the
+  retriever of a model trained on the candidates (:mod:`simcse_rag.adapt_round_trip`).
 
 Both return the kept :class:`~simcse_rag.pairs.TrainingPair` list and a count per outcome (for
 the report); the rest of adaptation (hold-out, mining, training, merge) treats the kept pairs

@@ -218,29 +218,6 @@ def test_adapt_from_queries_end_to_end(tiny_encoder, tmp_path: Path) -> None:
     assert "- queries: given 26, blank (dropped) 2" in md and "kept 24" in md
 
 
-def test_adapt_from_generated_pairs_with_eval_set(tiny_encoder, tmp_path: Path) -> None:
-    corpus = synthetic_corpus(24)
-    # Each passage's own text as its "generated question": it retrieves itself first.
-    generated = [TrainingPair(f"g{i}", p.text, p.text, p.id) for i, p in enumerate(corpus)]
-    eval_set = EvalSet({"e": "fever aspirin"}, {"e": {"d0": 1}}, "judged")
-    original = {k: v.clone() for k, v in tiny_encoder.model.state_dict().items()}
-    try:
-        result = adapt(
-            corpus,
-            tiny_encoder,
-            tmp_path / "o",
-            config=_config(),
-            generated=generated,
-            eval_set=eval_set,
-        )
-    finally:
-        tiny_encoder.model.load_state_dict(original)
-    training = result.report["training"]
-    assert training["question_filters"]["generated"]["given"] == 24
-    assert training["question_filters"]["generated"]["kept"] == training["pairs"] > 12
-    assert not any("labelled by the base retriever" in w for w in result.report["warnings"])
-
-
 def test_adapt_refuses_pairs_and_queries_together(tiny_encoder, tmp_path: Path) -> None:
     corpus = synthetic_corpus(20)
     pairs = [TrainingPair("q", "fever", corpus[0].text, "d0")]

@@ -89,10 +89,11 @@ def test_fewer_candidates_than_a_batch_are_checked_by_the_base_model(tiny_encode
 @pytest.mark.parametrize(
     ("model", "by"), [("adapted", "a model trained on them"), ("base", "the base model")]
 )
-def test_adapt_says_which_model_checked_the_round_trip(
+def test_adapt_from_generated_pairs_says_which_model_checked_them(
     tiny_encoder, tmp_path: Path, model: str, by: str
 ) -> None:
     corpus = synthetic_corpus(24)
+    # Each passage's own text as its "generated question": it retrieves itself first.
     generated = [TrainingPair(f"g{i}", p.text, p.text, p.id) for i, p in enumerate(corpus)]
     eval_set = EvalSet({"e": "fever aspirin"}, {"e": {"d0": 1}}, "judged")
     original = {k: v.clone() for k, v in tiny_encoder.model.state_dict().items()}
@@ -107,9 +108,13 @@ def test_adapt_says_which_model_checked_the_round_trip(
         ).report
     finally:
         tiny_encoder.model.load_state_dict(original)
-    assert report["training"]["source"].endswith(f"(top 20, {by})")
+    training = report["training"]
+    assert training["question_filters"]["generated"]["given"] == 24
+    assert training["question_filters"]["generated"]["kept"] == training["pairs"] > 12
+    assert not any("labelled by the base retriever" in w for w in report["warnings"])
+    assert training["source"].endswith(f"(top 20, {by})")
     assert report["config"]["round_trip_model"] == model
-    trained_on = report["training"]["question_filters"]["generated"].get("filter_trained_on")
+    trained_on = training["question_filters"]["generated"].get("filter_trained_on")
     assert trained_on == (24 if model == "adapted" else None)
     assert ("round_trip_filter_s" in report["timings"]) == (model == "adapted")
 

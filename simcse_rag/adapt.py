@@ -355,8 +355,9 @@ def _question_stage(
             base, config, asked.queries, generated, eval_set, on_stage=stage, round_trip=trip
         )
     timings.update(more)
-    if trip is not None:
+    if trip is not None:  # a part of labelling's time, reported on its own
         timings["round_trip_filter_s"] = trip.seconds
+        timings["label_questions_s"] -= trip.seconds
     if made is not None:  # the report names the LLM and what generation dropped
         questions = with_generation(questions, made)
     return base, questions, timings

@@ -3,8 +3,9 @@
 Shows: ``adapt(corpus, encoder, out, generator=llm)``. The LLM is asked for N questions about
 each passage of a seeded sample (in the passage's language, with an optional ``--domain``
 hint); replies are cached in a JSONL file, so an interrupted run resumes without asking again;
-a question is kept only if the base hybrid retriever finds its own passage within the top k
-(the round-trip filter); the kept pairs are mined, trained on and reported like labelled ones.
+a question is kept only if its own passage comes back within the top k for a model first
+trained on all the generated questions (the round-trip filter); the kept pairs are mined,
+trained on (from the base model again) and reported like labelled ones.
 Here the result is measured on held-out *real* TAT-QA questions.
 
 The generator is any of: an OpenAI-compatible server (``--generator-url``/``--generator-model``,
@@ -17,9 +18,10 @@ quality of LLM-written questions was not measured offline.
 Data: ``--data`` (default ``../shared/data``) holding ``tatqa_fin_dev`` in BEIR layout. With
 ``--tiny`` and no data, the bundled FAQ stands in.
 
-Time: with the stand-in about 14 CPU-minutes (60 steps of 32; 35 min wall on a heavily shared
-2-core machine); with a real LLM add one request per sampled passage (``--passages``); about
-30 s with ``--tiny``.
+Time: with the stand-in two trainings of 60 steps of 32, the round trip's and the final one
+(one took about 14 CPU-minutes, 35 min wall on a heavily shared 2-core machine; the pair was not
+timed); with a real LLM add one request per sampled passage (``--passages``); about 30 s with
+``--tiny``.
 
 Run::
 

@@ -8,7 +8,9 @@ A generated question is kept when its own passage comes back within the top ``k`
   the retriever trained on the unfiltered synthetic data). A pair the corpus supports becomes
   easy for that model; a question its passage does not answer stays hard, since the other
   pairs pull against it. The final model is then trained from the base weights on the kept
-  pairs, so adaptation trains twice.
+  pairs, so adaptation trains twice. Measured with real questions as the "generated" ones,
+  and with random passages mixed in (docs/benchmarks.md, "round trip through a model trained
+  on the generated pairs").
 * ``"base"``: the base hybrid retriever searches. It drops exactly the pairs the base model
   misses, which are the ones adaptation learns most from (docs/benchmarks.md, "generator route
   with the stand-in").

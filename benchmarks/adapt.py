@@ -71,9 +71,10 @@ from simcse_rag.adapt import AdaptConfig, adapt, build_retriever, evaluate_retri
 from simcse_rag.adapt_questions import LabelRule, label_queries  # noqa: E402
 from simcse_rag.adapt_retrieval import encoder_max_length  # noqa: E402
 from simcse_rag.encoder import SimCSEEncoder  # noqa: E402
-from simcse_rag.pairs import pairs_from_beir  # noqa: E402
+from simcse_rag.pairs import TrainingPair, pairs_from_beir  # noqa: E402
 
 SYSTEMS = ("ours-pairs", "ours-queries", "ours-generated-standin", "st-pairs", "ours-corpus")
+#: Also accepted, not run by default: ``ours-queries-top3:K`` (see :func:`top3_candidates`).
 
 
 def run_ours(ds: dict, args: argparse.Namespace, system: str, out: Path) -> dict:
@@ -93,7 +94,9 @@ def run_ours(ds: dict, args: argparse.Namespace, system: str, out: Path) -> dict
         noise = noise_pairs(ds, labelled, args.standin_noise, args.seed)
         sources["generated"] = labelled + noise
     strategy = option if kind == "ours-corpus" and option else None
-    k = int(option) if kind == "ours-generated-standin" and option else None
+    k = int(option) if kind in ("ours-generated-standin", "ours-queries-top3") and option else None
+    if kind == "ours-queries-top3":
+        sources["generated"] = top3_candidates(ds, args, adapt_config(args))
     config = adapt_config(args, strategy, k)
     t0 = time.perf_counter()
     result = adapt(
@@ -123,7 +126,11 @@ def run_ours(ds: dict, args: argparse.Namespace, system: str, out: Path) -> dict
         "merge_weight": rep["training"].get("merge_weight"),
         "question_filters": rep["training"].get("question_filters"),
         "label_precision": (
-            hidden_label_precision(ds, args, config) if kind == "ours-queries" else None
+            hidden_label_precision(ds, args, config)
+            if kind == "ours-queries"
+            else trained_right(out, ds)
+            if kind == "ours-queries-top3"
+            else None
         ),
     }
 
@@ -133,6 +140,34 @@ def trained_noise(out: Path, noise: list) -> int:
     wanted = {(p.query, p.positive_id) for p in noise}
     rows = (json.loads(line) for line in (out / "mined.jsonl").open(encoding="utf-8"))
     return sum((r["query"], r["positive_id"]) in wanted for r in rows)
+
+
+def top3_candidates(ds: dict, args: argparse.Namespace, config: AdaptConfig) -> list:
+    """Experiment: each bare training question with each of its top-3 base hybrid passages, as
+    "generated" pairs (the trained round trip with k=1 then keeps one passage per question)."""
+    encoder = SimCSEEncoder.from_pretrained(args.model, device="cpu")
+    with encoder_max_length(encoder, config.encode_max_length):
+        retriever = build_retriever(ds["corpus"], encoder, cache_dir=args.out / "cache")
+        items = list(ds["train_queries"].items())
+        hits = retriever.search_batch([t for _, t in items], k=3, mode="hybrid")
+    return [
+        TrainingPair(f"top{j}:{q}", text, retriever.get(h.id).text, h.id)
+        for (q, text), hs in zip(items, hits, strict=True)
+        for j, h in enumerate(hs)
+    ]
+
+
+def trained_right(out: Path, ds: dict) -> dict:
+    """Pairs trained on (adapt's mined.jsonl) whose passage the hidden qrels call relevant."""
+    by_text: dict[str, list[str]] = {}
+    for q, t in ds["train_queries"].items():
+        by_text.setdefault(" ".join(t.split()), []).append(q)
+    rows = [json.loads(line) for line in (out / "mined.jsonl").open(encoding="utf-8")]
+    right = sum(
+        any(ds["train_qrels"][q].get(r["positive_id"], 0) >= 1 for q in by_text[r["query"]])
+        for r in rows
+    )
+    return {"trained": len(rows), "right": right, "precision": right / max(1, len(rows))}
 
 
 def hidden_label_precision(ds: dict, args: argparse.Namespace, config: AdaptConfig) -> dict:

@@ -53,10 +53,12 @@ Run::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -136,20 +138,45 @@ def run_ours(ds: dict, args: argparse.Namespace, system: str, out: Path) -> dict
     }
 
 
+def trained_pairs(out: Path) -> list[tuple[str, str]]:
+    """(question, passage id) of each pair the adapted model was trained on (adapt's
+    mined.jsonl)."""
+    with (out / "mined.jsonl").open(encoding="utf-8") as rows:
+        return [(r["query"], r["positive_id"]) for r in map(json.loads, rows)]
+
+
 def trained_noise(out: Path, noise: list) -> int:
-    """How many noise pairs the adapted model was trained on (adapt's mined.jsonl)."""
+    """How many noise pairs the adapted model was trained on."""
     wanted = {(p.query, p.positive_id) for p in noise}
-    rows = (json.loads(line) for line in (out / "mined.jsonl").open(encoding="utf-8"))
-    return sum((r["query"], r["positive_id"]) in wanted for r in rows)
+    return sum(pair in wanted for pair in trained_pairs(out))
+
+
+@contextlib.contextmanager
+def base_retriever(ds: dict, args: argparse.Namespace, config: AdaptConfig) -> Iterator[object]:
+    """The base model's retriever over the corpus, searched inside the block at adapt's token
+    limit (vectors from the run's embedding cache)."""
+    encoder = SimCSEEncoder.from_pretrained(args.model, device="cpu")
+    with encoder_max_length(encoder, config.encode_max_length):
+        yield build_retriever(ds["corpus"], encoder, cache_dir=args.out / "cache")
+
+
+def count_right(ds: dict, pairs: list[tuple[str, str]]) -> int:
+    """How many (question text, passage id) pairs the hidden qrels of a training question with
+    that text call relevant (TAT-QA repeats a question text across reports)."""
+    by_text: dict[str, list[str]] = {}
+    for q, t in ds["train_queries"].items():
+        by_text.setdefault(" ".join(t.split()), []).append(q)
+    return sum(
+        any(ds["train_qrels"][q].get(pid, 0) >= 1 for q in by_text[" ".join(text.split())])
+        for text, pid in pairs
+    )
 
 
 def top3_candidates(ds: dict, args: argparse.Namespace, config: AdaptConfig) -> list:
     """Experiment: each bare training question with each of its top-3 base hybrid passages, as
     "generated" pairs (the trained round trip with k=1 then keeps one passage per question)."""
-    encoder = SimCSEEncoder.from_pretrained(args.model, device="cpu")
-    with encoder_max_length(encoder, config.encode_max_length):
-        retriever = build_retriever(ds["corpus"], encoder, cache_dir=args.out / "cache")
-        items = list(ds["train_queries"].items())
+    items = list(ds["train_queries"].items())
+    with base_retriever(ds, args, config) as retriever:
         hits = retriever.search_batch([t for _, t in items], k=3, mode="hybrid")
     return [
         TrainingPair(f"top{j}:{q}", text, retriever.get(h.id).text, h.id)
@@ -159,35 +186,21 @@ def top3_candidates(ds: dict, args: argparse.Namespace, config: AdaptConfig) -> 
 
 
 def trained_right(out: Path, ds: dict) -> dict:
-    """Pairs trained on (adapt's mined.jsonl) whose passage the hidden qrels call relevant."""
-    by_text: dict[str, list[str]] = {}
-    for q, t in ds["train_queries"].items():
-        by_text.setdefault(" ".join(t.split()), []).append(q)
-    rows = [json.loads(line) for line in (out / "mined.jsonl").open(encoding="utf-8")]
-    right = sum(
-        any(ds["train_qrels"][q].get(r["positive_id"], 0) >= 1 for q in by_text[r["query"]])
-        for r in rows
-    )
-    return {"trained": len(rows), "right": right, "precision": right / max(1, len(rows))}
+    """Pairs trained on whose passage the hidden qrels call relevant."""
+    pairs = trained_pairs(out)
+    right = count_right(ds, pairs)
+    return {"trained": len(pairs), "right": right, "precision": right / max(1, len(pairs))}
 
 
 def hidden_label_precision(ds: dict, args: argparse.Namespace, config: AdaptConfig) -> dict:
     """Label precision of the training questions against their hidden qrels: every question's
     hybrid top-1 and the kept ones (the base retriever rebuilt from adapt's embedding cache)."""
-    encoder = SimCSEEncoder.from_pretrained(args.model, device="cpu")
-    with encoder_max_length(encoder, config.encode_max_length):
-        retriever = build_retriever(ds["corpus"], encoder, cache_dir=args.out / "cache")
-        by_text: dict[str, list[str]] = {}  # TAT-QA repeats a question text across reports
-        for q, t in ds["train_queries"].items():
-            by_text.setdefault(" ".join(t.split()), []).append(q)
-        out = {}
-        everything = LabelRule(max_leg_rank=None)
+    out = {}
+    everything = LabelRule(max_leg_rank=None)
+    with base_retriever(ds, args, config) as retriever:
         for name, rule in (("all", everything), ("kept", config.label_rule)):
             pairs, _ = label_queries(retriever, list(ds["train_queries"].values()), rule)
-            right = sum(
-                any(ds["train_qrels"][q].get(p.positive_id, 0) >= 1 for q in by_text[p.query])
-                for p in pairs
-            )
+            right = count_right(ds, [(p.query, p.positive_id) for p in pairs])
             out[name] = {"questions": len(pairs), "right": right, "precision": right / len(pairs)}
     return out
 

@@ -178,6 +178,12 @@ def label_queries(
     return pairs, counts
 
 
+def checkable_pairs(retriever: Any, pairs: Sequence[TrainingPair]) -> list[TrainingPair]:
+    """The pairs whose ``positive_id`` names a passage of ``retriever``'s corpus (only those can
+    come back in a search)."""
+    return [p for p in pairs if p.positive_id and p.positive_id in retriever]
+
+
 def round_trip_filter(
     retriever: Any, pairs: Sequence[TrainingPair], k: int
 ) -> tuple[list[TrainingPair], dict[str, int]]:
@@ -198,7 +204,7 @@ def round_trip_filter(
     """
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"round-trip k must be a positive integer, got {k!r}.")
-    checkable = [p for p in pairs if p.positive_id and p.positive_id in retriever]
+    checkable = checkable_pairs(retriever, pairs)
     texts = list(dict.fromkeys(p.query for p in checkable))
     found = {
         text: {h.id for h in hits}

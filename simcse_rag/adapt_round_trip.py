@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from simcse_rag.adapt_config import ROUND_TRIP_MODELS, AdaptConfig
 from simcse_rag.adapt_merge import base_weights, restore_weights
 from simcse_rag.adapt_pairs import sample_pairs, without_eval_queries
-from simcse_rag.adapt_questions import RoundTrip, round_trip_filter
+from simcse_rag.adapt_questions import RoundTrip, checkable_pairs, round_trip_filter
 from simcse_rag.adapt_retrieval import CorpusIndexer
 from simcse_rag.adapt_rounds import run_rounds
 from simcse_rag.encoder import SimCSEEncoder
@@ -57,7 +57,8 @@ class TrainedRoundTrip:
         config: Settings of the adaptation (``round_trip_k``, steps, batch, seed...).
         eval_set: The user's evaluation queries: their questions are never trained on.
         on_stage: Called with a short message as each step starts.
-        seconds: Filled in by the call: time spent training and searching.
+        seconds: Filled in by the call: time spent training and searching (also when it
+            fails).
     """
 
     encoder: SimCSEEncoder
@@ -73,15 +74,21 @@ class TrainedRoundTrip:
     ) -> tuple[list[TrainingPair], dict[str, int]]:
         """Keep the candidates whose passage the trained model finds within ``round_trip_k``."""
         t0 = time.perf_counter()
+        try:
+            return self._filter(candidates)
+        finally:
+            self.seconds = time.perf_counter() - t0
+
+    def _filter(
+        self, candidates: Sequence[TrainingPair]
+    ) -> tuple[list[TrainingPair], dict[str, int]]:
         train = self.training_pairs(candidates)
         k = self.config.round_trip_k
         if len(train) < self.config.batch_size:
             # Fewer than one batch trains no model worth checking with (and adaptation refuses
             # so few pairs anyway); the base model checks them.
             logger.info("round trip: %d candidates, checked by the base model", len(train))
-            kept, counts = round_trip_filter(self.base, candidates, k)
-            self.seconds = time.perf_counter() - t0
-            return kept, counts
+            return round_trip_filter(self.base, candidates, k)
         state = base_weights(self.encoder)
         # One round, unmerged: the filter model must know every candidate as it was trained.
         config = dataclasses.replace(self.config, rounds=1, merge_weight=1.0)
@@ -99,16 +106,14 @@ class TrainedRoundTrip:
             # Searched before the weights go back: the trained retriever encodes its queries
             # with the live model.
             kept, counts = round_trip_filter(trained.retriever, candidates, k)
-            counts = {**counts, "filter_trained_on": len(train)}
         finally:
             restore_weights(self.encoder, state)
-        self.seconds = time.perf_counter() - t0
-        return kept, counts
+        return kept, {**counts, "filter_trained_on": len(train)}
 
     def training_pairs(self, candidates: Sequence[TrainingPair]) -> list[TrainingPair]:
         """The candidates the filter model trains on: those naming a corpus passage, none of
         them an evaluation question, at most ``max_pairs``."""
-        pairs = [p for p in candidates if p.positive_id and p.positive_id in self.base]
+        pairs = checkable_pairs(self.base, candidates)
         if self.eval_set is not None:
             pairs = without_eval_queries(pairs, self.eval_set)
         return sample_pairs(pairs, self.config.max_pairs, self.config.seed)

@@ -139,14 +139,25 @@ def test_readers_return_or_raise_value_error_deep(data, suffix):
     check_readers(data, suffix)
 
 
-def check_qrels(data: bytes) -> None:
-    with written(data, ".tsv") as path:
+def returns_or_raises(data: bytes, suffix: str, read, valid) -> None:  # noqa: ANN001
+    """``read(path)`` of ``data`` either returns what ``valid`` accepts or raises the one-line
+    ``ValueError`` naming the file."""
+    with written(data, suffix) as path:
         try:
-            qrels = load_qrels(path)
+            result = read(path)
         except ValueError as exc:
             one_line(exc, path)
         else:
-            assert all(isinstance(q, str) and isinstance(d, dict) for q, d in qrels.items())
+            assert valid(result)
+
+
+def check_qrels(data: bytes) -> None:
+    returns_or_raises(
+        data,
+        ".tsv",
+        load_qrels,
+        lambda qrels: all(isinstance(q, str) and isinstance(d, dict) for q, d in qrels.items()),
+    )
 
 
 @FAST
@@ -163,13 +174,12 @@ def test_qrels_reader_returns_or_raises_value_error_deep(data):
 
 
 def check_queries(data: bytes) -> None:
-    with written(data, ".jsonl") as path:
-        try:
-            queries = load_queries(path)
-        except ValueError as exc:
-            one_line(exc, path)
-        else:
-            assert all(isinstance(q, str) and isinstance(t, str) for q, t in queries.items())
+    returns_or_raises(
+        data,
+        ".jsonl",
+        load_queries,
+        lambda queries: all(isinstance(q, str) and isinstance(t, str) for q, t in queries.items()),
+    )
 
 
 @FAST

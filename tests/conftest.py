@@ -58,6 +58,17 @@ def tiny_encoder(tiny_model_dir: Path):
     return SimCSEEncoder.from_pretrained(tiny_model_dir, device="cpu")
 
 
+@pytest.fixture()
+def restored_encoder(tiny_encoder):
+    """The session's tiny encoder for a test that trains it (``adapt`` trains in place): its
+    weights are put back after the test, pass or fail, as every other test shares them."""
+    from simcse_rag.adapt_merge import base_weights, restore_weights
+
+    saved = base_weights(tiny_encoder)
+    yield tiny_encoder
+    restore_weights(tiny_encoder, saved)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """Path to ../shared/data; skips the test where it is absent."""

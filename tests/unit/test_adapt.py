@@ -260,7 +260,7 @@ def test_adapt_end_to_end_tiny(tiny_model_dir: Path, tmp_path: Path) -> None:
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # no temp leftovers
 
 
-def test_adapt_with_eval_set_never_trains_on_eval_queries(tiny_encoder, tmp_path: Path) -> None:
+def test_adapt_with_eval_set_never_trains_on_eval_queries(restored_encoder, tmp_path: Path) -> None:
     corpus = synthetic_corpus(24)
     pairs = [
         TrainingPair(f"q{i}", f"about {TOPICS[i % 8]}", corpus[i].text, f"d{i}") for i in range(24)
@@ -269,14 +269,9 @@ def test_adapt_with_eval_set_never_trains_on_eval_queries(tiny_encoder, tmp_path
         {"q0": pairs[0].query, "e1": "bank loan"}, {"q0": {"d0": 1}, "e1": {"d5": 1}}
     )
     config = AdaptConfig(max_steps=1, batch_size=4, mining=MiningConfig(num_negatives=1))
-    original = tiny_encoder.model.state_dict()
-    original = {k: v.clone() for k, v in original.items()}
-    try:
-        result = adapt(
-            corpus, tiny_encoder, tmp_path / "o", config=config, pairs=pairs, eval_set=eval_set
-        )
-    finally:
-        tiny_encoder.model.load_state_dict(original)  # the session encoder is shared
+    result = adapt(
+        corpus, restored_encoder, tmp_path / "o", config=config, pairs=pairs, eval_set=eval_set
+    )
     # q0 (same id) and q8, q16 (same text as q0) are excluded from training.
     assert result.report["training"]["pairs"] == 21
     assert result.report["held_out"]["query_ids"] == ["e1", "q0"]

@@ -33,10 +33,6 @@ def _config(**changes: object) -> AdaptConfig:
     return AdaptConfig(max_steps=2, batch_size=4, mining=mining, **changes)
 
 
-def _restoring(encoder):  # noqa: ANN001, ANN202 - the session encoder is shared
-    return {k: v.clone() for k, v in encoder.model.state_dict().items()}
-
-
 def test_candidates_sample_enough_passages_seeded() -> None:
     corpus = synthetic_corpus(40)
     config = _config(max_pairs=20, seed=3)
@@ -58,20 +54,16 @@ def test_candidates_with_no_usable_question_is_a_clear_error() -> None:
         generate_candidates(synthetic_corpus(20), lambda prompt: "", _config())
 
 
-def test_adapt_from_a_generator_end_to_end(tiny_encoder, tmp_path: Path) -> None:  # noqa: ANN001
+def test_adapt_from_a_generator_end_to_end(restored_encoder, tmp_path: Path) -> None:  # noqa: ANN001
     corpus = synthetic_corpus(24)
-    original = _restoring(tiny_encoder)
-    try:
-        result = adapt(
-            corpus,
-            tiny_encoder,
-            tmp_path / "o",
-            config=_config(max_pairs=24),
-            generator=writer,
-            generation=GenerationConfig(per_passage=2, cache_path=tmp_path / "q.jsonl"),
-        )
-    finally:
-        tiny_encoder.model.load_state_dict(original)
+    result = adapt(
+        corpus,
+        restored_encoder,
+        tmp_path / "o",
+        config=_config(max_pairs=24),
+        generator=writer,
+        generation=GenerationConfig(per_passage=2, cache_path=tmp_path / "q.jsonl"),
+    )
     filters = result.report["training"]["question_filters"]
     assert list(filters) == ["generation", "generated"]
     assert filters["generation"]["passages"] == 12 and filters["generation"]["questions"] == 24
@@ -91,28 +83,24 @@ def test_adapt_refuses_generator_and_generated(tiny_encoder, tmp_path: Path) -> 
 
 @pytest.mark.enable_socket
 def test_key_is_in_no_file_adapt_writes(
-    tiny_encoder,  # noqa: ANN001
+    restored_encoder,  # noqa: ANN001
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     caplog.set_level("DEBUG")
-    original = _restoring(tiny_encoder)
     with FakeOpenAIServer() as openai_server:
         openai_server.reply = writer
         client = OpenAIChatClient(openai_server.url, "m", retry=RetryPolicy(max_retries=0))
-        try:
-            adapt(
-                synthetic_corpus(24),
-                tiny_encoder,
-                tmp_path / "o",
-                config=_config(max_pairs=24),
-                generator=client,
-                generation=GenerationConfig(per_passage=2, cache_path=tmp_path / "q.jsonl"),
-            )
-        finally:
-            tiny_encoder.model.load_state_dict(original)
+        adapt(
+            synthetic_corpus(24),
+            restored_encoder,
+            tmp_path / "o",
+            config=_config(max_pairs=24),
+            generator=client,
+            generation=GenerationConfig(per_passage=2, cache_path=tmp_path / "q.jsonl"),
+        )
     assert set(openai_server.authorizations) == {f"Bearer {KEY}"}
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert tmp_path / "q.jsonl" in files and tmp_path / "o" / "report.json" in files

@@ -17,6 +17,7 @@ from simcse_rag.adapt import (
     EvalSet,
     adapt,
 )
+from simcse_rag.adapt_merge import base_weights, restore_weights
 from simcse_rag.adapt_questions import (
     LabelRule,
     describe_rule,
@@ -198,13 +199,9 @@ def _questions(corpus: list[Passage]) -> list[str]:
     return [p.text.split("\n")[1] for p in corpus] + ["", "   "]
 
 
-def test_adapt_from_queries_end_to_end(tiny_encoder, tmp_path: Path) -> None:
+def test_adapt_from_queries_end_to_end(restored_encoder, tmp_path: Path) -> None:
     corpus = synthetic_corpus(24)
-    original = {k: v.clone() for k, v in tiny_encoder.model.state_dict().items()}
-    try:
-        adapt(corpus, tiny_encoder, tmp_path / "o", config=_config(), queries=_questions(corpus))
-    finally:
-        tiny_encoder.model.load_state_dict(original)  # the session encoder is shared
+    adapt(corpus, restored_encoder, tmp_path / "o", config=_config(), queries=_questions(corpus))
     report = json.loads((tmp_path / "o" / REPORT_JSON).read_text(encoding="utf-8"))
     filters = report["training"]["question_filters"]["queries"]
     assert filters == {"given": 26, "blank": 2, "duplicates": 0, "untrusted": 0, "kept": 24}
@@ -272,7 +269,7 @@ def test_read_questions_from_text_lines_and_from_beir_jsonl(tmp_path: Path) -> N
 
 
 def test_a_handful_of_kept_questions_trains_for_at_most_max_passes(
-    tiny_encoder, tmp_path: Path
+    restored_encoder, tmp_path: Path
 ) -> None:
     corpus = synthetic_corpus(24)
     eval_set = EvalSet({"e": "fever aspirin"}, {"e": {"d0": 1}}, "judged")
@@ -281,18 +278,14 @@ def test_a_handful_of_kept_questions_trains_for_at_most_max_passes(
         mining=MiningConfig(num_negatives=1, relative_margin=None),
         label_rule=LabelRule(max_leg_rank=None),
     )
-    original = {k: v.clone() for k, v in tiny_encoder.model.state_dict().items()}
-    try:
-        result = adapt(
-            corpus,
-            tiny_encoder,
-            tmp_path / "o",
-            config=config,
-            queries=_questions(corpus)[:4],
-            eval_set=eval_set,
-        )
-    finally:
-        tiny_encoder.model.load_state_dict(original)
+    result = adapt(
+        corpus,
+        restored_encoder,
+        tmp_path / "o",
+        config=config,
+        queries=_questions(corpus)[:4],
+        eval_set=eval_set,
+    )
     assert result.report["training"]["pairs"] == 4
     assert result.report["rounds"][0]["train"]["steps"] == config.max_passes
     md = (tmp_path / "o" / REPORT_MD).read_text(encoding="utf-8")
@@ -310,29 +303,26 @@ def test_describe_rule_names_each_checked_leg() -> None:
 
 
 def test_labelled_questions_are_all_trained_and_never_choose_the_fusion(
-    tiny_encoder, tmp_path: Path
+    restored_encoder, tmp_path: Path
 ) -> None:
     # Held-back questions labelled by the base retriever reward the fusion nearest the
     # labelling rule; labelled pairs of the same questions do hold some back to choose it.
     corpus = synthetic_corpus(120)
     questions = {f"q{p.id}": p.text.split("\n")[1] for p in corpus}
     eval_set = EvalSet({"e": "fever aspirin"}, {"e": {"d0": 1}}, "judged")
-    original = {k: v.clone() for k, v in tiny_encoder.model.state_dict().items()}
-    try:
-        from_questions = adapt(
-            corpus, tiny_encoder, tmp_path / "q", config=_config(), queries=questions,
-            eval_set=eval_set,
-        )  # fmt: skip
-        tiny_encoder.model.load_state_dict(original)
-        pairs = [
-            TrainingPair(q, t, corpus[i].text, corpus[i].id)
-            for i, (q, t) in enumerate(questions.items())
-        ]
-        from_pairs = adapt(
-            corpus, tiny_encoder, tmp_path / "p", config=_config(), pairs=pairs, eval_set=eval_set
-        )
-    finally:
-        tiny_encoder.model.load_state_dict(original)
+    untrained = base_weights(restored_encoder)
+    from_questions = adapt(
+        corpus, restored_encoder, tmp_path / "q", config=_config(), queries=questions,
+        eval_set=eval_set,
+    )  # fmt: skip
+    restore_weights(restored_encoder, untrained)  # both runs start from the same model
+    pairs = [
+        TrainingPair(q, t, corpus[i].text, corpus[i].id)
+        for i, (q, t) in enumerate(questions.items())
+    ]
+    from_pairs = adapt(
+        corpus, restored_encoder, tmp_path / "p", config=_config(), pairs=pairs, eval_set=eval_set
+    )
     kept = from_questions.report["training"]["question_filters"]["queries"]["kept"]
     assert kept >= 100
     assert from_questions.report["training"]["pairs"] == kept
@@ -351,14 +341,10 @@ def test_labelled_questions_are_all_trained_and_never_choose_the_fusion(
 
 
 def test_a_merge_weight_the_user_sets_wins_over_the_questions_default(
-    tiny_encoder, tmp_path: Path
+    restored_encoder, tmp_path: Path
 ) -> None:
     corpus = synthetic_corpus(120)
     questions = {f"q{p.id}": p.text.split("\n")[1] for p in corpus}
-    original = {k: v.clone() for k, v in tiny_encoder.model.state_dict().items()}
     config = dataclasses.replace(_config(), merge_weight=0.8)
-    try:
-        result = adapt(corpus, tiny_encoder, tmp_path / "q", config=config, queries=questions)
-    finally:
-        tiny_encoder.model.load_state_dict(original)
+    result = adapt(corpus, restored_encoder, tmp_path / "q", config=config, queries=questions)
     assert result.report["training"]["merge_weight"] == 0.8

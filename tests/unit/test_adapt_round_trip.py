@@ -90,24 +90,20 @@ def test_fewer_candidates_than_a_batch_are_checked_by_the_base_model(tiny_encode
     ("model", "by"), [("adapted", "a model trained on them"), ("base", "the base model")]
 )
 def test_adapt_from_generated_pairs_says_which_model_checked_them(
-    tiny_encoder, tmp_path: Path, model: str, by: str
+    restored_encoder, tmp_path: Path, model: str, by: str
 ) -> None:
     corpus = synthetic_corpus(24)
     # Each passage's own text as its "generated question": it retrieves itself first.
     generated = [TrainingPair(f"g{i}", p.text, p.text, p.id) for i, p in enumerate(corpus)]
     eval_set = EvalSet({"e": "fever aspirin"}, {"e": {"d0": 1}}, "judged")
-    original = {k: v.clone() for k, v in tiny_encoder.model.state_dict().items()}
-    try:
-        report = adapt(
-            corpus,
-            tiny_encoder,
-            tmp_path / "o",
-            config=_config(round_trip_model=model),
-            generated=generated,
-            eval_set=eval_set,
-        ).report
-    finally:
-        tiny_encoder.model.load_state_dict(original)
+    report = adapt(
+        corpus,
+        restored_encoder,
+        tmp_path / "o",
+        config=_config(round_trip_model=model),
+        generated=generated,
+        eval_set=eval_set,
+    ).report
     training = report["training"]
     assert training["question_filters"]["generated"]["given"] == 24
     assert training["question_filters"]["generated"]["kept"] == training["pairs"] > 12

@@ -54,7 +54,7 @@ def test_candidates_with_no_usable_question_is_a_clear_error() -> None:
         generate_candidates(synthetic_corpus(20), lambda prompt: "", _config())
 
 
-def test_adapt_from_a_generator_end_to_end(restored_encoder, tmp_path: Path) -> None:  # noqa: ANN001
+def test_adapt_from_a_generator_end_to_end(restored_encoder, tmp_path: Path) -> None:
     corpus = synthetic_corpus(24)
     result = adapt(
         corpus,

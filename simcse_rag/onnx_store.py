@@ -18,10 +18,17 @@ The cache lives in the user's cache folder (``$SIMCSE_RAG_ONNX_CACHE``, else
 folder, which may be read-only (the bundled model sits in site-packages); ``SIMCSE_RAG_ONNX_CACHE
 =off`` turns the disk store off. An index additionally keeps its query model
 (:mod:`simcse_rag.onnx_cache`) so that a search process needs no PyTorch at all.
+
+Every fine-tuned model (each ``adapt`` run, the round trip's filter model included) adds
+entries, so the store is bounded: after each write the least recently used entries are removed
+until the store holds at most ``$SIMCSE_RAG_ONNX_CACHE_MAX_MB`` megabytes (default
+:data:`DEFAULT_MAX_MB`; ``0`` keeps everything). The entry just written always stays, and a
+read marks its entry as used. A removed entry only costs a new export when it is next needed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -35,6 +42,10 @@ from simcse_rag import _io
 logger = logging.getLogger(__name__)
 
 ENV_VAR = "SIMCSE_RAG_ONNX_CACHE"
+MAX_MB_ENV_VAR = "SIMCSE_RAG_ONNX_CACHE_MAX_MB"
+#: Room for the bundled MiniLM's four exports (fp32/int8, queries/passages: ~230 MB) and
+#: those of several fine-tuned or larger models.
+DEFAULT_MAX_MB = 2048
 MODEL_FILE = "model.onnx"
 META_FILE = "meta.json"
 FORMAT_VERSION = 1
@@ -54,6 +65,28 @@ def cache_dir() -> Path | None:
         return Path(value).expanduser()
     base = os.environ.get("XDG_CACHE_HOME", "").strip() or str(Path.home() / ".cache")
     return Path(base) / "simcse-rag" / "onnx"
+
+
+def max_bytes() -> int | None:
+    """The store's size limit in bytes (``None``: no limit), from ``$SIMCSE_RAG_ONNX_CACHE_MAX_MB``.
+
+    A value that is not a number of megabytes >= 0 logs a warning and keeps the default: a
+    cache setting should not stop a search.
+    """
+    value = os.environ.get(MAX_MB_ENV_VAR, "").strip()
+    megabytes = float(DEFAULT_MAX_MB)
+    if value:
+        try:
+            megabytes = float(value)
+            if not megabytes >= 0:  # also NaN
+                raise ValueError(value)
+        except ValueError:
+            logger.warning(
+                "%s=%r is not a number of megabytes >= 0; using %d (set 0 to keep every model)",
+                MAX_MB_ENV_VAR, value, DEFAULT_MAX_MB,
+            )  # fmt: skip
+            megabytes = float(DEFAULT_MAX_MB)
+    return None if megabytes == 0 else int(megabytes * 2**20)
 
 
 def model_key(fingerprint: str, *, names: list[str], recipe: str, opset: int) -> str:
@@ -88,6 +121,7 @@ def get(key: str) -> bytes | None:
         logger.warning("stored ONNX model %s is corrupt (%s); exporting it again", folder, exc)
         discard(key)
         return None
+    _touch(folder / META_FILE)
     _remember(key, data)
     return data
 
@@ -118,6 +152,43 @@ def put(key: str, data: bytes, *, fingerprint: str, recipe: str) -> None:
         _io.atomic_write_dir(folder, write)
     except OSError as exc:
         logger.debug("ONNX model not stored in %s: %s", folder, exc)
+        return
+    limit = max_bytes()
+    if limit is not None:
+        prune(folder.parent, limit, keep=key)
+
+
+def prune(root: Path, limit: int, *, keep: str = "") -> list[str]:
+    """Remove the least recently used entries of the store at ``root`` until it holds at most
+    ``limit`` bytes; ``keep`` is never removed. Returns the removed keys.
+
+    Only complete entries (with ``meta.json``) count; one another process removes meanwhile is
+    skipped. A reader that loses its entry this way exports the model again.
+    """
+    entries = []
+    for folder in _folders(root):
+        try:
+            used = (folder / META_FILE).stat().st_mtime
+            size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+        except OSError:  # incomplete, or removed by another process
+            continue
+        entries.append((used, size, folder))
+    total = sum(size for _, size, _ in entries)
+    removed = []
+    for _, size, folder in sorted(entries, key=lambda e: e[0]):  # least recently used first
+        if total <= limit:
+            break
+        if folder.name == keep:
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        total -= size
+        removed.append(folder.name)
+    if removed:
+        logger.info(
+            "ONNX store %s: removed %d least recently used models to stay under %d MB (%s)",
+            root, len(removed), limit // 2**20, MAX_MB_ENV_VAR,
+        )  # fmt: skip
+    return removed
 
 
 def discard(key: str) -> None:
@@ -133,6 +204,20 @@ def clear_memory() -> None:
     """Forget every model held in memory (the disk store stays); what a new process sees."""
     with _lock:
         _memory.clear()
+
+
+def _folders(root: Path) -> list[Path]:
+    try:
+        return [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    except OSError:
+        return []
+
+
+def _touch(path: Path) -> None:
+    """Mark an entry as used (its ``meta.json`` mtime orders :func:`prune`); a read-only store
+    just keeps the old time."""
+    with contextlib.suppress(OSError):
+        os.utime(path)
 
 
 def _entry(key: str) -> Path | None:

@@ -257,6 +257,9 @@ def main() -> None:
         "--strategy", default="title", help="pseudo-query strategy of ours-corpus and --timing-only"
     )
     parser.add_argument("--num-negatives", type=int, default=1)
+    parser.add_argument(
+        "--range-min", type=int, default=0, help="our mining skips the best-ranked N candidates"
+    )
     parser.add_argument("--range-max", type=int, default=50)
     parser.add_argument(
         "--mining-mode", default="hybrid", choices=("hybrid", "dense", "bm25"), help="our mining"

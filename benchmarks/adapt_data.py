@@ -85,7 +85,10 @@ def adapt_config(
         rounds=args.rounds,
         merge_weight=args.merge_weight,
         mining=MiningConfig(
-            num_negatives=args.num_negatives, range_max=args.range_max, mode=args.mining_mode
+            num_negatives=args.num_negatives,
+            range_min=args.range_min,
+            range_max=args.range_max,
+            mode=args.mining_mode,
         ),
         seed=args.seed,
     )

@@ -11,7 +11,8 @@ so nothing leaks. ``--corpus-only`` instead trains on pseudo-queries made from t
 which is the point of showing it next to the labelled run. ``--questions-only`` trains on the
 training half's questions *without* their labels, as from a chatbot's logs (``adapt(queries=...)``,
 ``simcse-rag adapt --queries``): the base retriever labels each question with its top passage, and
-only the questions whose top passage BM25 also ranks first are kept.
+only the questions whose top passage BM25 also ranks first (and dense within its top 10) are
+kept; their mined negatives skip the 10 best-ranked passages, where other relevant ones often are.
 
 Data: ``--data`` (default ``../shared/data``) holding ``tatqa_fin_dev`` in BEIR layout (1,634
 passages, 1,668 questions). With ``--tiny`` and no data, the bundled FAQ stands in.

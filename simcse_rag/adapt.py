@@ -255,8 +255,9 @@ def adapt(
     guessed = questions is not None and "queries" in questions.filters
     config, prepared, validation, kept_default = _guessed_label_settings(config, prepared, guessed)
     before, after, trained, fusion = _train_and_measure(
-        encoder, indexer, config, prepared, validation, base, timings, stage, kept_default
-    )
+        encoder, indexer, config, prepared, validation, base, timings, stage, kept_default,
+        guessed=guessed,
+    )  # fmt: skip
     timings["total_s"] = time.perf_counter() - started
     report = build_report(
         config, prepared, trained.rounds, before, after, base_model=base_model,
@@ -293,10 +294,12 @@ def _train_and_measure(
     timings: dict[str, float],
     stage: Callable[[str], None],
     kept_default: str = "",
+    *,
+    guessed: bool = False,
 ) -> tuple[dict, dict, Any, Any]:
-    """Stages 2-3: the base measured, the rounds trained, the adapted model measured and its
-    fusion chosen on ``validation`` (``kept_default``: why there is none); ``timings`` gains
-    each step's seconds."""
+    """Stages 2-3: the base measured, the rounds trained (``guessed``: labels the base retriever
+    made), the adapted model measured and its fusion chosen on ``validation``
+    (``kept_default``: why there is none); ``timings`` gains each step's seconds."""
     with encoder_max_length(encoder, config.encode_max_length):
         retriever, before, more = measure_base(
             encoder, indexer, prepared.eval_set, ks=config.ks, on_stage=stage, retriever=base
@@ -310,6 +313,7 @@ def _train_and_measure(
             pseudo=prepared.pseudo,
             indexer=indexer,
             on_stage=stage,
+            guessed=guessed,
         )
         t0 = time.perf_counter()
         after = evaluate_retriever(trained.retriever, prepared.eval_set, ks=config.ks)

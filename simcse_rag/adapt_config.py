@@ -21,7 +21,9 @@ from simcse_rag.pseudo_queries import STRATEGIES
 PSEUDO_MERGE_WEIGHT = 0.3
 #: Mining candidates ranked 1..N are never negatives of pseudo-queries: a query made from one
 #: passage finds the other parts of its document first, and real questions want those too
-#: (docs/benchmarks.md, "corpus-only").
+#: (docs/benchmarks.md, "corpus-only"). Questions labelled by the base retriever name one
+#: passage too, and skip the same N: among the best-ranked candidates many are relevant
+#: (docs/benchmarks.md, "false negatives of guessed labels").
 PSEUDO_RANGE_MIN = 10
 #: Peak learning rate with labelled pairs (docs/benchmarks.md, "labelled learning rate").
 LABELLED_LEARNING_RATE = 1e-4
@@ -94,14 +96,17 @@ class AdaptConfig:
             (``queries=``), ``1.0`` for labelled pairs and generated questions (merging helps
             adaptation from guessed labels and costs labelled adaptation where the base is
             weak; docs/benchmarks.md, "Domain adaptation").
-        pseudo_range_min: For pseudo-query pairs, mining skips at least this many best-ranked
-            candidates, but at most a tenth of the corpus and never so many that fewer than
-            ``num_negatives`` stay within ``range_max`` (``range_min`` of :attr:`mining` is
-            raised to it; see :data:`PSEUDO_RANGE_MIN`). Labelled pairs use :attr:`mining` as
-            given.
+        pseudo_range_min: For pseudo-query pairs and questions labelled by the base retriever
+            (``queries=``), whose label is one passage where others may be relevant too,
+            mining skips at least this many best-ranked candidates, but at most a tenth of the
+            corpus and never so many that fewer than ``num_negatives`` stay within
+            ``range_max`` (``range_min`` of :attr:`mining` is raised to it; see
+            :data:`PSEUDO_RANGE_MIN`). Labelled pairs and generated questions use
+            :attr:`mining` as given.
         label_rule: When a question of ``queries=`` / ``--queries`` keeps the base retriever's
             top passage as its label (:class:`~simcse_rag.adapt_questions.LabelRule`); default
-            :data:`~simcse_rag.adapt_questions.DEFAULT_LABEL_RULE`, BM25 ranks it first too.
+            :data:`~simcse_rag.adapt_questions.DEFAULT_LABEL_RULE`: BM25 ranks it first too
+            and dense within its top 10.
         round_trip_k: A generated question is kept when its own passage ranks within this many
             hybrid hits for it (:data:`ROUND_TRIP_K`).
         round_trip_model: The retriever of that check: ``"adapted"`` (default) trains a model
@@ -192,11 +197,14 @@ class AdaptConfig:
             return self.merge_weight
         return PSEUDO_MERGE_WEIGHT if pseudo else 1.0
 
-    def mining_for_round(self, round_no: int, *, pseudo: bool, corpus_size: int) -> MiningConfig:
+    def mining_for_round(
+        self, round_no: int, *, pseudo: bool, corpus_size: int, guessed: bool = False
+    ) -> MiningConfig:
         """The mining settings of round ``round_no`` (1-based): a fresh seed per round, and for
-        pseudo-query pairs the best-ranked candidates skipped (:attr:`pseudo_range_min`)."""
+        pseudo-query pairs and ``guessed`` labels (questions labelled by the base retriever)
+        the best-ranked candidates skipped (:attr:`pseudo_range_min`)."""
         mining = dataclasses.replace(self.mining, seed=self.mining.seed + round_no - 1)
-        if not pseudo:
+        if not (pseudo or guessed):
             return mining
         # At most a tenth of the corpus is skipped, so a small corpus keeps some hard negatives,
         # and the rank window keeps room for num_negatives.

@@ -89,10 +89,12 @@ class LabelRule:
 
 
 #: The rule ``adapt`` labels questions with: the hybrid's top passage is kept when BM25 also ranks
-#: it first, whatever dense says. Requiring dense to agree too keeps only labels the dense model
-#: already ranks first, so it has nothing to learn from them (measured in docs/benchmarks.md,
-#: "labels from the BM25 leg").
-DEFAULT_LABEL_RULE = LabelRule(max_leg_rank=None, max_bm25_rank=1)
+#: it first and dense ranks it within its top 10. Requiring dense to rank it first too keeps only
+#: labels the dense model already ranks first, so it has nothing to learn from them; not checking
+#: dense at all lifted label precision on TAT-QA but hardly on LiveQA, where dense is the
+#: stronger leg. Chosen leaving one dataset out (docs/benchmarks.md, "labels from the BM25 leg"
+#: and "the label rule left one dataset out").
+DEFAULT_LABEL_RULE = LabelRule(max_leg_rank=None, max_bm25_rank=1, max_dense_rank=10)
 
 
 def relative_margin(hits: Sequence[Any]) -> float:

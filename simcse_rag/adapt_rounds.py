@@ -52,6 +52,7 @@ def run_rounds(
     pseudo: bool,
     indexer: CorpusIndexer,
     on_stage: Callable[[str], None],
+    guessed: bool = False,
 ) -> RoundsResult:
     """Fine-tune ``encoder`` in place for ``config.rounds`` rounds of mining + training.
 
@@ -63,6 +64,8 @@ def run_rounds(
         pseudo: The pairs are pseudo-queries (own defaults, negatives in the positives' form).
         indexer: Re-indexes the corpus with the model of each round.
         on_stage: Called with a short message as each step starts.
+        guessed: The pairs' labels are the base retriever's guesses (``queries=``): mining
+            skips the best-ranked candidates, as for pseudo-queries.
 
     Returns:
         The adapted model's retriever, the rounds' report entries and the last mined negatives.
@@ -75,7 +78,9 @@ def run_rounds(
     for r in range(1, config.rounds + 1):
         t0 = time.perf_counter()
         on_stage(f"round {r}: mining hard negatives for {len(pairs)} pairs")
-        mining = config.mining_for_round(r, pseudo=pseudo, corpus_size=len(indexer.passages))
+        mining = config.mining_for_round(
+            r, pseudo=pseudo, corpus_size=len(indexer.passages), guessed=guessed
+        )
         mined = mine_with_retriever(retriever, pairs, mining)
         mine_s = time.perf_counter() - t0
         examples = training_examples(mined, pairs, indexer.passages, config.seed + r)

@@ -19,6 +19,7 @@ from simcse_rag.adapt import (
     check_output_dir,
     hold_out,
 )
+from simcse_rag.adapt_questions import LabelRule
 from simcse_rag.data import TrainExample
 from simcse_rag.mining import MiningConfig
 from simcse_rag.pairs import TrainingPair, pairs_from_beir, pairs_from_tsv, split_queries
@@ -430,18 +431,20 @@ def test_pseudo_query_and_labelled_runs_get_their_own_merge_weight_and_learning_
 
 
 @pytest.mark.parametrize(
-    ("labelled", "range_max", "skipped"),
+    ("source", "range_max", "skipped"),
     [
-        (False, 50, 6),  # a tenth of the 60 passages, less than pseudo_range_min=8
-        (True, 50, 0),  # labelled pairs mine as configured
-        (False, 4, 3),  # the window (range_min, 4] keeps room for the one negative
+        ("pseudo", 50, 6),  # a tenth of the 60 passages, less than pseudo_range_min=8
+        ("labelled", 50, 0),  # labelled pairs mine as configured
+        ("pseudo", 4, 3),  # the window (range_min, 4] keeps room for the one negative
+        ("queries", 50, 6),  # labels the base retriever guessed: as pseudo-queries
+        ("generated", 50, 0),  # generated questions mine as configured
     ],
 )
-def test_pseudo_queries_skip_their_best_ranked_candidates(
+def test_pseudo_queries_and_guessed_labels_skip_their_best_ranked_candidates(
     tiny_model_dir: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    labelled: bool,
+    source: str,
     range_max: int,
     skipped: int,
 ) -> None:
@@ -458,12 +461,24 @@ def test_pseudo_queries_skip_their_best_ranked_candidates(
 
     monkeypatch.setattr(rounds_module, "mine_with_retriever", spy)
     corpus = synthetic_corpus(60)
-    pairs = _topic_pairs(corpus) if labelled else None
+    sources = {
+        "labelled": {"pairs": _topic_pairs(corpus)},
+        "queries": {"queries": [p.text.split("\n")[1] for p in corpus]},
+        "generated": {
+            "generated": [TrainingPair(f"g{p.id}", p.text, p.text, p.id) for p in corpus]
+        },
+    }
     mining = MiningConfig(num_negatives=1, range_max=range_max)
     config = AdaptConfig(
-        strategy="title", max_steps=1, batch_size=4, pseudo_range_min=8, mining=mining
+        strategy="title",
+        max_steps=1,
+        batch_size=4,
+        pseudo_range_min=8,
+        mining=mining,
+        label_rule=LabelRule(max_leg_rank=None),  # the tiny model's ranking: trust every label
+        round_trip_model="base",
     )
-    result = adapt(corpus, encoder, tmp_path / "o", config=config, pairs=pairs)
+    result = adapt(corpus, encoder, tmp_path / "o", config=config, **sources.get(source, {}))
     assert [c.range_min for c in seen] == [skipped]
     stats = result.report["rounds"][0]["mining"]
     assert stats["range_min"] == skipped

@@ -19,6 +19,7 @@ from simcse_rag.adapt import (
 )
 from simcse_rag.adapt_merge import base_weights, restore_weights
 from simcse_rag.adapt_questions import (
+    DEFAULT_LABEL_RULE,
     LabelRule,
     describe_rule,
     label_precision,
@@ -108,6 +109,21 @@ def test_one_leg_limits_check_only_that_leg() -> None:
     assert [p.positive_id for p in pairs] == ["d1", "d3"]
     assert bm25_first.leg_limits() == {"bm25": 1}
     assert LabelRule(max_leg_rank=3, max_dense_rank=1).leg_limits() == {"dense": 1, "bm25": 3}
+
+
+def test_the_default_rule_wants_bm25_first_and_dense_within_its_top_10() -> None:
+    script = {
+        "dense 10th": [("d1", 0.03, 10, 1)],
+        "dense 11th": [("d2", 0.03, 11, 1)],
+        "dense missed": [("d3", 0.03, None, 1)],
+        "bm25 2nd": [("d4", 0.03, 1, 2)],
+    }
+    pairs, counts = label_queries(FakeRetriever(script), list(script), DEFAULT_LABEL_RULE)
+    assert [p.positive_id for p in pairs] == ["d1"] and counts["untrusted"] == 3
+    assert AdaptConfig().label_rule == DEFAULT_LABEL_RULE
+    assert describe_rule(DEFAULT_LABEL_RULE) == (
+        "kept when the top passage is in dense's top 10 and the top passage is BM25's top passage"
+    )
 
 
 def test_blank_lines_and_repeats_are_dropped_counted_and_searched_once() -> None:

@@ -251,7 +251,13 @@ def main() -> None:
         help="peak learning rate (default: the library's, 1e-4 with pairs, 5e-5 corpus-only)",
     )
     parser.add_argument("--train-max-length", type=int, default=AdaptConfig.train_max_length)
-    parser.add_argument("--encode-max-length", type=int, default=None)
+    parser.add_argument(
+        "--encode-max-length",
+        type=int,
+        default=None,
+        help="corpus token limit of our systems (default: the model's own, 256 for "
+        "all-MiniLM-L6-v2, where adapt itself uses 128)",
+    )
     parser.add_argument("--max-pairs", type=int, default=AdaptConfig.max_pairs)
     parser.add_argument(
         "--strategy", default="title", help="pseudo-query strategy of ours-corpus and --timing-only"

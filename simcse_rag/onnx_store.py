@@ -43,8 +43,9 @@ logger = logging.getLogger(__name__)
 
 ENV_VAR = "SIMCSE_RAG_ONNX_CACHE"
 MAX_MB_ENV_VAR = "SIMCSE_RAG_ONNX_CACHE_MAX_MB"
-#: Room for the bundled MiniLM's four exports (fp32/int8, queries/passages: ~230 MB) and
-#: those of several fine-tuned or larger models.
+#: Far more than one model needs (all-MiniLM-L6-v2: int8 22 MB, fp32 90 MB; a 335M-parameter
+#: model's fp32 export about 1.3 GB), so what gets pruned is a long history of fine-tuned models
+#: (each ``adapt`` run adds one or two).
 DEFAULT_MAX_MB = 2048
 MODEL_FILE = "model.onnx"
 META_FILE = "meta.json"

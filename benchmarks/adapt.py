@@ -53,25 +53,23 @@ Run::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from adapt_data import adapt_config, load_dataset, noise_pairs  # noqa: E402
+from adapt_data import adapt_config, base_retriever, load_dataset, noise_pairs  # noqa: E402
 from adapt_peer import run_st  # noqa: E402
 from adapt_timing import timing_only  # noqa: E402
 
-from simcse_rag.adapt import AdaptConfig, adapt, build_retriever, evaluate_retriever  # noqa: E402
+from simcse_rag.adapt import AdaptConfig, adapt, evaluate_retriever  # noqa: E402
 from simcse_rag.adapt_questions import LabelRule, label_queries  # noqa: E402
-from simcse_rag.adapt_retrieval import encoder_max_length  # noqa: E402
 from simcse_rag.encoder import SimCSEEncoder  # noqa: E402
 from simcse_rag.pairs import TrainingPair, pairs_from_beir  # noqa: E402
 
@@ -151,13 +149,10 @@ def trained_noise(out: Path, noise: list) -> int:
     return sum(pair in wanted for pair in trained_pairs(out))
 
 
-@contextlib.contextmanager
-def base_retriever(ds: dict, args: argparse.Namespace, config: AdaptConfig) -> Iterator[object]:
-    """The base model's retriever over the corpus, searched inside the block at adapt's token
-    limit (vectors from the run's embedding cache)."""
-    encoder = SimCSEEncoder.from_pretrained(args.model, device="cpu")
-    with encoder_max_length(encoder, config.encode_max_length):
-        yield build_retriever(ds["corpus"], encoder, cache_dir=args.out / "cache")
+def run_base_retriever(ds: dict, args: argparse.Namespace, config: AdaptConfig) -> Any:
+    """:func:`adapt_data.base_retriever` at adapt's token limit, vectors from the run's
+    embedding cache."""
+    return base_retriever(ds["corpus"], args.model, config.encode_max_length, args.out / "cache")
 
 
 def count_right(ds: dict, pairs: list[tuple[str, str]]) -> int:
@@ -176,7 +171,7 @@ def top3_candidates(ds: dict, args: argparse.Namespace, config: AdaptConfig) -> 
     """Experiment: each bare training question with each of its top-3 base hybrid passages, as
     "generated" pairs (the trained round trip with k=1 then keeps one passage per question)."""
     items = list(ds["train_queries"].items())
-    with base_retriever(ds, args, config) as retriever:
+    with run_base_retriever(ds, args, config) as retriever:
         hits = retriever.search_batch([t for _, t in items], k=3, mode="hybrid")
     return [
         TrainingPair(f"top{j}:{q}", text, retriever.get(h.id).text, h.id)
@@ -197,7 +192,7 @@ def hidden_label_precision(ds: dict, args: argparse.Namespace, config: AdaptConf
     hybrid top-1 and the kept ones (the base retriever rebuilt from adapt's embedding cache)."""
     out = {}
     everything = LabelRule(max_leg_rank=None)
-    with base_retriever(ds, args, config) as retriever:
+    with run_base_retriever(ds, args, config) as retriever:
         for name, rule in (("all", everything), ("kept", config.label_rule)):
             pairs, _ = label_queries(retriever, list(ds["train_queries"].values()), rule)
             right = count_right(ds, [(p.query, p.positive_id) for p in pairs])
@@ -352,11 +347,9 @@ def main() -> None:
                 res[f"{system}-error"] = repr(exc)
                 continue
             if "base" not in res:
-                encoder = SimCSEEncoder.from_pretrained(args.model, device="cpu")
-                if args.encode_max_length:
-                    encoder.max_length = args.encode_max_length
-                retriever = build_retriever(ds["corpus"], encoder, cache_dir=args.out / "cache")
-                res["base"] = evaluate_retriever(retriever, ds["eval_set"])
+                cache = args.out / "cache"
+                with base_retriever(ds["corpus"], args.model, args.encode_max_length, cache) as r:
+                    res["base"] = evaluate_retriever(r, ds["eval_set"])
             print(f"{name} {system}: {res[system]['seconds']:.0f}s", flush=True)
             for key in ("question_filters", "label_precision", "noise"):
                 if res[system].get(key):

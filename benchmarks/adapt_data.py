@@ -1,11 +1,14 @@
 """The data of the adaptation benchmark (``benchmarks/adapt.py``): the seeded 50/50 query split
-of a shared BEIR set, the library settings the command line selects, and stand-in noise."""
+of a shared BEIR set, the library settings the command line selects, stand-in noise, and the
+base model's retriever over the corpus."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -13,8 +16,10 @@ sys.path.insert(0, str(REPO))
 
 from simcse_rag.adapt import AdaptConfig, EvalSet  # noqa: E402
 from simcse_rag.adapt_questions import LabelRule  # noqa: E402
+from simcse_rag.adapt_retrieval import build_retriever, encoder_max_length  # noqa: E402
 from simcse_rag.corpus import read_corpus  # noqa: E402
 from simcse_rag.datasets import load_query_set  # noqa: E402
+from simcse_rag.encoder import SimCSEEncoder  # noqa: E402
 from simcse_rag.mining import MiningConfig  # noqa: E402
 from simcse_rag.pairs import TrainingPair, split_queries  # noqa: E402
 
@@ -110,3 +115,14 @@ def noise_pairs(ds: dict, labelled: list, fraction: float, seed: int) -> list:
             passage = rng.choice(ds["corpus"])
         out.append(TrainingPair(f"noise:{qid}", text, passage.text, passage.id))
     return out
+
+
+@contextlib.contextmanager
+def base_retriever(
+    corpus: list, model: str | None, max_length: int | None, cache_dir: Path | None
+) -> Iterator[object]:
+    """The base model's hybrid retriever over ``corpus``, encoded and searched inside the block
+    at ``max_length`` tokens (``None``: the model's own limit); vectors kept in ``cache_dir``."""
+    encoder = SimCSEEncoder.from_pretrained(model, device="cpu")
+    with encoder_max_length(encoder, max_length):
+        yield build_retriever(corpus, encoder, cache_dir=cache_dir)

@@ -26,16 +26,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from adapt_data import load_dataset  # noqa: E402
+from adapt_data import base_retriever, load_dataset  # noqa: E402
 
 from simcse_rag.adapt_config import AdaptConfig  # noqa: E402
 from simcse_rag.adapt_questions import LabelRule, pairs_from_questions  # noqa: E402
-from simcse_rag.adapt_retrieval import (  # noqa: E402
-    build_retriever,
-    encoder_max_length,
-    mine_with_retriever,
-)
-from simcse_rag.encoder import SimCSEEncoder  # noqa: E402
+from simcse_rag.adapt_retrieval import mine_with_retriever  # noqa: E402
 from simcse_rag.mining import MiningConfig  # noqa: E402
 
 
@@ -74,9 +69,8 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for name in args.datasets.split(","):
         ds = load_dataset(args.data, name, args.corpus_size, seed=0)
-        encoder = SimCSEEncoder.from_pretrained(args.model, device="cpu")
-        with encoder_max_length(encoder, config.encode_max_length):
-            retriever = build_retriever(ds["corpus"], encoder, cache_dir=args.cache_dir)
+        limit = config.encode_max_length
+        with base_retriever(ds["corpus"], args.model, limit, args.cache_dir) as retriever:
             made = pairs_from_questions(
                 retriever, queries=ds["train_queries"], generated=None, rule=rule,
                 round_trip_k=config.round_trip_k, eval_set=None, min_pairs=1,
